@@ -1,0 +1,142 @@
+"""Atomic, durable file writes (Maildir's rule).
+
+A write goes to a unique temp file in ``tmp_dir`` (same file system as the
+target), is fsynced, renamed into place, and the target directory is
+fsynced. At every instant the target name holds either the complete old
+content or the complete new content, never a mix, and once the function
+returns the new content survives a power cut.
+
+Every step goes through :data:`hooks` so tests can make any single
+``write``/``fsync``/``rename``/``link``/``unlink`` fail and check what a
+crash at that instant leaves on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+class _Hooks:
+    """Indirection over the syscalls of a write, for fault-injection tests."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.before: Callable[[str, str], None] = lambda step, path: None
+
+    def step(self, name: str, path: str | os.PathLike[str]) -> None:
+        self.before(name, os.fspath(path))
+
+
+hooks = _Hooks()
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make the directory entries of ``path`` durable."""
+    hooks.step("fsync_dir", path)
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` (and parents) durably: each new entry's parent is fsynced."""
+    if path.is_dir():
+        return
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue  # another process made it first; its parent is fsynced by it
+        fsync_dir(directory.parent)
+
+
+def write_temp(tmp_dir: Path, data: bytes) -> Path:
+    """Write ``data`` to a new, fsynced file in ``tmp_dir`` and return its path."""
+    tmp = tmp_dir / f"{os.getpid()}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        hooks.step("write", tmp)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        hooks.step("fsync", tmp)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes, *, tmp_dir: Path) -> None:
+    """Replace ``path`` with ``data`` atomically and durably."""
+    tmp = write_temp(tmp_dir, data)
+    try:
+        hooks.step("rename", path)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path) -> bool:
+    """Create ``path`` with ``data`` unless it exists; return whether we created it.
+
+    ``link()`` fails with EEXIST when the name is taken, so of several
+    processes racing for one name exactly one wins, and the winner's file
+    is complete from the first instant it is visible.
+    """
+    tmp = write_temp(tmp_dir, data)
+    try:
+        hooks.step("link", path)
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        _unlink_quietly(tmp)
+    fsync_dir(path.parent)
+    return True
+
+
+def unlink_durable(path: Path) -> bool:
+    """Remove ``path`` and fsync its directory; return False if it was already gone."""
+    try:
+        hooks.step("unlink", path)
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def dumps(document: Any) -> bytes:
+    """The one JSON encoding used for every file the store writes."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise

@@ -1,0 +1,135 @@
+"""An append-only log of change events, shared by every process through files.
+
+On-disk format: ``events/<segment>.log`` (segment: 8 decimal digits), one
+JSON document per line. The id of an event is ``segment * 2**32 + offset``
+where ``offset`` is the byte position of its line, so ids increase in the
+order the lines were appended, across all writers, without any counter or
+lock: each ``write()`` on an ``O_APPEND`` descriptor lands whole at the end
+of the file.
+
+A segment is closed once it grows past ``segment_bytes``; writers then
+append to the next one, and only the newest ``keep_segments`` are kept. A
+reader asking for events after an id whose segment is gone is told to
+start over (it has missed events).
+
+Events are notifications, not state: the job files are the truth. So the
+log is not fsynced; after a power cut a client refetches the list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from filestore import atomic
+
+SEGMENT_SPAN = 1 << 32
+_READ_SIZE = 1 << 20
+
+
+class EventsLost(Exception):
+    """The events after the asked id are no longer kept."""
+
+
+class EventLog:
+    def __init__(
+        self, root: Path, *, segment_bytes: int = 8 * 1024 * 1024, keep_segments: int = 3
+    ) -> None:
+        self.root = Path(root)
+        self.segment_bytes = segment_bytes
+        self.keep_segments = keep_segments
+
+    def _segments(self) -> list[int]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            int(name[:-4]) for name in names if name.endswith(".log") and name[:-4].isdigit()
+        )
+
+    def _path(self, segment: int) -> Path:
+        return self.root / f"{segment:08d}.log"
+
+    def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        segments = self._segments()
+        if not segments:
+            atomic.ensure_dir(self.root)
+            segments = [1]
+        segment = segments[-1]
+        path = self._path(segment)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size >= self.segment_bytes:
+            segment += 1
+            path = self._path(segment)
+            for old in segments[: max(0, len(segments) + 1 - self.keep_segments)]:
+                with contextlib.suppress(FileNotFoundError):
+                    self._path(old).unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def latest_id(self) -> int:
+        """The id just past the newest event: reading after it yields only new events."""
+        segments = self._segments()
+        if not segments:
+            return 0
+        segment = segments[-1]
+        try:
+            size = self._path(segment).stat().st_size
+        except FileNotFoundError:
+            size = 0
+        return segment * SEGMENT_SPAN + size
+
+    def read_after(self, position: int, *, limit: int = 1000) -> tuple[list[tuple[int, dict]], int]:
+        """Events from ``position`` on, and the position to continue from.
+
+        ``position`` is a value returned earlier by this method or by
+        :meth:`latest_id`, or an event id plus one.
+        """
+        segment, offset = divmod(position, SEGMENT_SPAN)
+        segments = self._segments()
+        if not segments:
+            return [], position
+        if segment < segments[0]:
+            if position == 0:
+                segment, offset = segments[0], 0
+            else:
+                raise EventsLost(f"events after {position} are no longer kept")
+        events: list[tuple[int, dict]] = []
+        while len(events) < limit:
+            try:
+                with open(self._path(segment), "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read(_READ_SIZE)
+            except FileNotFoundError:
+                data = b""
+            consumed = 0
+            for line in data.splitlines(keepends=True):
+                if not line.endswith(b"\n") or len(events) >= limit:
+                    break  # a line still being written, or enough for now
+                event_id = segment * SEGMENT_SPAN + offset + consumed
+                consumed += len(line)
+                try:
+                    events.append((event_id, json.loads(line)))
+                except ValueError:
+                    continue
+            offset += consumed
+            if len(events) >= limit or consumed < len(data):
+                break
+            if len(data) == _READ_SIZE:
+                continue  # more of this segment to read
+            newer = [s for s in segments if s > segment]
+            if not newer:
+                break
+            segment, offset = newer[0], 0
+        return events, segment * SEGMENT_SPAN + offset

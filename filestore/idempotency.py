@@ -1,0 +1,124 @@
+"""Idempotency keys on files.
+
+On-disk format: ``idempotency/<h[0:2]>/<h>.json`` where ``h`` is the
+SHA-256 of the key (so any key is a safe file name). A record is::
+
+    {"fingerprint": ..., "state": "in_progress" | "done", "created_at": ...,
+     "job_id": ..., "response": {...} | null}
+
+Claiming a key is ``link()`` of a complete temp file to the record name:
+of two requests with one key arriving together exactly one creates the
+record, the other sees it. The claim already names the job id the request
+will create, so a request whose process died after creating the job but
+before recording the response is finished by the next retry with that same
+job, never with a second one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from filestore import atomic
+
+Outcome = Literal["claimed", "replay", "in_progress", "stale", "mismatch"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Outcome
+    record: dict[str, Any]
+
+
+class IdempotencyStore:
+    def __init__(
+        self, root: Path, tmp_dir: Path, *, stale_after: float = 30.0, clock=time.time
+    ) -> None:
+        self.root = Path(root)
+        self.tmp_dir = Path(tmp_dir)
+        self.stale_after = stale_after
+        self.clock = clock
+
+    def path_for(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / digest[:2] / f"{digest}.json"
+
+    def begin(self, key: str, *, fingerprint: str, job_id: str) -> Claim:
+        """Claim ``key`` for a request, or tell what an earlier request with it did.
+
+        - ``claimed``: this request owns the key and creates ``record["job_id"]``;
+        - ``replay``: a request with the same body finished; ``record["response"]``;
+        - ``in_progress``: a request with the same body is still running;
+        - ``stale``: that request looks dead (no answer for ``stale_after``
+          seconds): the caller finishes its work with ``record["job_id"]``;
+        - ``mismatch``: the key was used with a different body.
+        """
+        path = self.path_for(key)
+        record = {
+            "fingerprint": fingerprint,
+            "state": "in_progress",
+            "created_at": self.clock(),
+            "job_id": job_id,
+            "response": None,
+        }
+        atomic.ensure_dir(path.parent)
+        if atomic.create_exclusive(path, atomic.dumps(record), tmp_dir=self.tmp_dir):
+            return Claim("claimed", record)
+        existing = self._read(path)
+        if existing is None:
+            # Pruned or unreadable between our link and read: claim afresh.
+            atomic.write_atomic(path, atomic.dumps(record), tmp_dir=self.tmp_dir)
+            return Claim("claimed", record)
+        if existing.get("fingerprint") != fingerprint:
+            return Claim("mismatch", existing)
+        if existing.get("state") == "done":
+            return Claim("replay", existing)
+        if self.clock() - float(existing.get("created_at", 0)) > self.stale_after:
+            return Claim("stale", existing)
+        return Claim("in_progress", existing)
+
+    def complete(self, key: str, record: dict[str, Any], response: dict[str, Any]) -> None:
+        done = {**record, "state": "done", "response": response}
+        atomic.write_atomic(self.path_for(key), atomic.dumps(done), tmp_dir=self.tmp_dir)
+
+    def release(self, key: str) -> None:
+        """Forget a claim whose request failed before creating anything."""
+        atomic.unlink_durable(self.path_for(key))
+
+    def prune(self, *, older_than: float) -> int:
+        """Remove records created more than ``older_than`` seconds ago."""
+        cutoff = self.clock() - older_than
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for bucket in self.root.iterdir():
+            if not bucket.is_dir():
+                continue
+            for path in bucket.iterdir():
+                record = self._read(path)
+                created = float(record.get("created_at", 0)) if record else 0.0
+                if record is None or created < cutoff:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed += 1
+        return removed
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            with open(path, "rb") as handle:
+                record = json.loads(handle.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def count(self) -> int:
+        if not self.root.is_dir():
+            return 0
+        return sum(len(os.listdir(bucket)) for bucket in self.root.iterdir() if bucket.is_dir())

@@ -1,0 +1,396 @@
+"""The job repository: one JSON file per job, its status in its name.
+
+On-disk format (all under the data directory)::
+
+    jobs/<id[0:4]>/<id[4:6]>/<id[6:8]>/<id>_<status>.json
+    tmp/         temp files of writes in progress (same file system)
+    quarantine/  files that could not be read, moved aside
+    locks/       a fixed set of lock files, one per stripe of job ids
+
+The id is time-ordered (:mod:`filestore.ids`), so its first characters are
+a time bucket: a top directory spans about 12 days, a middle one about 17
+minutes and a leaf about one second. Listing newest-first walks the
+buckets from the newest and stops as soon as a page is full, so a page
+costs the same with a thousand jobs stored as with a million, and the
+status filter works on names alone. Only the files of the returned page
+are read.
+
+Each file holds the job document; ``revision`` increases with every write.
+
+Crash safety of a status change (``update``), step by step:
+
+1. write ``<id>_<new>.json`` to ``tmp/``, fsync it, rename it into the leaf
+   and fsync the leaf (:func:`filestore.atomic.write_atomic`);
+2. unlink ``<id>_<old>.json`` and fsync the leaf.
+
+Dying before the rename of step 1 leaves only the old file (plus a temp
+file that :meth:`JobRepository.recover` removes). Dying between 1 and 2
+leaves two names for one job; every reader then takes the one with the
+higher ``revision`` (the newer state), and ``recover`` or the next update
+removes the other. So at every instant each job has exactly one readable,
+correct state.
+
+Concurrent writers: creating a job needs no lock (ids are unique). Updates
+of one job are serialised by an ``flock`` on the job's lock stripe, so two
+processes never interleave read-modify-write cycles on the same job, while
+writers of other jobs go on in parallel. Readers take no lock: every name
+they can open holds a complete document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filestore import atomic
+from filestore.ids import ID_PATTERN, is_valid_id
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+LOCK_STRIPES = 256
+# Temp files older than this whose writer cannot be shown alive are leftovers.
+STALE_TEMP_SECONDS = 600
+
+Document = dict[str, Any]
+
+
+class JobNotFound(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job with id {job_id!r}.")
+        self.job_id = job_id
+
+
+class JobExists(Exception):
+    pass
+
+
+class CorruptJobFile(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A job as seen from the file names alone."""
+
+    id: str
+    status: str
+
+
+def _parse_name(name: str) -> Entry | None:
+    if not name.endswith(".json") or len(name) < 33 or name[26] != "_":
+        return None
+    job_id, status = name[:26], name[27:-5]
+    if status not in STATUSES or not ID_PATTERN.fullmatch(job_id):
+        return None
+    return Entry(job_id, status)
+
+
+def _listdir_desc(path: Path, upto: str | None) -> list[str]:
+    """Sorted names in ``path`` (newest first), skipping those after ``upto``."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return []
+    if upto is not None:
+        names = [name for name in names if name <= upto]
+    names.sort(reverse=True)
+    return names
+
+
+class JobRepository:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.jobs_dir = self.root / "jobs"
+        self.tmp_dir = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
+        self.locks_dir = self.root / "locks"
+        self._ready = False
+
+    # -- layout -------------------------------------------------------------
+
+    def setup(self) -> None:
+        if self._ready:
+            return
+        for directory in (self.jobs_dir, self.tmp_dir, self.quarantine_dir, self.locks_dir):
+            atomic.ensure_dir(directory)
+        self._ready = True
+
+    def leaf_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id[0:4] / job_id[4:6] / job_id[6:8]
+
+    def path_for(self, job_id: str, status: str) -> Path:
+        return self.leaf_dir(job_id) / f"{job_id}_{status}.json"
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, document: Document) -> Document:
+        """Store a new job durably. ``document`` must carry ``id`` and ``status``."""
+        self.setup()
+        job_id, status = document["id"], document["status"]
+        if not is_valid_id(job_id) or status not in STATUSES:
+            raise ValueError(f"bad id or status: {job_id!r} {status!r}")
+        document = {**document, "revision": 1}
+        if not self._write(self.path_for(job_id, status), document, exclusive=True):
+            raise JobExists(job_id)
+        return document
+
+    def update(self, job_id: str, change: Callable[[Document], Document | None]) -> Document:
+        """Apply ``change`` to the current document under the job's lock.
+
+        ``change`` gets a copy of the current document and returns the new
+        one, or None to leave the job as it is; it may raise to refuse.
+        """
+        self.setup()
+        with self._locked(job_id):
+            current, paths = self._resolve(job_id)
+            new = change(dict(current))
+            if new is None:
+                return current
+            if new.get("id") != job_id or new.get("status") not in STATUSES:
+                raise ValueError("a change must keep the id and set a known status")
+            new["revision"] = current["revision"] + 1
+            target = self.path_for(job_id, new["status"])
+            self._write(target, new)
+            for path in paths:
+                if path != target:
+                    atomic.unlink_durable(path)
+            return new
+
+    def delete(self, job_id: str) -> Document:
+        self.setup()
+        with self._locked(job_id):
+            current, paths = self._resolve(job_id)
+            for path in paths:
+                atomic.unlink_durable(path)
+            return current
+
+    def _write(self, path: Path, document: Document, *, exclusive: bool = False) -> bool:
+        """Write ``document`` to ``path``; with ``exclusive``, only if the name is free."""
+        data = atomic.dumps(document)
+        for _ in range(3):
+            atomic.ensure_dir(path.parent)
+            try:
+                if exclusive:
+                    return atomic.create_exclusive(path, data, tmp_dir=self.tmp_dir)
+                atomic.write_atomic(path, data, tmp_dir=self.tmp_dir)
+                return True
+            except FileNotFoundError:
+                # The leaf was removed as empty between ensure_dir and the
+                # rename; make it again.
+                continue
+        raise OSError(f"could not write {path}")
+
+    @contextlib.contextmanager
+    def _locked(self, job_id: str) -> Iterator[None]:
+        stripe = zlib.crc32(job_id.encode()) % LOCK_STRIPES
+        fd = os.open(self.locks_dir / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, job_id: str) -> Document:
+        if not is_valid_id(job_id):
+            raise JobNotFound(str(job_id)[:40])
+        document, _ = self._resolve(job_id)
+        return document
+
+    def _resolve(self, job_id: str) -> tuple[Document, list[Path]]:
+        """The current document of a job and every path that holds a version of it."""
+        for _ in range(5):
+            found: list[tuple[Document, Path]] = []
+            for status in STATUSES:
+                path = self.path_for(job_id, status)
+                document = self._read(path)
+                if document is not None:
+                    found.append((document, path))
+            if found:
+                best = max(found, key=lambda item: item[0]["revision"])
+                return best[0], [path for _, path in found]
+            if not self.leaf_dir(job_id).is_dir():
+                break
+            # A concurrent status change may have moved the file between
+            # our probes (old name gone, new name probed earlier): look again.
+            if not self._any_name(job_id):
+                break
+        raise JobNotFound(job_id)
+
+    def _any_name(self, job_id: str) -> bool:
+        return any(self.path_for(job_id, status).exists() for status in STATUSES)
+
+    def _read(self, path: Path) -> Document | None:
+        """The document in ``path``; None when the name does not exist.
+
+        A file that exists but cannot be parsed is quarantined.
+        """
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(data)
+            entry = _parse_name(path.name)
+            if (
+                not isinstance(document, dict)
+                or entry is None
+                or document.get("id") != entry.id
+                or document.get("status") != entry.status
+                or not isinstance(document.get("revision"), int)
+            ):
+                raise CorruptJobFile("not a job document matching its file name")
+        except (ValueError, CorruptJobFile) as exc:
+            self._quarantine(path, exc)
+            return None
+        return document
+
+    def _quarantine(self, path: Path, reason: Exception) -> None:
+        atomic.ensure_dir(self.quarantine_dir)
+        target = self.quarantine_dir / f"{path.name}.{time.time_ns()}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return
+        atomic.fsync_dir(path.parent)
+        logger.error("Moved unreadable job file %s to %s: %s", path, target, reason)
+
+    def entries(
+        self, *, statuses: Iterable[str] | None = None, before: str | None = None
+    ) -> Iterator[Entry]:
+        """Jobs newest first, from names alone, optionally filtered and after a cursor.
+
+        ``before`` is an id: only strictly older jobs are yielded. When a
+        crash left two names for one job, the newer state (higher revision)
+        decides its status.
+        """
+        wanted = set(statuses) if statuses else None
+        upto = before if before else None
+        for top in _listdir_desc(self.jobs_dir, upto[0:4] if upto else None):
+            top_dir = self.jobs_dir / top
+            for mid in _listdir_desc(top_dir, upto[4:6] if upto and top == upto[0:4] else None):
+                mid_dir = top_dir / mid
+                in_cursor_mid = upto is not None and top + mid == upto[0:6]
+                for leaf in _listdir_desc(mid_dir, upto[6:8] if in_cursor_mid else None):
+                    for entry in self._leaf_entries(mid_dir / leaf):
+                        if upto is not None and entry.id >= upto:
+                            continue
+                        if wanted is None or entry.status in wanted:
+                            yield entry
+
+    def _leaf_entries(self, leaf: Path) -> list[Entry]:
+        try:
+            names = os.listdir(leaf)
+        except FileNotFoundError:
+            return []
+        by_id: dict[str, list[str]] = {}
+        for name in names:
+            entry = _parse_name(name)
+            if entry is not None:
+                by_id.setdefault(entry.id, []).append(entry.status)
+        entries = []
+        for job_id in sorted(by_id, reverse=True):
+            statuses = by_id[job_id]
+            if len(statuses) == 1:
+                entries.append(Entry(job_id, statuses[0]))
+            else:
+                try:
+                    entries.append(Entry(job_id, self.get(job_id)["status"]))
+                except JobNotFound:
+                    continue
+        return entries
+
+    def list(
+        self, *, statuses: Iterable[str] | None = None, before: str | None = None, limit: int
+    ) -> tuple[list[Document], bool]:
+        """One page of documents newest first, and whether more follow."""
+        page: list[Entry] = []
+        more = False
+        for entry in self.entries(statuses=statuses, before=before):
+            if len(page) == limit:
+                more = True
+                break
+            page.append(entry)
+        documents = []
+        for entry in page:
+            document = self._read(self.path_for(entry.id, entry.status))
+            if document is None:
+                # Its status changed since the names were listed, or it was
+                # deleted: take its current state if there is one.
+                try:
+                    document = self.get(entry.id)
+                except JobNotFound:
+                    continue
+            documents.append(document)
+        return documents, more
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for entry in self.entries():
+            counts[entry.status] += 1
+        return counts
+
+    # -- maintenance --------------------------------------------------------
+
+    def recover(self, *, now: float | None = None) -> dict[str, int]:
+        """Clean up what crashed writers left: temp files and stale duplicate names."""
+        self.setup()
+        now = time.time() if now is None else now
+        report = {"temp_files_removed": 0, "stale_names_removed": 0}
+        for tmp in self.tmp_dir.iterdir():
+            if self._temp_is_leftover(tmp, now):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    report["temp_files_removed"] += 1
+        for leaf in self._leaves():
+            seen: dict[str, int] = {}
+            for name in os.listdir(leaf):
+                entry = _parse_name(name)
+                if entry is not None:
+                    seen[entry.id] = seen.get(entry.id, 0) + 1
+            for job_id, names in seen.items():
+                if names > 1:
+                    with self._locked(job_id):
+                        try:
+                            current, paths = self._resolve(job_id)
+                        except JobNotFound:
+                            continue
+                        keep = self.path_for(job_id, current["status"])
+                        for path in paths:
+                            if path != keep and atomic.unlink_durable(path):
+                                report["stale_names_removed"] += 1
+        return report
+
+    def _leaves(self) -> Iterator[Path]:
+        for top in _listdir_desc(self.jobs_dir, None):
+            for mid in _listdir_desc(self.jobs_dir / top, None):
+                for leaf in _listdir_desc(self.jobs_dir / top / mid, None):
+                    yield self.jobs_dir / top / mid / leaf
+
+    @staticmethod
+    def _temp_is_leftover(path: Path, now: float) -> bool:
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        pid_text = path.name.split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid():
+            try:
+                os.kill(int(pid_text), 0)
+            except ProcessLookupError:
+                return True  # its writer is gone
+            except PermissionError:
+                pass
+        return age > STALE_TEMP_SECONDS

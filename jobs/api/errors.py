@@ -1,0 +1,83 @@
+"""The one mapping of exceptions to API problems."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions as drf
+
+from jobs.api.problems import problem_response
+from jobs.errors import InvalidInput, JobError
+
+logger = logging.getLogger(__name__)
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{field}: {_flatten(value)}" for field, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def problem_for_exception(exc: Exception):
+    if isinstance(exc, InvalidInput):
+        extra = {"errors": exc.errors} if exc.errors else None
+        return problem_response(exc.status, exc.title, exc.detail, code=exc.code, extra=extra)
+    if isinstance(exc, JobError):
+        headers = {"Retry-After": "1"} if exc.status == 409 else None
+        return problem_response(exc.status, exc.title, exc.detail, code=exc.code, headers=headers)
+    if isinstance(exc, drf.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return problem_response(
+            400, "Invalid request", _flatten(detail), code="invalid", extra={"errors": detail}
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(
+            413, "Request body too large", "The request body is too large.", code="too_large"
+        )
+    if isinstance(exc, drf.ParseError):
+        return problem_response(
+            400, "Malformed request body", _flatten(exc.detail), code="malformed"
+        )
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return problem_response(
+            415,
+            "Unsupported media type",
+            f"{_flatten(exc.detail)} Send the body as application/json.",
+            code="unsupported_media_type",
+        )
+    if isinstance(exc, drf.MethodNotAllowed):
+        return problem_response(
+            405, "Method not allowed", _flatten(exc.detail), code="method_not_allowed"
+        )
+    if isinstance(exc, (Http404, drf.NotFound)):
+        return problem_response(
+            404, "Not found", "There is nothing at this address.", code="not_found"
+        )
+    if isinstance(exc, drf.APIException):
+        return problem_response(
+            exc.status_code,
+            exc.default_detail.__str__(),
+            _flatten(exc.detail),
+            code=exc.default_code,
+        )
+    logger.exception("Unhandled error in the API", exc_info=exc)
+    return problem_response(
+        500,
+        "Internal server error",
+        "Something went wrong on our side; the error has been logged.",
+        code="server_error",
+    )
+
+
+def problem_exception_handler(exc: Exception, context) -> object:
+    """DRF's EXCEPTION_HANDLER: every exception raised in a view becomes a problem."""
+    response = problem_for_exception(exc)
+    if isinstance(exc, drf.MethodNotAllowed):
+        view = context.get("view")
+        if view is not None:
+            response["Allow"] = ", ".join(view.allowed_methods)
+    return response

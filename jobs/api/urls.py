@@ -1,0 +1,26 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from jobs.api import views
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes that answer both with and without a trailing slash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("jobs", views.JobViewSet, basename="job")
+
+urlpatterns = [
+    *router.urls,
+    path("stats", views.stats, name="stats"),
+    path("config", views.config, name="config"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    # Everything else under /api/ is a JSON 404, never the page.
+    re_path(r"^.*$", views.not_found),
+]

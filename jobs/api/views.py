@@ -1,0 +1,152 @@
+"""The jobs API: thin views that validate input, call one service, shape the output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from urllib.parse import urlencode
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs import services
+from jobs.api.serializers import (
+    JobCreateSerializer,
+    JobPageSerializer,
+    JobSerializer,
+    ProblemSerializer,
+    StatsSerializer,
+)
+from jobs.documents import job_etag, job_public
+
+PROBLEM = OpenApiResponse(ProblemSerializer, description="application/problem+json")
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    """Whether the client's If-None-Match already names ``etag`` (weak comparison, RFC 9110)."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in tags
+
+
+def _conditional(request: Request, data, etag: str, **kwargs) -> Response:
+    if _not_modified(request, etag):
+        return Response(status=304, headers={"ETag": etag})
+    return Response(data, headers={"ETag": etag, "Cache-Control": "no-cache"}, **kwargs)
+
+
+class JobViewSet(viewsets.ViewSet):
+    """Create jobs and read them."""
+
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        request=JobCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Retrying with the same key and body returns the same job.",
+            )
+        ],
+        responses={
+            202: JobSerializer,
+            400: PROBLEM,
+            409: PROBLEM,
+            413: PROBLEM,
+            415: PROBLEM,
+            422: PROBLEM,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = JobCreateSerializer(data=request.data if request.body else {})
+        serializer.is_valid(raise_exception=True)
+        created = services.job_create(
+            delay_seconds=serializer.validated_data.get("delay_seconds"),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        job = created.response["job"]
+        headers = {
+            "Location": job["url"],
+            "Retry-After": str(created.response["retry_after"]),
+        }
+        if created.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(job, status=202, headers=headers)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                description="One or more statuses, comma-separated or repeated.",
+            ),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 500, default 50."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From a `next` link."),
+        ],
+        responses={200: JobPageSerializer, 304: None, 400: PROBLEM},
+    )
+    def list(self, request: Request) -> Response:
+        raw_statuses = [
+            part for value in request.query_params.getlist("status") for part in value.split(",")
+        ]
+        statuses = services.parse_statuses(raw_statuses) if raw_statuses else None
+        limit = services.parse_limit(request.query_params.get("limit"))
+        page = services.job_list(
+            statuses=statuses, cursor=request.query_params.get("cursor") or None, limit=limit
+        )
+        next_url = None
+        if page.next_cursor:
+            query = {"limit": limit, "cursor": page.next_cursor}
+            if statuses:
+                query["status"] = ",".join(statuses)
+            next_url = f"/api/jobs?{urlencode(query)}"
+        data = {"results": [job_public(job) for job in page.jobs], "next": next_url}
+        digest = hashlib.sha256(
+            json.dumps([[job["id"], job["revision"]] for job in page.jobs] + [next_url]).encode()
+        ).hexdigest()[:32]
+        return _conditional(request, data, f'"{digest}"')
+
+    @extend_schema(responses={200: JobSerializer, 304: None, 404: PROBLEM})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        job = services.job_get(job_id=pk)
+        return _conditional(request, job_public(job), job_etag(job))
+
+
+@extend_schema(responses={200: StatsSerializer})
+@api_view(["GET"])
+def stats(request: Request) -> Response:
+    counts = services.job_counts()
+    return Response({"counts": counts, "total": sum(counts.values())})
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+def config(request: Request) -> Response:
+    """What the page needs to know: the delay choices and the photo source."""
+    return Response(
+        {
+            "min_delay": settings.JOBS_MIN_DELAY,
+            "max_delay": settings.JOBS_MAX_DELAY,
+            "delay_step": settings.JOBS_DELAY_STEP,
+            "photo_source": "unsplash" if settings.UNSPLASH_ACCESS_KEY else "demo",
+            "app_name": settings.UNSPLASH_APP_NAME,
+        }
+    )
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def not_found(request: Request, *args, **kwargs) -> Response:
+    raise NotFound()

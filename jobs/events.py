@@ -1,0 +1,44 @@
+"""Job change events: every service that changes a job publishes one.
+
+The log lives in the data directory so that changes made by the worker
+processes reach the event streams of every web process.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+from filestore.eventlog import EventLog
+from jobs import store
+from jobs.documents import job_public
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _log(root: Path) -> EventLog:
+    return EventLog(root / "events")
+
+
+def log() -> EventLog:
+    return _log(store.data_dir())
+
+
+def _append(event: dict[str, Any]) -> None:
+    try:
+        log().append(event)
+    except OSError:
+        # The job file is already written and is the truth; a lost
+        # notification only delays the page until its next refresh.
+        logger.exception("Could not append a job event")
+
+
+def publish(job: dict[str, Any]) -> None:
+    _append({"type": "job", "job": job_public(job)})
+
+
+def publish_deleted(job_id: str) -> None:
+    _append({"type": "job-deleted", "id": job_id})

@@ -1,0 +1,323 @@
+"""Services (writes) and selectors (reads) of jobs.
+
+Views, commands, the admin page and the worker task all go through these
+functions; none of them touches files directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from filestore import repository as repo
+from filestore.ids import is_valid_id, new_id
+from jobs import clock, events, store
+from jobs.documents import job_public
+from jobs.errors import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+)
+from jobs.queueing import enqueue_job
+
+logger = logging.getLogger(__name__)
+
+STATUSES = repo.STATUSES
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:~+/=-]{1,255}")
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+Job = dict[str, Any]
+
+# --- create ----------------------------------------------------------------
+
+
+def delay_choices() -> range:
+    return range(settings.JOBS_MIN_DELAY, settings.JOBS_MAX_DELAY + 1, settings.JOBS_DELAY_STEP)
+
+
+def validate_delay(delay_seconds: object) -> int | None:
+    """The delay asked for, checked against the configured bounds and step."""
+    if delay_seconds is None:
+        return None
+    if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int):
+        raise InvalidInput(
+            "delay_seconds must be a whole number of seconds.",
+            {"delay_seconds": ["Must be an integer."]},
+        )
+    low, high, step = settings.JOBS_MIN_DELAY, settings.JOBS_MAX_DELAY, settings.JOBS_DELAY_STEP
+    if not low <= delay_seconds <= high or delay_seconds % step:
+        message = f"delay_seconds must be between {low} and {high} and a multiple of {step}."
+        raise InvalidInput(message, {"delay_seconds": [message]})
+    return delay_seconds
+
+
+def validate_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 255 characters of letters, digits and . _ : ~ + / = -"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class Created:
+    job: Job
+    replayed: bool
+    response: dict[str, Any]
+
+
+def _new_job_document(job_id: str, *, delay: int, now: float) -> Job:
+    created = clock.to_iso(now)
+    return {
+        "id": job_id,
+        "status": "pending",
+        "created_at": created,
+        "run_at": clock.to_iso(now + delay),
+        "updated_at": created,
+        "delay_seconds": delay,
+        "started_at": None,
+        "finished_at": None,
+        "attempts": 0,
+        "pending_reason": None,
+        "next_attempt_at": None,
+        "result": None,
+        "error": None,
+        "history": [{"at": created, "event": "created", "detail": f"due in {delay} s"}],
+    }
+
+
+def _creation_response(job: Job, *, now: float) -> dict[str, Any]:
+    retry_after = max(0, math.ceil(clock.from_iso(job["run_at"]) - now))
+    return {"job": job_public(job), "retry_after": retry_after}
+
+
+def job_create(
+    *,
+    delay_seconds: int | None = None,
+    idempotency_key: str | None = None,
+    rng: random.Random | None = None,
+) -> Created:
+    """Create a job (pending until its delay has passed) and queue its run.
+
+    With an ``idempotency_key``, a retry of the same request returns the
+    first answer instead of creating a second job.
+    """
+    delay = validate_delay(delay_seconds)
+    key = validate_idempotency_key(idempotency_key)
+    if delay is None:
+        delay = (rng or random).choice(delay_choices())
+    now = clock.now()
+    if key is None:
+        job = _store_new_job(new_id(now), delay=delay, now=now)
+        return Created(job, False, _creation_response(job, now=now))
+
+    fingerprint = hashlib.sha256(
+        json.dumps({"delay_seconds": delay_seconds}, sort_keys=True).encode()
+    ).hexdigest()
+    keys = store.idempotency()
+    claim = keys.begin(key, fingerprint=fingerprint, job_id=new_id(now))
+    if claim.outcome == "mismatch":
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request body; "
+            "use a new key for a new job."
+        )
+    if claim.outcome == "replay":
+        response = claim.record["response"]
+        return Created(response["job"], True, response)
+    if claim.outcome == "in_progress":
+        raise IdempotencyKeyInProgress(
+            "A request with this Idempotency-Key is still being processed; retry shortly."
+        )
+    job_id = claim.record["job_id"]
+    try:
+        if claim.outcome == "stale":
+            # The first request died mid-way: finish its work with its job id.
+            try:
+                job = store.repository().get(job_id)
+            except repo.JobNotFound:
+                job = _store_new_job(job_id, delay=delay, now=now)
+            else:
+                _enqueue(job)
+        else:
+            job = _store_new_job(job_id, delay=delay, now=now)
+    except BaseException:
+        if claim.outcome == "claimed":
+            keys.release(key)
+        raise
+    response = _creation_response(job, now=now)
+    keys.complete(key, claim.record, response)
+    return Created(job, False, response)
+
+
+def _store_new_job(job_id: str, *, delay: int, now: float) -> Job:
+    try:
+        job = store.repository().create(_new_job_document(job_id, delay=delay, now=now))
+    except repo.JobExists:
+        job = store.repository().get(job_id)
+    _enqueue(job)
+    events.publish(job)
+    return job
+
+
+def _enqueue(job: Job) -> None:
+    due = job.get("next_attempt_at") or job["run_at"]
+    enqueue_job(job["id"], due_at=clock.from_iso(due), broker=store.broker())
+
+
+# --- read ------------------------------------------------------------------
+
+
+def job_get(*, job_id: str) -> Job:
+    if not is_valid_id(job_id):
+        raise JobNotFound(job_id[:64] if isinstance(job_id, str) else "")
+    try:
+        return store.repository().get(job_id)
+    except repo.JobNotFound:
+        raise JobNotFound(job_id) from None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def parse_statuses(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    statuses = [part.strip() for part in parts if part.strip()]
+    unknown = [status for status in statuses if status not in STATUSES]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown status {', '.join(map(repr, unknown))}; "
+            f"use one or more of {', '.join(STATUSES)}."
+        )
+    return statuses or None
+
+
+def parse_limit(value: str | int | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_PAGE
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}.") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    return limit
+
+
+def job_list(
+    *, statuses: Iterable[str] | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
+) -> JobPage:
+    """A page of jobs, newest first; ``cursor`` continues after an earlier page.
+
+    The cursor is the id of the last job of the previous page, so jobs
+    created meanwhile (newer ids) never shift the later pages: no job is
+    skipped or shown twice.
+    """
+    if cursor is not None and not is_valid_id(cursor):
+        raise InvalidInput("cursor is not valid; use the `next` link of a previous page.")
+    jobs, more = store.repository().list(statuses=statuses, before=cursor, limit=limit)
+    return JobPage(jobs, jobs[-1]["id"] if more and jobs else None)
+
+
+def job_counts() -> dict[str, int]:
+    return store.repository().counts()
+
+
+# --- operator actions ----------------------------------------------------------
+
+
+def _record(job: Job, event: str, detail: str | None, now: float) -> None:
+    stamp = clock.to_iso(now)
+    job["updated_at"] = stamp
+    job.setdefault("history", []).append({"at": stamp, "event": event, "detail": detail})
+
+
+def job_cancel(*, job_id: str) -> Job:
+    """Cancel a pending job; its queued message, when delivered, finds it cancelled."""
+    now = clock.now()
+
+    def cancel(job: Job) -> Job:
+        if job["status"] != "pending":
+            raise InvalidTransition(
+                f"Only pending jobs can be cancelled; this one is {job['status']}."
+            )
+        job.update(
+            status="cancelled",
+            finished_at=clock.to_iso(now),
+            pending_reason=None,
+            next_attempt_at=None,
+        )
+        _record(job, "cancelled", None, now)
+        return job
+
+    job = _update(job_id, cancel)
+    events.publish(job)
+    return job
+
+
+def job_retry(*, job_id: str) -> Job:
+    """Send a failed or cancelled job back to pending, due now."""
+    now = clock.now()
+
+    def retry(job: Job) -> Job:
+        if job["status"] not in ("failed", "cancelled"):
+            raise InvalidTransition(
+                f"Only failed or cancelled jobs can be retried; this one is {job['status']}."
+            )
+        job.update(
+            status="pending",
+            run_at=clock.to_iso(now),
+            finished_at=None,
+            error=None,
+            result=None,
+            pending_reason=None,
+            next_attempt_at=None,
+        )
+        _record(job, "retried", None, now)
+        return job
+
+    job = _update(job_id, retry)
+    _enqueue(job)
+    events.publish(job)
+    return job
+
+
+def job_delete(*, job_id: str) -> Job:
+    """Delete a job's file and its queue messages."""
+    if not is_valid_id(job_id):
+        raise JobNotFound(job_id[:64])
+    try:
+        job = store.repository().delete(job_id)
+    except repo.JobNotFound:
+        raise JobNotFound(job_id) from None
+    store.broker().delete_key(job_id)
+    events.publish_deleted(job_id)
+    return job
+
+
+def _update(job_id: str, change) -> Job:
+    if not is_valid_id(job_id):
+        raise JobNotFound(job_id[:64])
+    try:
+        return store.repository().update(job_id, change)
+    except repo.JobNotFound:
+        raise JobNotFound(job_id) from None

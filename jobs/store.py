@@ -1,0 +1,47 @@
+"""The file stores of the jobs app, built once per process from the settings."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from filestore.idempotency import IdempotencyStore
+from filestore.repository import JobRepository
+
+
+def data_dir() -> Path:
+    return Path(settings.JOBS_DATA_DIR)
+
+
+@functools.cache
+def _repository(root: Path) -> JobRepository:
+    repository = JobRepository(root)
+    repository.setup()
+    return repository
+
+
+def repository() -> JobRepository:
+    return _repository(data_dir())
+
+
+@functools.cache
+def _idempotency(root: Path) -> IdempotencyStore:
+    return IdempotencyStore(root / "idempotency", root / "tmp")
+
+
+def idempotency() -> IdempotencyStore:
+    return _idempotency(data_dir())
+
+
+@functools.cache
+def _broker(root: Path, name: str) -> Any:
+    from django_q.brokers import get_broker
+
+    return get_broker(name)
+
+
+def broker() -> Any:
+    return _broker(data_dir(), settings.Q_CLUSTER["name"])

@@ -1,0 +1,218 @@
+"""Settings: every knob comes from the environment (see .env.example).
+
+The defaults run the whole system out of the box on 127.0.0.1 with the
+offline demo photo source; a bad value stops the start-up with a message
+naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from filestore import atomic
+from jobsite.env import envbool, envint, envlist, envpath, envstr, envurl
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Data directory: everything the system writes lives here ---------------
+JOBS_DATA_DIR = envpath("JOBS_DATA_DIR", BASE_DIR / "data")
+try:
+    atomic.ensure_dir(JOBS_DATA_DIR / "tmp")
+    atomic.ensure_dir(JOBS_DATA_DIR / "static")
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"JOBS_DATA_DIR={str(JOBS_DATA_DIR)!r} cannot be created or written: {exc.strerror}."
+    ) from None
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or one generated once and kept in the data directory.
+
+    Queued task messages are signed with it, so it must survive restarts and
+    be the same in the web and worker processes.
+    """
+    configured = envstr("DJANGO_SECRET_KEY", "")
+    if configured:
+        if len(configured) < 32:
+            raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
+        return configured
+    path = JOBS_DATA_DIR / "secret_key"
+    atomic.create_exclusive(path, secrets.token_urlsafe(50).encode(), tmp_dir=JOBS_DATA_DIR / "tmp")
+    path.chmod(0o600)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ImproperlyConfigured(
+            f"{path} holds no usable secret key; delete it to get a new one."
+        )
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+PORT = envint("PORT", 8000, minimum=1, maximum=65535)
+
+# --- Jobs ----------------------------------------------------------------
+JOBS_MIN_DELAY = envint("JOBS_MIN_DELAY", 5, minimum=0)
+JOBS_MAX_DELAY = envint("JOBS_MAX_DELAY", 300, minimum=0)
+JOBS_DELAY_STEP = envint("JOBS_DELAY_STEP", 5, minimum=1)
+if JOBS_MAX_DELAY < JOBS_MIN_DELAY:
+    raise ImproperlyConfigured(
+        f"JOBS_MAX_DELAY={JOBS_MAX_DELAY} is below JOBS_MIN_DELAY={JOBS_MIN_DELAY}."
+    )
+if JOBS_MIN_DELAY % JOBS_DELAY_STEP or JOBS_MAX_DELAY % JOBS_DELAY_STEP:
+    raise ImproperlyConfigured(
+        f"JOBS_MIN_DELAY={JOBS_MIN_DELAY} and JOBS_MAX_DELAY={JOBS_MAX_DELAY} must be "
+        f"multiples of JOBS_DELAY_STEP={JOBS_DELAY_STEP}."
+    )
+# How many times a queue message is delivered before it is dead-lettered.
+JOBS_MAX_DELIVERIES = envint("JOBS_MAX_DELIVERIES", 5, minimum=1)
+JOBS_DEAD_LETTER_HANDLER = "jobs.tasks.dead_letter"
+# Idempotency keys are kept at least this long.
+JOBS_IDEMPOTENCY_TTL = envint("JOBS_IDEMPOTENCY_TTL", 24 * 3600, minimum=24 * 3600)
+JOBS_WORKERS = envint("JOBS_WORKERS", 2, minimum=1, maximum=64)
+# The worker counts as alive when its heartbeat is younger than this.
+JOBS_HEARTBEAT_MAX_AGE = envint("JOBS_HEARTBEAT_MAX_AGE", 30, minimum=5)
+
+# --- Photo source ----------------------------------------------------------
+UNSPLASH_ACCESS_KEY = envstr("UNSPLASH_ACCESS_KEY", "")
+UNSPLASH_API_URL = envurl("UNSPLASH_API_URL", "https://api.unsplash.com")
+UNSPLASH_APP_NAME = envstr("UNSPLASH_APP_NAME", "food_jobs")
+if not all(char.isalnum() or char in "-_" for char in UNSPLASH_APP_NAME):
+    raise ImproperlyConfigured(
+        f"UNSPLASH_APP_NAME={UNSPLASH_APP_NAME!r} may hold only letters, digits, - and _."
+    )
+
+# --- Django ----------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "jobs.api.middleware.ApiProblemMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jobsite.urls"
+WSGI_APPLICATION = "jobsite.wsgi.application"
+ASGI_APPLICATION = "jobsite.asgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Only Django's own tables (users and sessions of the admin page) live here.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": JOBS_DATA_DIR / "db.sqlite3",
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = JOBS_DATA_DIR / "static"
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+# The page's build is served from the site root; its hashed assets never change.
+WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.is_dir() else None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+
+def WHITENOISE_IMMUTABLE_FILE_TEST(path: str, url: str) -> bool:  # noqa: N802
+    return url.startswith("/assets/")
+
+
+# A job request is a few bytes of JSON; anything much larger is refused (413).
+JOBS_MAX_BODY_BYTES = 16 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Food photo jobs API",
+    "DESCRIPTION": "Create jobs that fetch a random food photo after a delay, and watch them.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- django-q2 -------------------------------------------------------------
+# The broker is our file queue; no job data and no task results go to the
+# database. See the README ("Worker configuration") for each choice.
+Q_CLUSTER = {
+    "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
+    "broker_class": "filestore.broker.FileBroker",
+    "workers": JOBS_WORKERS,
+    "timeout": 60,
+    "retry": 90,
+    "poll": 0.2,
+    "bulk": 1,
+    "save_limit": -1,
+    "cached": 60,
+    "ack_failures": False,
+    "max_attempts": 0,
+    "scheduler": False,
+    "catch_up": False,
+    "label": "Jobs worker",
+    "recycle": 500,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("DJANGO_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django-q": {"level": "WARNING", "propagate": True}},
+}

@@ -1,0 +1,29 @@
+"""Shared fixtures: every test gets its own data directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Settings read the environment once, at import: point them at a scratch
+# directory before Django loads them, never at the developer's ./data.
+os.environ.setdefault("JOBS_DATA_DIR", tempfile.mkdtemp(prefix="jobs-test-session-"))
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, settings) -> Path:
+    """A fresh JOBS_DATA_DIR for each test."""
+    root = tmp_path / "data"
+    (root / "tmp").mkdir(parents=True)
+    settings.JOBS_DATA_DIR = root
+    return root
+
+
+@pytest.fixture
+def api(client):
+    """Django's test client, speaking JSON to the API."""
+    return client

@@ -1,0 +1,142 @@
+"""django-q2's broker interface over :class:`filestore.queue.FileQueue`.
+
+Configured with ``Q_CLUSTER["broker_class"] = "filestore.broker.FileBroker"``.
+Settings, read when a connection is made (in every cluster process):
+
+- ``JOBS_DATA_DIR`` (``pathlib.Path``, required): messages live in
+  ``<JOBS_DATA_DIR>/queue/<queue name>/``, temp files in
+  ``<JOBS_DATA_DIR>/tmp/``;
+- ``JOBS_MAX_DELIVERIES`` (int, default 5): deliveries before a message is
+  dead-lettered;
+- ``JOBS_DEAD_LETTER_HANDLER`` (dotted path, optional): a function
+  ``(key, payload) -> None`` called once per dead-lettered message.
+
+The lease is ``Q_CLUSTER["retry"]`` seconds, which django-q2 already
+requires to be longer than the task ``timeout``, so a lease only runs out
+when its worker died.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+from django_q.brokers import Broker
+from django_q.conf import Conf
+
+from filestore.queue import FileQueue, MessageInfo
+
+DEFAULT_MAX_DELIVERIES = 5
+
+# The queue name becomes a directory name.
+_QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+class FileBroker(Broker):
+    """Task messages as files; see :mod:`filestore.queue` for the format."""
+
+    connection: FileQueue
+
+    @staticmethod
+    def get_connection(list_key: str | None = None) -> FileQueue:
+        return open_queue(list_key or Conf.CLUSTER_NAME)
+
+    # -- what django-q2 calls ---------------------------------------------------
+
+    def enqueue(self, task: str, *, due_at: float | None = None, key: str | None = None) -> str:
+        """Queue a signed task package, visible at ``due_at`` (default now); return its id."""
+        return self.connection.enqueue(task, due_at=due_at, key=key)
+
+    def dequeue(self) -> list[tuple[str, str]] | None:
+        messages = self.connection.dequeue(Conf.BULK)
+        if not messages:
+            # The pusher calls dequeue in a tight loop: this sleep is what
+            # keeps an idle cluster at ~0% CPU.
+            time.sleep(Conf.POLL)
+            return None
+        return [(ack_id, payload.decode()) for ack_id, payload in messages]
+
+    def acknowledge(self, task_id: str) -> None:
+        self.connection.acknowledge(task_id)
+
+    def fail(self, task_id: str) -> None:
+        self.connection.fail(task_id)
+
+    def ping(self) -> bool:
+        return self.connection.ping()
+
+    def queue_size(self) -> int:
+        """Messages waiting, including those not due yet (delayed jobs are queued work)."""
+        return int(self.connection.counts()["ready"])
+
+    def lock_size(self) -> int:
+        return int(self.connection.counts()["leased"])
+
+    def info(self) -> str:
+        if not self._info:
+            self._info = f"File queue {self.connection.root}"
+        return self._info
+
+    def purge_queue(self) -> int:
+        return self.connection.purge()
+
+    def delete_queue(self) -> int:
+        return self.connection.purge()
+
+    def delete(self, task_id: str) -> bool:
+        """Remove the message ``task_id`` (the id ``enqueue`` returned)."""
+        return self.connection.delete(task_id)
+
+    # -- for the job layer and operators ---------------------------------------
+
+    def counts(self) -> dict[str, int | float]:
+        return self.connection.counts()
+
+    def keys(self) -> set[str]:
+        return self.connection.keys()
+
+    def dead_keys(self) -> set[str]:
+        return self.connection.dead_keys()
+
+    def find(self, key: str) -> list[MessageInfo]:
+        return self.connection.find(key)
+
+    def delete_key(self, key: str) -> int:
+        return self.connection.delete_key(key)
+
+
+def open_queue(name: str) -> FileQueue:
+    """The queue ``name`` as the settings describe it."""
+    if _QUEUE_NAME_PATTERN.fullmatch(name) is None:
+        raise ImproperlyConfigured(f"queue name {name!r} cannot be used as a directory name")
+    data_dir = getattr(settings, "JOBS_DATA_DIR", None)
+    if data_dir is None:
+        raise ImproperlyConfigured("JOBS_DATA_DIR must be set to use filestore.broker.FileBroker")
+    max_deliveries = getattr(settings, "JOBS_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES)
+    if not isinstance(max_deliveries, int) or max_deliveries < 1:
+        raise ImproperlyConfigured(
+            f"JOBS_MAX_DELIVERIES must be an integer >= 1, not {max_deliveries!r}"
+        )
+    data_dir = Path(data_dir)
+    return FileQueue(
+        data_dir / "queue" / name,
+        data_dir / "tmp",
+        lease_seconds=Conf.RETRY,
+        max_deliveries=max_deliveries,
+        on_dead=_dead_letter_handler(),
+    )
+
+
+def _dead_letter_handler() -> Callable[[str | None, bytes], None] | None:
+    path = getattr(settings, "JOBS_DEAD_LETTER_HANDLER", None)
+    if not path:
+        return None
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"JOBS_DEAD_LETTER_HANDLER {path!r}: {exc}") from exc

@@ -1,0 +1,463 @@
+"""A message queue on files, with delayed delivery and leases.
+
+On-disk format (``root`` is ``<data dir>/queue/<cluster name>/``)::
+
+    ready/<bucket>/<due ms>_<deliveries>_<message id>_<key>
+    leased/<lease expiry ms>_<deliveries>_<message id>_<key>
+    dead/<dead-lettered ms>_<deliveries>_<message id>_<key>
+
+Times are milliseconds since the epoch, zero-padded to 15 digits, so names
+sort by time. ``deliveries`` counts how often the message was handed out.
+The message id is 20 hex digits. ``key`` is the job id the message belongs
+to (26 characters of ``[0-9A-Z]``) or ``-`` for none. A file's content is
+the payload, nothing else, so every routing decision is made on names alone
+and a payload is read only when its message is handed out.
+
+Ready messages are sharded by due time: ``<bucket>`` is the due time,
+rounded down to a multiple of ``bucket_seconds``, in the same 15-digit
+form. ``dequeue`` lists the bucket names, then only the buckets whose
+start has come, oldest first, and stops as soon as it holds ``limit``
+messages. So handing out due messages costs the number of buckets plus
+the size of the due buckets, whatever the number of messages waiting
+for later. Empty buckets whose whole time span is past are removed. The
+default span of 10 s balances the two listings: jobs due within the next
+5 minutes spread over about 30 buckets, and a poll lists about a
+thirtieth of them.
+
+Temp files live in ``tmp_dir`` (same file system, named by
+:func:`filestore.atomic.write_temp`), never under ``root``: every name
+under ``root`` is a complete message.
+
+Crash safety, step by step:
+
+- ``enqueue``: the payload is written to a temp file and fsynced, renamed
+  into its bucket, and the bucket is fsynced. Dying before the rename
+  leaves only a temp file, which is not in the queue; after the fsync the
+  message survives a power cut. If a dequeue removes the (empty, past)
+  bucket between our ``mkdir`` and our rename, the rename fails and we
+  make the bucket again and retry: ``rmdir`` never removes a bucket that
+  holds a message.
+- ``dequeue`` claims a message by renaming it from its bucket into
+  ``leased/`` under a name carrying the lease expiry and the incremented
+  delivery count. A rename is atomic, so of several consumers (threads or
+  processes) exactly one succeeds and the others get ``ENOENT`` and move
+  on. The claim is not fsynced: if a power cut undoes it, the message is
+  ready again and is delivered again, which at-least-once delivery allows.
+- ``acknowledge`` unlinks the leased file and fsyncs ``leased/``. Dying
+  before that leaves the lease, which runs out, so the message is
+  delivered again.
+- Lease expiry renames a leased message whose lease ran out back into a
+  bucket (due now) or, once it was delivered ``max_deliveries`` times,
+  into ``dead/``; again one rename decides, so two processes expiring
+  the same lease never both act on it. The ack id of a lease is its file
+  name, so a late ``acknowledge`` by a consumer whose lease has run out
+  finds nothing and cannot remove the message's next lease.
+- Dead-lettering fsyncs ``dead/`` before calling ``on_dead``. If the
+  process dies in between, the message is still in ``dead/`` and
+  :meth:`FileQueue.find` / :meth:`FileQueue.dead_keys` report it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
+
+logger = logging.getLogger(__name__)
+
+State = Literal["ready", "leased", "dead"]
+
+KEY_PATTERN = re.compile(r"[0-9A-Z]{26}")
+
+_NAME_PATTERN = re.compile(
+    r"(?P<at_ms>\d{15})_(?P<deliveries>\d{1,6})_(?P<message_id>[0-9a-f]{20})_(?P<key>[0-9A-Z]{26}|-)"
+)
+_BUCKET_PATTERN = re.compile(r"\d{15}")
+_NO_KEY = "-"
+
+# Lease expiry lists leased/ on a dequeue at most this often: expiry is
+# rare, while the pusher may dequeue many times a second.
+_EXPIRY_CHECK_SECONDS = 1.0
+
+# How often a move into a bucket is retried when a concurrent dequeue
+# removes the bucket under it; each retry needs a new, empty, past bucket
+# to vanish again, so a few attempts are plenty.
+_MOVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What the queue knows about one message, for operators and recovery."""
+
+    message_id: str
+    key: str | None
+    state: State
+    deliveries: int
+    due_at: float | None = None  # ready: when it is (or was) due
+    lease_until: float | None = None  # leased: when the lease runs out
+    dead_at: float | None = None  # dead: when it was dead-lettered
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A message file name: the fields routing needs, without reading the file."""
+
+    at_ms: int
+    deliveries: int
+    message_id: str
+    key: str | None
+
+    @classmethod
+    def parse(cls, name: str) -> _Name | None:
+        match = _NAME_PATTERN.fullmatch(name)
+        if match is None:
+            return None
+        key = match["key"]
+        return cls(
+            at_ms=int(match["at_ms"]),
+            deliveries=int(match["deliveries"]),
+            message_id=match["message_id"],
+            key=None if key == _NO_KEY else key,
+        )
+
+    def __str__(self) -> str:
+        key = self.key or _NO_KEY
+        return f"{self.at_ms:015d}_{self.deliveries}_{self.message_id}_{key}"
+
+
+class FileQueue:
+    """One named queue under ``root``; see the module docstring for the format."""
+
+    def __init__(
+        self,
+        root: Path,
+        tmp_dir: Path,
+        *,
+        lease_seconds: float,
+        max_deliveries: int,
+        clock: Callable[[], float] = time.time,
+        on_dead: Callable[[str | None, bytes], None] | None = None,
+        bucket_seconds: float = 10.0,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
+        if max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+        if bucket_seconds < 0.001:
+            raise ValueError(f"bucket_seconds must be at least 0.001, not {bucket_seconds!r}")
+        self.root = root
+        self.tmp_dir = tmp_dir
+        self.lease_seconds = lease_seconds
+        self.max_deliveries = max_deliveries
+        self.clock = clock
+        self.on_dead = on_dead
+        self._bucket_ms = int(bucket_seconds * 1000)
+        self._ready = root / "ready"
+        self._leased = root / "leased"
+        self._dead = root / "dead"
+        self._next_expiry_check = float("-inf")
+        for directory in (self._ready, self._leased, self._dead, tmp_dir):
+            ensure_dir(directory)
+
+    # -- producing and consuming ---------------------------------------------
+
+    def enqueue(
+        self, payload: bytes | str, *, due_at: float | None = None, key: str | None = None
+    ) -> str:
+        """Add a message that becomes visible at ``due_at`` (default: now); return its id."""
+        if key is not None and KEY_PATTERN.fullmatch(key) is None:
+            raise ValueError(f"invalid message key {key!r}")
+        if isinstance(payload, str):
+            payload = payload.encode()
+        at = self.clock() if due_at is None else due_at
+        name = _Name(at_ms=_to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
+        tmp = write_temp(self.tmp_dir, payload)
+        try:
+            self._move_into_ready(tmp, name)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return name.message_id
+
+    def dequeue(self, limit: int) -> list[tuple[str, bytes]]:
+        """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``."""
+        if limit < 1:
+            return []
+        now_ms = _to_ms(self.clock())
+        self._expire_leases(now_ms)
+        claimed: list[tuple[str, bytes]] = []
+        for bucket_start in self._bucket_starts():
+            if bucket_start > now_ms:
+                break  # this and every later bucket only hold messages due later
+            bucket = self._ready / _bucket_name(bucket_start)
+            names = _listdir(bucket)
+            if not names:
+                if bucket_start + self._bucket_ms <= now_ms:
+                    _remove_if_empty(bucket)
+                continue
+            for ready_name in sorted(names):
+                message = _Name.parse(ready_name)
+                if message is None:
+                    continue
+                if message.at_ms > now_ms:
+                    break  # names sort by due time
+                lease = replace(
+                    message,
+                    at_ms=now_ms + int(self.lease_seconds * 1000),
+                    deliveries=message.deliveries + 1,
+                )
+                leased_path = self._leased / str(lease)
+                try:
+                    os.rename(bucket / ready_name, leased_path)
+                except FileNotFoundError:
+                    continue  # another consumer claimed it first
+                try:
+                    payload = leased_path.read_bytes()
+                except FileNotFoundError:
+                    # Only possible with a lease shorter than this read: an
+                    # expiry pass already put the message back.
+                    continue
+                claimed.append((leased_path.name, payload))
+                if len(claimed) >= limit:
+                    return claimed
+        return claimed
+
+    def acknowledge(self, ack_id: str) -> None:
+        """Remove a leased message for good; an unknown or already removed ack id is fine."""
+        _parse_ack_id(ack_id)
+        unlink_durable(self._leased / ack_id)
+
+    def fail(self, ack_id: str) -> None:
+        """Move a leased message to ``dead/`` and report it through ``on_dead``."""
+        lease = _parse_ack_id(ack_id)
+        self._bury(self._leased / ack_id, lease, _to_ms(self.clock()))
+
+    # -- introspection and maintenance (these scan every message) ------------
+
+    def counts(self) -> dict[str, int | float]:
+        """Messages per state; ``due`` is the part of ``ready`` that may be handed out now."""
+        now_ms = _to_ms(self.clock())
+        counts: dict[str, int | float] = {"ready": 0, "due": 0, "leased": 0, "dead": 0}
+        oldest_due_ms: int | None = None
+        for state, _, message in self._messages(("ready", "leased", "dead")):
+            counts[state] += 1
+            if state == "ready" and message.at_ms <= now_ms:
+                counts["due"] += 1
+                if oldest_due_ms is None or message.at_ms < oldest_due_ms:
+                    oldest_due_ms = message.at_ms
+        lateness_ms = 0 if oldest_due_ms is None else now_ms - oldest_due_ms
+        counts["oldest_due_lateness_seconds"] = lateness_ms / 1000
+        return counts
+
+    def keys(self) -> set[str]:
+        """Keys of all ready and leased messages: the jobs that still have a message."""
+        return {
+            message.key
+            for _, _, message in self._messages(("ready", "leased"))
+            if message.key is not None
+        }
+
+    def dead_keys(self) -> set[str]:
+        """Keys of all dead-lettered messages."""
+        return {
+            message.key for _, _, message in self._messages(("dead",)) if message.key is not None
+        }
+
+    def find(self, key: str) -> list[MessageInfo]:
+        """Every message of ``key``, in any state."""
+        found = []
+        for state, _, message in self._messages(("ready", "leased", "dead")):
+            if message.key != key:
+                continue
+            at = message.at_ms / 1000
+            found.append(
+                MessageInfo(
+                    message_id=message.message_id,
+                    key=message.key,
+                    state=state,
+                    deliveries=message.deliveries,
+                    due_at=at if state == "ready" else None,
+                    lease_until=at if state == "leased" else None,
+                    dead_at=at if state == "dead" else None,
+                )
+            )
+        return found
+
+    def delete_key(self, key: str) -> int:
+        """Remove every message of ``key`` (any state); return how many."""
+        return _unlink_all(
+            path
+            for _, path, message in self._messages(("ready", "leased", "dead"))
+            if message.key == key
+        )
+
+    def delete(self, message_id: str) -> bool:
+        """Remove the message ``message_id`` (any state); return whether it existed."""
+        removed = _unlink_all(
+            path
+            for _, path, message in self._messages(("ready", "leased", "dead"))
+            if message.message_id == message_id
+        )
+        return removed > 0
+
+    def purge(self) -> int:
+        """Remove every ready and leased message; return how many. ``dead/`` is kept."""
+        return _unlink_all(path for _, path, _ in self._messages(("ready", "leased")))
+
+    def ping(self) -> bool:
+        """Whether the queue's directories exist and a durable write to ``tmp_dir`` works."""
+        try:
+            for directory in (self._ready, self._leased, self._dead):
+                if not directory.is_dir():
+                    return False
+            unlink_durable(write_temp(self.tmp_dir, b"ping"))
+        except OSError:
+            logger.exception("queue %s is not writable", self.root)
+            return False
+        return True
+
+    # -- internals ------------------------------------------------------------
+
+    def _expire_leases(self, now_ms: int) -> None:
+        now = now_ms / 1000
+        # A wall clock set back must not postpone expiry by the size of the jump.
+        if self._next_expiry_check - _EXPIRY_CHECK_SECONDS <= now < self._next_expiry_check:
+            return
+        self._next_expiry_check = now + _EXPIRY_CHECK_SECONDS
+        for name in _listdir(self._leased):
+            lease = _Name.parse(name)
+            if lease is None or lease.at_ms > now_ms:
+                continue
+            path = self._leased / name
+            if lease.deliveries >= self.max_deliveries:
+                self._bury(path, lease, now_ms)
+            elif self._move_into_ready(path, replace(lease, at_ms=now_ms)):
+                logger.warning(
+                    "message %s (key %s) lease ran out after delivery %d; ready again",
+                    lease.message_id,
+                    lease.key,
+                    lease.deliveries,
+                )
+
+    def _move_into_ready(self, source: Path, name: _Name) -> bool:
+        """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
+        bucket = self._ready / _bucket_name(name.at_ms - name.at_ms % self._bucket_ms)
+        for _ in range(_MOVE_ATTEMPTS):
+            target = bucket / str(name)
+            try:
+                hooks.step("rename", target)
+                os.rename(source, target)
+            except FileNotFoundError:
+                if not source.exists():
+                    return False
+                # The bucket does not exist yet, or a dequeue just removed it
+                # as empty and past: make it (again) and retry.
+                ensure_dir(bucket)
+                continue
+            fsync_dir(bucket)
+            return True
+        raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
+
+    def _bury(self, source: Path, message: _Name, now_ms: int) -> None:
+        dead_path = self._dead / str(replace(message, at_ms=now_ms))
+        try:
+            os.rename(source, dead_path)
+        except FileNotFoundError:
+            return  # acknowledged, expired or buried by someone else meanwhile
+        fsync_dir(self._dead)
+        logger.error(
+            "message %s (key %s) dead-lettered after %d deliveries",
+            message.message_id,
+            message.key,
+            message.deliveries,
+        )
+        if self.on_dead is None:
+            return
+        try:
+            payload = dead_path.read_bytes()
+        except FileNotFoundError:
+            payload = b""  # an operator removed it already; still report the key
+        try:
+            self.on_dead(message.key, payload)
+        except Exception:
+            # The message is safely in dead/ whatever the handler does; a
+            # handler error must not stop the consumer that found it.
+            logger.exception("dead-letter handler failed for key %s", message.key)
+
+    def _bucket_starts(self) -> list[int]:
+        return sorted(
+            int(name) for name in _listdir(self._ready) if _BUCKET_PATTERN.fullmatch(name)
+        )
+
+    def _messages(self, states: Iterable[State]) -> Iterator[tuple[State, Path, _Name]]:
+        for state in states:
+            if state == "ready":
+                directories = [self._ready / _bucket_name(start) for start in self._bucket_starts()]
+            else:
+                directories = [self._leased if state == "leased" else self._dead]
+            for directory in directories:
+                for name in _listdir(directory):
+                    message = _Name.parse(name)
+                    if message is not None:
+                        yield state, directory / name, message
+
+
+def _to_ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _bucket_name(start_ms: int) -> str:
+    return f"{start_ms:015d}"
+
+
+def _parse_ack_id(ack_id: str) -> _Name:
+    # Ack ids come back from outside; checking them first also keeps a
+    # crafted one from naming a path outside leased/.
+    lease = _Name.parse(ack_id) if isinstance(ack_id, str) else None
+    if lease is None:
+        raise ValueError(f"invalid ack id {ack_id!r}")
+    return lease
+
+
+def _listdir(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+
+
+def _remove_if_empty(bucket: Path) -> None:
+    try:
+        os.rmdir(bucket)
+    except OSError as exc:
+        # Not empty (an enqueue just filled it) or already removed by
+        # another consumer: both fine.
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            raise
+
+
+def _unlink_all(paths: Iterable[Path]) -> int:
+    """Unlink ``paths``, then fsync each directory touched once (not once per file)."""
+    removed = 0
+    directories: set[Path] = set()
+    for path in list(paths):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+        directories.add(path.parent)
+    for directory in directories:
+        fsync_dir(directory)
+    return removed

@@ -1,0 +1,258 @@
+"""The django-q2 broker adapter over the file queue."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+import django
+import pytest
+from django.conf import settings
+
+# django_q reads its settings when it is imported. The project's conftest
+# provides them; on its own this module configures the minimum it needs.
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="test-broker",
+        INSTALLED_APPS=["django_q"],
+        Q_CLUSTER={
+            "name": "test",
+            "broker_class": "filestore.broker.FileBroker",
+            "retry": 60,
+            "timeout": 30,
+            "poll": 0.05,
+        },
+        JOBS_DATA_DIR=Path(tempfile.gettempdir()) / "filestore-broker-tests",
+    )
+    django.setup()
+
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from django_q.conf import Conf
+from django_q.pusher import pusher
+from django_q.tasks import async_task
+
+from filestore.broker import FileBroker
+
+JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
+DEAD_LETTERS: list[tuple[str | None, bytes]] = []
+
+
+def record_dead_letter(key: str | None, payload: bytes) -> None:
+    DEAD_LETTERS.append((key, payload))
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(Conf, "RETRY", 60)
+    monkeypatch.setattr(Conf, "POLL", 0.05)
+    monkeypatch.setattr(Conf, "BULK", 1)
+    DEAD_LETTERS.clear()
+    with override_settings(
+        JOBS_DATA_DIR=tmp_path,
+        JOBS_MAX_DELIVERIES=2,
+        JOBS_DEAD_LETTER_HANDLER=f"{__name__}.record_dead_letter",
+    ):
+        yield tmp_path
+
+
+@pytest.fixture
+def settings_without_max_deliveries():
+    with override_settings():
+        del settings.JOBS_MAX_DELIVERIES
+        yield
+
+
+@pytest.fixture
+def broker() -> FileBroker:
+    return FileBroker(list_key="test")
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded
+
+
+def test_it_keeps_messages_under_the_data_dir_by_queue_name(broker, data_dir):
+    broker.enqueue("task")
+
+    assert broker.connection.root == data_dir / "queue" / "test"
+    assert broker.info() == f"File queue {data_dir / 'queue' / 'test'}"
+
+
+def test_it_hands_out_a_delayed_task_only_when_due(broker, sleeps):
+    broker.enqueue("later", due_at=time.time() + 3600)
+    assert broker.dequeue() is None
+
+    broker.enqueue("now")
+    [(_, payload)] = broker.dequeue()
+
+    assert payload == "now"
+    assert broker.queue_size() == 1
+    assert broker.lock_size() == 1
+
+
+def test_dequeue_sleeps_poll_when_nothing_is_due(broker, sleeps):
+    assert broker.dequeue() is None
+    assert sleeps == [Conf.POLL]
+
+    broker.enqueue("task")
+    assert broker.dequeue() is not None
+    assert sleeps == [Conf.POLL]
+
+
+def test_an_idle_dequeue_really_waits(broker):
+    started = time.monotonic()
+
+    assert broker.dequeue() is None
+
+    assert time.monotonic() - started >= Conf.POLL
+
+
+def test_dequeue_hands_out_up_to_bulk_messages(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 3)
+    for n in range(5):
+        broker.enqueue(f"task {n}")
+
+    assert len(broker.dequeue()) == 3
+    assert len(broker.dequeue()) == 2
+
+
+def test_it_leases_for_retry_seconds(broker):
+    broker.enqueue("task", key=JOB_ID)
+    before = time.time()
+
+    broker.dequeue()
+
+    [info] = broker.find(JOB_ID)
+    assert info.state == "leased"
+    assert before + Conf.RETRY - 1 <= info.lease_until <= time.time() + Conf.RETRY
+
+
+def test_acknowledge_removes_the_message_and_is_idempotent(broker):
+    broker.enqueue("task")
+    [(ack_id, _)] = broker.dequeue()
+
+    broker.acknowledge(ack_id)
+    broker.acknowledge(ack_id)
+
+    assert broker.counts()["leased"] == broker.counts()["ready"] == 0
+
+
+def test_the_pusher_delivers_a_task_made_by_async_task(broker):
+    async_task("math.floor", 1.5, broker=broker)
+    tasks = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    stop.set()  # one pass of the pusher's loop
+
+    pusher(tasks, stop, broker=broker)
+
+    task = tasks.get(timeout=5)
+    assert (task["func"], task["args"]) == ("math.floor", (1.5,))
+    assert broker.lock_size() == 1
+    broker.acknowledge(task["ack_id"])
+    assert broker.lock_size() == 0
+
+
+def test_a_message_the_pusher_cannot_read_is_dead_lettered_to_the_handler(broker):
+    broker.enqueue("not a signed package", key=JOB_ID)
+    tasks = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    stop.set()
+
+    pusher(tasks, stop, broker=broker)
+
+    assert DEAD_LETTERS == [(JOB_ID, b"not a signed package")]
+    assert [info.state for info in broker.find(JOB_ID)] == ["dead"]
+    assert broker.dead_keys() == {JOB_ID}
+
+
+def test_it_takes_the_lease_and_max_deliveries_from_the_settings(broker, monkeypatch):
+    assert broker.connection.lease_seconds == 60
+    assert broker.connection.max_deliveries == 2
+
+    monkeypatch.setattr(Conf, "RETRY", 90)
+    with override_settings(JOBS_MAX_DELIVERIES=7):
+        other = FileBroker(list_key="test")
+
+    assert other.connection.lease_seconds == 90
+    assert other.connection.max_deliveries == 7
+
+
+def test_max_deliveries_defaults_to_five(settings_without_max_deliveries):
+    assert FileBroker(list_key="test").connection.max_deliveries == 5
+
+
+def test_it_survives_pickling_into_another_process(broker):
+    broker.enqueue("task", key=JOB_ID)
+
+    clone = pickle.loads(pickle.dumps(broker))
+
+    assert clone.list_key == "test"
+    assert clone.connection.root == broker.connection.root
+    [(ack_id, payload)] = clone.dequeue()
+    assert payload == "task"
+    broker.acknowledge(ack_id)
+    assert clone.keys() == set()
+
+
+def test_ping_reports_whether_the_data_dir_is_writable(broker, data_dir):
+    assert broker.ping() is True
+
+    (data_dir / "tmp").rmdir()
+    (data_dir / "tmp").write_text("not a directory")
+
+    assert broker.ping() is False
+
+
+def test_delete_removes_a_message_by_the_id_enqueue_returned(broker):
+    message_id = broker.enqueue("task")
+
+    assert broker.delete(message_id) is True
+    assert broker.queue_size() == 0
+
+
+def test_purge_queue_empties_ready_and_leased(broker):
+    broker.enqueue("a")
+    broker.enqueue("b", due_at=time.time() + 3600)
+    broker.dequeue()
+
+    assert broker.purge_queue() == 2
+    assert broker.queue_size() == broker.lock_size() == 0
+
+
+def test_keys_and_delete_key_find_the_messages_of_a_job(broker):
+    broker.enqueue("a", key=JOB_ID, due_at=time.time() + 3600)
+
+    assert broker.keys() == {JOB_ID}
+    assert broker.delete_key(JOB_ID) == 1
+    assert broker.keys() == set()
+
+
+def test_it_refuses_to_start_without_a_data_dir():
+    with override_settings(JOBS_DATA_DIR=None), pytest.raises(ImproperlyConfigured):
+        FileBroker(list_key="test")
+
+
+@pytest.mark.parametrize("value", [0, "5"])
+def test_it_refuses_a_bad_max_deliveries(value):
+    with override_settings(JOBS_MAX_DELIVERIES=value), pytest.raises(ImproperlyConfigured):
+        FileBroker(list_key="test")
+
+
+def test_it_refuses_a_dead_letter_handler_that_cannot_be_imported():
+    with (
+        override_settings(JOBS_DEAD_LETTER_HANDLER="nowhere.handler"),
+        pytest.raises(ImproperlyConfigured, match=r"nowhere\.handler"),
+    ):
+        FileBroker(list_key="test")
+
+
+def test_it_refuses_a_queue_name_that_is_not_a_directory_name():
+    with pytest.raises(ImproperlyConfigured):
+        FileBroker(list_key="../escape")

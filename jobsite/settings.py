@@ -97,8 +97,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
-    "django_q",
+    # Before django_q: our qcluster command (recovery + heartbeat) wraps its own.
     "jobs",
+    "django_q",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,7 @@ urlpatterns = [
     *router.urls,
     path("stats", views.stats, name="stats"),
     path("config", views.config, name="config"),
+    path("health", views.health, name="health"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     # Everything else under /api/ is a JSON 404, never the page.
     re_path(r"^.*$", views.not_found),

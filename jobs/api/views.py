@@ -24,6 +24,7 @@ from jobs.api.serializers import (
     StatsSerializer,
 )
 from jobs.documents import job_etag, job_public
+from jobs.health import health_report
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="application/problem+json")
 
@@ -144,6 +145,14 @@ def config(request: Request) -> Response:
             "app_name": settings.UNSPLASH_APP_NAME,
         }
     )
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+def health(request: Request) -> Response:
+    """Storage writable, broker reachable, worker seen recently; 503 when not."""
+    healthy, report = health_report()
+    return Response(report, status=200 if healthy else 503, headers={"Cache-Control": "no-store"})
 
 
 @extend_schema(exclude=True)

@@ -1,0 +1,29 @@
+"""``manage.py qcluster``: django-q2's cluster, with recovery and a heartbeat."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django_q.cluster import Cluster
+from django_q.management.commands.qcluster import Command as ClusterCommand
+
+from jobs.recovery import recover_jobs
+from jobs.worker import Supervisor
+
+
+class Command(ClusterCommand):
+    help = (
+        "Run the jobs worker: django-q2's cluster on the file broker, plus a recovery pass "
+        "at start and every minute, and a heartbeat for GET /api/health."
+    )
+
+    def handle(self, *args, **options):
+        settings.SECRET_KEY  # noqa: B018 - messages are signed with it: fail early without one
+        report = recover_jobs()
+        self.stderr.write(f"Recovery at start: {report}")
+        cluster = Cluster()
+        cluster.start()
+        if options.get("run_once"):
+            cluster.stop()
+            return
+        # The cluster's own SIGINT/SIGTERM handler stops it; the loop then ends.
+        Supervisor().run(lambda: cluster.sentinel is not None and cluster.sentinel.is_alive())

@@ -1,0 +1,54 @@
+"""What the worker's main process does beside django-q2's cluster.
+
+django-q2's sentinel, pusher, workers and monitor run the tasks; the main
+process of ``manage.py qcluster`` runs a :class:`Supervisor`: a recovery
+pass at start, then a heartbeat every few seconds and a recovery pass every
+minute, until the cluster stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+
+from jobs import clock, health
+from jobs.recovery import recover_jobs
+
+logger = logging.getLogger(__name__)
+
+
+class Supervisor:
+    heartbeat_every = 5.0
+    recover_every = 60.0
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._next_recovery = 0.0
+
+    def tick(self) -> None:
+        """One round of the loop: heartbeat, and recovery when it is due."""
+        now = clock.now()
+        health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
+        if now >= self._next_recovery:
+            self._next_recovery = now + self.recover_every
+            try:
+                recover_jobs()
+            except Exception:
+                logger.exception("The recovery pass failed; it runs again in a minute")
+
+    def run(self, is_alive) -> None:
+        """Tick until ``is_alive()`` is false or :meth:`stop` is called."""
+        try:
+            while not self.stopping.is_set() and is_alive():
+                self.tick()
+                deadline = time.monotonic() + self.heartbeat_every
+                while not self.stopping.is_set() and is_alive() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+        finally:
+            health.remove_heartbeat()
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
@@ -25,5 +27,18 @@ class Command(ClusterCommand):
         if options.get("run_once"):
             cluster.stop()
             return
-        # The cluster's own SIGINT/SIGTERM handler stops it; the loop then ends.
-        Supervisor().run(lambda: cluster.sentinel is not None and cluster.sentinel.is_alive())
+        supervisor = Supervisor()
+
+        def sentinel_alive() -> bool:
+            return cluster.sentinel is not None and cluster.sentinel.is_alive()
+
+        # django-q2 stops the cluster from inside its signal handler; if the
+        # signal also reached the sentinel (a signal to the whole process
+        # group), that handler waits forever on the dead sentinel. So the
+        # handler only asks the loop to end, and the cluster is stopped
+        # afterwards, and only while its sentinel lives.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: supervisor.stop())
+        supervisor.run(sentinel_alive)
+        if sentinel_alive():
+            cluster.stop()

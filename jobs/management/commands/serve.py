@@ -1,0 +1,141 @@
+"""``manage.py serve``: the whole system (web + worker) in one command.
+
+Starts the web server and ``manage.py qcluster`` as child processes, prints
+where the page is, and stops both cleanly on one Ctrl-C (or SIGTERM). If
+either child dies, the other is stopped too and the command fails, so a
+half-running system never looks healthy. Children get SIGTERM if this
+process dies, so none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs.photo_source import source_name
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the worker together until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--host",
+            default=os.environ.get("JOBS_HOST", "127.0.0.1"),
+            help="Address to listen on (default: JOBS_HOST or 127.0.0.1).",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=settings.PORT,
+            help="Port to listen on (default: PORT or 8000).",
+        )
+        parser.add_argument(
+            "--web-workers", type=int, default=2, help="Web server processes (default: 2)."
+        )
+
+    def web_command(self, host: str, port: int, workers: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "jobsite.wsgi:application",
+        ]
+
+    def handle(self, *args, **options):
+        host, port = options["host"], options["port"]
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port} is not a valid port number.")
+        stopping = False
+
+        def request_stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        children = {
+            "web": self._spawn(self.web_command(host, port, options["web_workers"])),
+            "worker": self._spawn([sys.executable, "manage.py", "qcluster"]),
+        }
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        source = source_name()
+        self.stdout.write(self.style.SUCCESS(f"Jobs is running at http://{shown_host}:{port}/"))
+        self.stdout.write(
+            f"Photo source: {source}"
+            + (
+                " (offline demo photos; set UNSPLASH_ACCESS_KEY for Unsplash)"
+                if source == "demo"
+                else f" ({settings.UNSPLASH_API_URL})"
+            )
+        )
+        self.stdout.write(
+            f"Admin: http://{shown_host}:{port}/admin/ (create a login with "
+            "`.venv/bin/python manage.py createsuperuser`, or set DJANGO_SUPERUSER_USERNAME "
+            "and DJANGO_SUPERUSER_PASSWORD before `make run`)"
+        )
+        self.stdout.write(f"Data: {settings.JOBS_DATA_DIR}    Stop: Ctrl-C")
+        failed = None
+        while not stopping and failed is None:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    failed = name
+            time.sleep(0.2)
+        if failed:
+            self.stderr.write(
+                f"The {failed} process exited ({children[failed].returncode}); stopping the rest."
+            )
+        self._stop_all(children.values())
+        if failed:
+            raise CommandError(f"the {failed} process stopped unexpectedly")
+        self.stdout.write("Stopped.")
+
+    @staticmethod
+    def _spawn(command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+
+    @staticmethod
+    def _stop_all(children, timeout: float = 15.0) -> None:
+        # Each child stops its own processes when asked (SIGTERM to the
+        # group leader); whatever is left of its group after that is killed.
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()

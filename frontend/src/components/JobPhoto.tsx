@@ -1,0 +1,52 @@
+import { useState } from "react";
+import type { Job, PhotoResult } from "../api/types";
+import { altText, aspectRatio, placeholderColor, thumbnailSource } from "../jobs/photo";
+import { Attribution } from "./Attribution";
+
+/** A completed job's photo (hotlinked), its credit, and a button to see it larger. */
+export function JobPhoto({ job, result, onOpen }: { job: Job; result: PhotoResult; onOpen: (job: Job) => void }) {
+  const [loaded, setLoaded] = useState(false);
+  const [failed, setFailed] = useState(false);
+  const source = thumbnailSource(result);
+  const alt = altText(result);
+  const ratio = aspectRatio(result);
+  const caption = result.description ?? result.alt_description;
+
+  return (
+    <figure className="photo">
+      <button
+        type="button"
+        className="photo__frame"
+        style={{ backgroundColor: placeholderColor(result), aspectRatio: String(ratio) }}
+        onClick={() => onOpen(job)}
+        aria-label={`Show larger: ${alt}`}
+      >
+        {failed ? (
+          <span className="photo__failed">The image could not be loaded.</span>
+        ) : (
+          <img
+            data-testid="photo"
+            className={`photo__img${loaded ? " photo__img--loaded" : ""}`}
+            src={source.src}
+            srcSet={source.srcSet}
+            alt={alt}
+            width={400}
+            height={Math.round(400 / ratio)}
+            decoding="async"
+            onLoad={() => setLoaded(true)}
+            onError={() => setFailed(true)}
+          />
+        )}
+        {result.source === "demo" ? (
+          <span className="photo__demo" data-testid="demo-label">
+            demo
+          </span>
+        ) : null}
+      </button>
+      <figcaption className="photo__caption">
+        {caption ? <p className="photo__description">{caption}</p> : null}
+        <Attribution result={result} testId="attribution" />
+      </figcaption>
+    </figure>
+  );
+}

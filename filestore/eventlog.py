@@ -2,10 +2,12 @@
 
 On-disk format: ``events/<segment>.log`` (segment: 8 decimal digits), one
 JSON document per line. The id of an event is ``segment * 2**32 + offset``
-where ``offset`` is the byte position of its line, so ids increase in the
+where ``offset`` is the byte position where its line ends, so ids increase in the
 order the lines were appended, across all writers, without any counter or
 lock: each ``write()`` on an ``O_APPEND`` descriptor lands whole at the end
-of the file.
+of the file. ``offset`` is the position just after the line, so an event's
+id is also the position to read on from to get the events after it (what a
+client sends back as ``Last-Event-ID``).
 
 A segment is closed once it grows past ``segment_bytes``; writers then
 append to the next one, and only the newest ``keep_segments`` are kept. A
@@ -93,8 +95,8 @@ class EventLog:
     def read_after(self, position: int, *, limit: int = 1000) -> tuple[list[tuple[int, dict]], int]:
         """Events from ``position`` on, and the position to continue from.
 
-        ``position`` is a value returned earlier by this method or by
-        :meth:`latest_id`, or an event id plus one.
+        ``position`` is a value returned earlier by this method, by
+        :meth:`latest_id`, or an event id (then the events after that one).
         """
         segment, offset = divmod(position, SEGMENT_SPAN)
         segments = self._segments()
@@ -117,8 +119,8 @@ class EventLog:
             for line in data.splitlines(keepends=True):
                 if not line.endswith(b"\n") or len(events) >= limit:
                     break  # a line still being written, or enough for now
-                event_id = segment * SEGMENT_SPAN + offset + consumed
                 consumed += len(line)
+                event_id = segment * SEGMENT_SPAN + offset + consumed
                 try:
                     events.append((event_id, json.loads(line)))
                 except ValueError:

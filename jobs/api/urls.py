@@ -2,7 +2,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from jobs.api import views
+from jobs.api import events, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -21,6 +21,7 @@ urlpatterns = [
     path("stats", views.stats, name="stats"),
     path("config", views.config, name="config"),
     path("health", views.health, name="health"),
+    path("events", events.events, name="events"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     # Everything else under /api/ is a JSON 404, never the page.
     re_path(r"^.*$", views.not_found),

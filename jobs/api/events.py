@@ -1,0 +1,77 @@
+"""``GET /api/events``: job changes as Server-Sent Events.
+
+Each event carries its id (increasing); a client that reconnects with
+``Last-Event-ID`` gets what it missed, or an ``event: reset`` when that is
+no longer kept (then it should refetch the list). A comment line every 15 s
+keeps proxies from closing an idle stream and reveals dead clients. A
+stream ends after a while by itself; EventSource reconnects at once and
+resumes, so no thread is held forever by a client that vanished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
+
+from filestore.eventlog import EventsLost
+from jobs.api.problems import problem_response
+from jobs.live import EventFeed, feed
+
+HEARTBEAT_SECONDS = 15.0
+STREAM_SECONDS = 300.0
+
+
+def _format(event_id: int, event: dict) -> str:
+    kind = event.get("type", "job")
+    data = event.get("job") if kind == "job" else {"id": event.get("id")}
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def stream(
+    source: EventFeed,
+    last_event_id: int | None,
+    *,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    lifetime: float = STREAM_SECONDS,
+) -> Iterator[str]:
+    yield "retry: 3000\n\n"
+    position = source.position if last_event_id is None else last_event_id
+    end = time.monotonic() + lifetime
+    while time.monotonic() < end:
+        try:
+            events, position = source.wait(position, timeout=heartbeat)
+        except EventsLost:
+            position = source.position
+            yield f"id: {position}\nevent: reset\ndata: {{}}\n\n"
+            continue
+        if events:
+            yield "".join(_format(event_id, event) for event_id, event in events)
+        else:
+            yield ": ping\n\n"
+
+
+def _last_event_id(request) -> int | None:
+    value = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+    if value and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+def events(request):
+    if request.method != "GET":
+        return problem_response(
+            405,
+            "Method not allowed",
+            f'Method "{request.method}" not allowed.',
+            code="method_not_allowed",
+            headers={"Allow": "GET"},
+        )
+    response = StreamingHttpResponse(
+        stream(feed(), _last_event_id(request)), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

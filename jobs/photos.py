@@ -1,0 +1,438 @@
+"""Where a job's photo comes from: the Unsplash API, or an offline demo source.
+
+Both sources have ``fetch_batch(count) -> list[dict]`` and return result
+dicts of one shape (every key always present, JSON-serialisable)::
+
+    photo_id, description, alt_description,
+    urls {raw, full, regular, small, thumb}, width, height, color, blur_hash,
+    photographer_name, photographer_username, photographer_url,
+    photo_url, unsplash_url, source ("unsplash" or "demo")
+
+``description`` falls back to ``alt_description``; the three links carry
+``utm_source=<app name>&utm_medium=referral`` as Unsplash's guidelines ask.
+
+Errors are :class:`PhotoSourceError` subclasses with a ``code`` and a
+``message`` written for the person who reads them: :class:`TransientPhotoError`
+(worth retrying, with an optional ``retry_after``), :class:`RateLimited`
+(a transient error: the hourly budget is spent) and
+:class:`PermanentPhotoError` (retrying cannot help until the configuration
+is fixed). The client never retries by itself; the job layer does, with
+backoff, and ``filestore.photo_pool`` keeps every process from calling a
+rate-limited API.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from filestore.photo_pool import (
+    PermanentPhotoError,
+    PhotoBatch,
+    PhotoSourceError,
+    RateLimited,
+    TransientPhotoError,
+)
+
+__all__ = [
+    "RESULT_KEYS",
+    "URL_SIZES",
+    "DemoSource",
+    "PermanentPhotoError",
+    "PhotoBatch",
+    "PhotoSourceError",
+    "RateLimited",
+    "TransientPhotoError",
+    "UnsplashSource",
+]
+
+log = logging.getLogger(__name__)
+
+URL_SIZES = ("raw", "full", "regular", "small", "thumb")
+RESULT_KEYS = (
+    "photo_id",
+    "description",
+    "alt_description",
+    "urls",
+    "width",
+    "height",
+    "color",
+    "blur_hash",
+    "photographer_name",
+    "photographer_username",
+    "photographer_url",
+    "photo_url",
+    "unsplash_url",
+    "source",
+)
+MAX_COUNT = 30  # the API's upper bound for ``count``
+FOOD_AND_DRINK_TOPIC = "xjPR4hlkBGA"
+
+
+def utm_link(url: str, app_name: str) -> str:
+    """``url`` with the referral parameters Unsplash's guidelines ask for."""
+    parts = urlsplit(url)
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in ("utm_source", "utm_medium")
+    ]
+    query += [("utm_source", app_name), ("utm_medium", "referral")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _check_count(count: int) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be an integer from 1 to {MAX_COUNT}, not {count!r}")
+
+
+def _check_app_name(app_name: str) -> None:
+    if not app_name:
+        raise ValueError("app_name is required: Unsplash's referral links name the app")
+
+
+# --- Unsplash -------------------------------------------------------------------
+
+
+class UnsplashSource:
+    """Random food photos from the Unsplash API, one request per batch.
+
+    ``timeout`` is ``(connect, read)`` seconds and bounds every call.
+    ``last_rate_limit`` is ``{"remaining": int | None, "limit": int | None}``
+    from the last answer's ``X-Ratelimit-*`` headers (``None`` before any).
+    """
+
+    name = "unsplash"
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        access_key: str,
+        app_name: str,
+        timeout: tuple[float, float] = (3.05, 10),
+        session: requests.Session | None = None,
+        topic_id: str = FOOD_AND_DRINK_TOPIC,
+    ) -> None:
+        if not access_key:
+            raise ValueError("access_key is required; without one, use DemoSource")
+        _check_app_name(app_name)
+        self.api_url = api_url.rstrip("/")
+        self.access_key = access_key
+        self.app_name = app_name
+        self.timeout = timeout
+        self.session = session if session is not None else requests.Session()
+        self.topic_id = topic_id
+        self.last_rate_limit: dict[str, int | None] | None = None
+
+    def fetch_batch(self, count: int) -> PhotoBatch:
+        """Up to ``count`` distinct random photos (the API may return fewer)."""
+        _check_count(count)
+        response = self._get(
+            "/photos/random",
+            {"topics": self.topic_id, "count": count, "content_filter": "high"},
+        )
+        photos: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for item in _photo_objects(response):
+            photo = self._result(item)
+            if photo["photo_id"] not in seen:
+                seen.add(photo["photo_id"])
+                photos.append(photo)
+        if not photos:
+            raise TransientPhotoError(
+                "unsplash_empty", "Unsplash returned no photos; trying again later."
+            )
+        rate_limit = self.last_rate_limit or {}
+        return PhotoBatch(
+            photos,
+            source=self.name,
+            remaining=rate_limit.get("remaining"),
+            limit=rate_limit.get("limit"),
+        )
+
+    def _get(self, path: str, params: dict[str, Any]) -> requests.Response:
+        headers = {
+            "Authorization": f"Client-ID {self.access_key}",
+            "Accept-Version": "v1",
+            # The API sits behind a CDN; without this a "random" photo can be a cached one.
+            "Cache-Control": "no-cache",
+        }
+        try:
+            response = self.session.get(
+                self.api_url + path, params=params, headers=headers, timeout=self.timeout
+            )
+        except requests.ConnectTimeout as exc:
+            raise TransientPhotoError(
+                "unsplash_timeout",
+                f"Could not connect to Unsplash within {self.timeout[0]:g} seconds.",
+            ) from exc
+        except requests.Timeout as exc:
+            raise TransientPhotoError(
+                "unsplash_timeout", f"Unsplash did not answer within {self.timeout[1]:g} seconds."
+            ) from exc
+        except requests.RequestException as exc:
+            raise TransientPhotoError(
+                "unsplash_unreachable",
+                "Could not reach Unsplash (the connection failed or was cut off).",
+            ) from exc
+        remaining = _int_header(response, "X-Ratelimit-Remaining")
+        limit = _int_header(response, "X-Ratelimit-Limit")
+        if remaining is not None or limit is not None:
+            self.last_rate_limit = {"remaining": remaining, "limit": limit}
+        if 200 <= response.status_code < 300:
+            return response
+        raise _status_error(response, remaining)
+
+    def _result(self, item: Any) -> dict[str, Any]:
+        photo = _Fields(item, "photo")
+        user = photo.object("user")
+        urls = photo.object("urls")
+        description = photo.text("description", nullable=True)
+        alt_description = photo.text("alt_description", nullable=True)
+        username = user.text("username")
+        return {
+            "photo_id": photo.text("id"),
+            "description": description or alt_description or None,
+            "alt_description": alt_description,
+            "urls": {size: urls.url(size) for size in URL_SIZES},
+            "width": photo.dimension("width"),
+            "height": photo.dimension("height"),
+            "color": photo.color("color"),
+            "blur_hash": photo.text("blur_hash", nullable=True),
+            "photographer_name": user.text("name", nullable=True) or username,
+            "photographer_username": username,
+            "photographer_url": utm_link(user.object("links").url("html"), self.app_name),
+            "photo_url": utm_link(photo.object("links").url("html"), self.app_name),
+            "unsplash_url": utm_link("https://unsplash.com/", self.app_name),
+            "source": self.name,
+        }
+
+
+def _photo_objects(response: requests.Response) -> list[Any]:
+    """The body as a list: one photo object without ``count``, an array with it."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise _malformed("its answer is not valid JSON") from exc
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        return body
+    raise _malformed("its answer is neither a photo nor a list of photos")
+
+
+def _status_error(response: requests.Response, remaining: int | None) -> PhotoSourceError:
+    status = response.status_code
+    detail = _error_detail(response)
+    said = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+    if (
+        status == 429
+        or (status == 403 and "rate limit exceeded" in response.text.lower())
+        or (remaining == 0 and status not in (400, 401, 404))
+    ):
+        return RateLimited(
+            "unsplash_rate_limited",
+            f"Unsplash's hourly request limit is used up ({said}); "
+            "photos will be fetched again once it resets.",
+            retry_after=_retry_after(response),
+        )
+    if status == 401:
+        return PermanentPhotoError(
+            "unsplash_unauthorized",
+            f"Unsplash rejected the access key ({said}). The UNSPLASH_ACCESS_KEY is invalid "
+            "or has been revoked: set a valid access key and restart the worker.",
+        )
+    if status == 403:
+        return PermanentPhotoError(
+            "unsplash_forbidden",
+            f"Unsplash refused the request ({said}): the application behind "
+            "UNSPLASH_ACCESS_KEY lacks permission for it.",
+        )
+    if status == 404 and "no photos found" in detail.lower():
+        return TransientPhotoError(
+            "unsplash_empty", f"Unsplash found no photos ({said}); trying again later."
+        )
+    if status == 400:
+        return PermanentPhotoError(
+            "unsplash_bad_request",
+            f"Unsplash rejected the request as invalid ({said}): check the photo source "
+            "configuration (UNSPLASH_API_URL and the topic).",
+        )
+    if status == 404:
+        return PermanentPhotoError(
+            "unsplash_not_found",
+            f"Unsplash has no such address ({said}): check UNSPLASH_API_URL.",
+        )
+    if status >= 500:
+        return TransientPhotoError(
+            "unsplash_unavailable",
+            f"Unsplash is having trouble ({said}); trying again later.",
+            retry_after=_retry_after(response),
+        )
+    if 400 <= status < 500:
+        return PermanentPhotoError(
+            "unsplash_rejected",
+            f"Unsplash rejected the request ({said}): check the photo source configuration.",
+        )
+    return TransientPhotoError(
+        "unsplash_unexpected", f"Unsplash gave an unexpected answer ({said}); trying again later."
+    )
+
+
+def _error_detail(response: requests.Response) -> str:
+    """Unsplash's own words: ``{"errors": [...]}`` joined, or a short plain-text body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:200]
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return "; ".join(str(error) for error in body["errors"])[:200]
+    return ""
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _malformed(what: str) -> TransientPhotoError:
+    return TransientPhotoError(
+        "unsplash_malformed", f"Unsplash sent a malformed response ({what}); trying again later."
+    )
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+
+
+class _Fields:
+    """Typed access to one JSON object; a missing or ill-typed field is a malformed answer.
+
+    Only the documented fields the result uses are read; the rest is ignored.
+    """
+
+    def __init__(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _malformed(f"`{path}` is not an object")
+        self.value = value
+        self.path = path
+
+    def _bad(self, key: str, expected: str) -> TransientPhotoError:
+        return _malformed(f"`{self.path}.{key}` is missing or not {expected}")
+
+    def object(self, key: str) -> _Fields:
+        if not isinstance(self.value.get(key), dict):
+            raise self._bad(key, "an object")
+        return _Fields(self.value[key], f"{self.path}.{key}")
+
+    def text(self, key: str, *, nullable: bool = False) -> str | None:
+        value = self.value.get(key)
+        if value is None and nullable and key in self.value:
+            return None
+        if not isinstance(value, str) or (not nullable and not value):
+            raise self._bad(key, "a string")
+        return value
+
+    def url(self, key: str) -> str:
+        # These links end up in the page as href/src: only web addresses pass.
+        value = self.value.get(key)
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+            raise self._bad(key, "an http(s) URL")
+        return value
+
+    def dimension(self, key: str) -> int:
+        value = self.value.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self._bad(key, "a positive integer")
+        return value
+
+    def color(self, key: str) -> str | None:
+        value = self.text(key, nullable=True)
+        if value is not None and not _COLOR.match(value):
+            raise self._bad(key, "a hex colour")
+        return value
+
+
+# --- Offline demo -----------------------------------------------------------------
+
+# (file name under jobs/static/jobs/demo/, title, background colour)
+DEMO_DISHES = (
+    ("ramen", "A steaming bowl of ramen", "#f3d9b1"),
+    ("pizza", "A slice of pepperoni pizza", "#fbe3c4"),
+    ("burger", "A cheeseburger with lettuce and tomato", "#cfe8f3"),
+    ("sushi", "Salmon and cucumber sushi on a board", "#e3eedd"),
+    ("pancakes", "A stack of pancakes with syrup and berries", "#fdf0d5"),
+    ("salad", "A green salad bowl with tomatoes and egg", "#f6e7e1"),
+    ("donut", "A pink-glazed donut with sprinkles", "#d8ecf6"),
+    ("taco", "Two tacos with salsa and lime", "#fce8c8"),
+    ("watermelon", "Slices of watermelon on a plate", "#e6f4ea"),
+    ("cupcake", "A cupcake topped with a cherry", "#efe4f7"),
+)
+
+
+class DemoSource:
+    """Offline stand-in for Unsplash: hand-drawn food illustrations, no network.
+
+    Used when no access key is set. Each photo is clearly labelled as demo
+    (``source: "demo"``, photographer "Demo kitchen"), and every call
+    returns new photo ids so the pool treats demo photos like real ones.
+    """
+
+    name = "demo"
+    WIDTH = 800
+    HEIGHT = 600
+
+    def __init__(self, *, static_url: str = "/static/", app_name: str) -> None:
+        _check_app_name(app_name)
+        self.static_url = static_url if static_url.endswith("/") else static_url + "/"
+        self.app_name = app_name
+
+    def fetch_batch(self, count: int) -> PhotoBatch:
+        _check_count(count)
+        dishes = list(DEMO_DISHES)
+        secrets.SystemRandom().shuffle(dishes)
+        photos = [self._result(*dishes[index % len(dishes)]) for index in range(count)]
+        return PhotoBatch(photos, source=self.name)
+
+    def _result(self, slug: str, title: str, color: str) -> dict[str, Any]:
+        image = f"{self.static_url}jobs/demo/{slug}.svg"
+        return {
+            "photo_id": f"demo-{slug}-{secrets.token_hex(6)}",
+            "description": f"{title} (offline demo illustration, not an Unsplash photo)",
+            "alt_description": f"Illustration: {title[0].lower()}{title[1:]}",
+            "urls": {size: image for size in URL_SIZES},
+            "width": self.WIDTH,
+            "height": self.HEIGHT,
+            "color": color,
+            "blur_hash": None,
+            "photographer_name": "Demo kitchen",
+            "photographer_username": "demo-kitchen",
+            "photographer_url": f"{self.static_url}jobs/demo/about.html",
+            "photo_url": image,
+            "unsplash_url": utm_link("https://unsplash.com/", self.app_name),
+            "source": self.name,
+        }

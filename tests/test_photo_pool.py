@@ -1,0 +1,523 @@
+"""The shared photo pool: one batch serves many jobs, each photo goes to one job, and
+a rate-limited source is probed by one caller at growing intervals."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from filestore.photo_pool import (
+    PermanentPhotoError,
+    PhotoBatch,
+    PhotoPool,
+    RateLimited,
+    TransientPhotoError,
+)
+from jobs.photos import UnsplashSource
+from tests.fake_unsplash import FakeUnsplash
+
+START = 1_700_000_000.0
+_ids = itertools.count()
+
+
+class FakeClock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Source:
+    """A fetch that makes new photos, or raises what it is told to, and counts its calls."""
+
+    def __init__(self, *, remaining: int | None = None) -> None:
+        self.calls = 0
+        self.remaining = remaining
+        self.errors: list[Exception] = []
+        self.ids: list[str] | None = None  # ids of the next batch, when a test wants them
+        self.batches: list[list[str]] = []
+
+    def __call__(self, count: int) -> PhotoBatch:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        ids = self.ids or [f"photo-{next(_ids)}" for _ in range(count)]
+        self.ids = None
+        self.batches.append(ids)
+        return PhotoBatch(
+            [{"photo_id": photo_id, "source": "test"} for photo_id in ids],
+            source="test",
+            remaining=self.remaining,
+            limit=50 if self.remaining is not None else None,
+        )
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def make_pool(tmp_path: Path, clock=time.time, **options) -> PhotoPool:
+    return PhotoPool(tmp_path / "photos", tmp_path / "tmp", clock=clock, **options)
+
+
+@pytest.fixture
+def pool(tmp_path, clock):
+    return make_pool(tmp_path, clock, jitter=0)
+
+
+@pytest.fixture
+def fetch():
+    return Source()
+
+
+def take_ids(pool: PhotoPool, fetch, times: int, **options) -> list[str]:
+    return [pool.take(fetch, **options)["photo_id"] for _ in range(times)]
+
+
+# --- Sharing one batch ---
+
+
+def test_one_batch_serves_many_takes(pool, fetch):
+    ids = take_ids(pool, fetch, 30)
+
+    assert fetch.calls == 1
+    assert len(set(ids)) == 30
+    assert pool.size() == 0
+
+    pool.take(fetch)
+    assert fetch.calls == 2
+
+
+def test_it_asks_for_the_batch_size(pool):
+    asked = []
+
+    def fetch(count):
+        asked.append(count)
+        return [{"photo_id": f"p{i}"} for i in range(count)]
+
+    pool.take(fetch, batch_size=7)
+
+    assert asked == [7]
+    assert pool.size() == 6
+
+
+def test_the_rest_of_a_batch_is_kept_on_disk_for_other_processes(tmp_path, clock, fetch):
+    first = make_pool(tmp_path, clock).take(fetch)
+
+    other = make_pool(tmp_path, clock)
+    ids = take_ids(other, fetch, 29)
+
+    assert fetch.calls == 1
+    assert first["photo_id"] not in ids
+    assert len(set(ids)) == 29
+    entries = sorted((tmp_path / "photos" / "pool").iterdir())
+    assert entries == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_an_entry_holds_the_photo_and_its_fetch_time(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock)
+    pool.take(fetch, batch_size=2)
+
+    [entry] = (tmp_path / "photos" / "pool").iterdir()
+    document = json.loads(entry.read_bytes())
+    assert entry.name.startswith(f"{int(START * 1000):013d}-")
+    assert document["fetched_at"] == START
+    assert document["photo"]["photo_id"].startswith("photo-")
+
+
+def test_a_batch_with_repeats_hands_each_photo_out_once(pool, fetch):
+    fetch.ids = ["a", "b", "a", "c", "b", "a"]
+
+    ids = take_ids(pool, fetch, 3)
+
+    assert sorted(ids) == ["a", "b", "c"]
+    assert fetch.calls == 1
+    assert pool.size() == 0
+
+
+def test_an_empty_batch_is_a_transient_error(pool):
+    with pytest.raises(TransientPhotoError):
+        pool.take(lambda count: [])
+
+
+def test_an_unreadable_entry_is_skipped(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock)
+    pool.take(fetch, batch_size=3)
+    entries = sorted((tmp_path / "photos" / "pool").iterdir())
+    entries[0].write_text("{not json")
+    (tmp_path / "photos" / "pool" / "notes.txt").write_text("not an entry")
+
+    photo = pool.take(fetch)
+
+    assert photo["photo_id"].startswith("photo-")
+    assert fetch.calls == 1
+    assert pool.size() == 0
+
+
+def test_clear_empties_the_pool(pool, fetch):
+    pool.take(fetch)
+
+    assert pool.clear() == 29
+    assert pool.size() == 0
+    pool.take(fetch)
+    assert fetch.calls == 2
+
+
+# --- Freshness ---
+
+
+def test_entries_are_served_until_the_ttl(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock, ttl_seconds=600)
+    pool.take(fetch)
+
+    clock.advance(599)
+    assert pool.size() == 29
+    pool.take(fetch)
+
+    assert fetch.calls == 1
+
+
+def test_expired_entries_are_discarded_not_handed_out(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock, ttl_seconds=600)
+    pool.take(fetch)
+
+    clock.advance(600)
+    assert pool.size() == 0
+    later = take_ids(pool, fetch, 30)
+
+    assert fetch.calls == 2
+    assert sorted(later) == sorted(fetch.batches[1])
+    assert not set(fetch.batches[0]) & set(later)
+    assert pool.size() == 0
+    assert list((tmp_path / "photos" / "pool").iterdir()) == []
+
+
+# --- The rate-limit gate ---
+
+
+def rate_limited(**options) -> RateLimited:
+    return RateLimited("test_rate_limited", "The test source is out of requests.", **options)
+
+
+def test_a_rate_limit_closes_the_gate_for_every_caller(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock, jitter=0)
+    fetch.errors = [rate_limited()]
+
+    with pytest.raises(RateLimited) as first:
+        pool.take(fetch)
+    assert first.value.retry_after == 15
+    assert first.value.code == "test_rate_limited"
+
+    clock.advance(5)
+    other = make_pool(tmp_path, clock, jitter=0)  # another process
+    with pytest.raises(RateLimited) as second:
+        other.take(fetch)
+
+    assert second.value.retry_after == 10
+    assert second.value.code == "test_rate_limited"
+    assert second.value.message == "The test source is out of requests."
+    assert fetch.calls == 1
+
+
+def test_the_probe_interval_grows_to_a_cap(pool, clock, fetch):
+    waits = []
+    for _ in range(8):
+        fetch.errors = [rate_limited()]
+        with pytest.raises(RateLimited) as caught:
+            pool.take(fetch)
+        waits.append(caught.value.retry_after)
+        clock.advance(caught.value.retry_after)
+
+    assert waits == [15, 30, 60, 120, 240, 300, 300, 300]
+    assert fetch.calls == 8
+
+
+def test_the_probe_interval_has_jitter(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock, jitter=0.2)
+    waits = set()
+    for _ in range(10):
+        pool._write_state({})  # back to the first interval
+        fetch.errors = [rate_limited()]
+        with pytest.raises(RateLimited) as caught:
+            pool.take(fetch)
+        waits.add(caught.value.retry_after)
+        assert 15 <= caught.value.retry_after <= 18
+
+    assert len(waits) > 1
+
+
+def test_one_caller_probes_when_the_gate_opens(pool, clock, fetch):
+    fetch.errors = [rate_limited()]
+    with pytest.raises(RateLimited):
+        pool.take(fetch)
+
+    clock.advance(15)
+    fetch.errors = [rate_limited()]
+    with pytest.raises(RateLimited) as probe:
+        pool.take(fetch)
+    with pytest.raises(RateLimited) as next_caller:
+        pool.take(fetch)
+
+    assert fetch.calls == 2
+    assert probe.value.retry_after == 30
+    assert next_caller.value.retry_after == 30
+
+
+def test_concurrent_callers_send_one_probe(tmp_path, clock):
+    calls = []
+
+    def slow_rate_limited_fetch(count):
+        calls.append(count)
+        time.sleep(0.1)  # keeps the lock held while the other threads arrive
+        raise rate_limited()
+
+    pool = make_pool(tmp_path, clock, jitter=0)
+    outcomes = []
+
+    def take():
+        try:
+            make_pool(tmp_path, clock, jitter=0).take(slow_rate_limited_fetch)
+        except RateLimited as exc:
+            outcomes.append(exc.retry_after)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(calls) == 1
+    assert outcomes == [15] * 8
+    assert pool.rate_limit_state()["blocked"]
+
+
+def test_a_success_resets_the_interval(pool, clock, fetch):
+    for _ in range(3):
+        fetch.errors = [rate_limited()]
+        with pytest.raises(RateLimited) as caught:
+            pool.take(fetch)
+        clock.advance(caught.value.retry_after)
+
+    pool.take(fetch)
+    assert pool.rate_limit_state()["blocked"] is False
+    pool.clear()
+
+    fetch.errors = [rate_limited()]
+    with pytest.raises(RateLimited) as caught:
+        pool.take(fetch)
+    assert caught.value.retry_after == 15
+
+
+def test_a_longer_retry_after_from_the_source_wins(pool, fetch):
+    fetch.errors = [rate_limited(retry_after=120)]
+
+    with pytest.raises(RateLimited) as caught:
+        pool.take(fetch)
+
+    assert caught.value.retry_after == 120
+
+
+def test_pooled_photos_are_served_while_the_gate_is_closed(pool, clock, fetch):
+    pool.take(fetch)
+    pool._close_for_rate_limit(pool._read_state(), "test_rate_limited", "Out of requests.")
+
+    ids = take_ids(pool, fetch, 29)
+
+    assert len(set(ids)) == 29
+    with pytest.raises(RateLimited):
+        pool.take(fetch)
+    assert fetch.calls == 1
+
+
+def test_a_spent_budget_gates_the_next_fetch(pool, clock):
+    fetch = Source(remaining=0)
+
+    take_ids(pool, fetch, 30)
+    with pytest.raises(RateLimited) as caught:
+        pool.take(fetch)
+
+    assert fetch.calls == 1
+    assert caught.value.code == "test_rate_limited"
+    assert caught.value.retry_after == 15
+
+
+def test_rate_limit_state_reports_the_budget(pool, clock):
+    assert pool.rate_limit_state() == {
+        "remaining": None,
+        "limit": None,
+        "observed_at": None,
+        "blocked": False,
+        "blocked_until": None,
+        "retry_after": None,
+        "reason": None,
+        "code": None,
+        "message": None,
+        "consecutive_rate_limits": 0,
+    }
+
+    pool.take(Source(remaining=41))
+    state = pool.rate_limit_state()
+    assert (state["remaining"], state["limit"], state["observed_at"]) == (41, 50, START)
+    assert state["blocked"] is False
+
+    pool.clear()
+    fetch = Source()
+    fetch.errors = [rate_limited()]
+    with pytest.raises(RateLimited):
+        pool.take(fetch)
+    clock.advance(5)
+    state = pool.rate_limit_state()
+    assert state["remaining"] == 0
+    assert state["blocked"] is True
+    assert state["blocked_until"] == START + 15
+    assert state["retry_after"] == 10
+    assert state["reason"] == "rate_limited"
+    assert state["consecutive_rate_limits"] == 1
+
+
+def test_an_unreadable_state_file_leaves_the_gate_open(tmp_path, clock, fetch):
+    pool = make_pool(tmp_path, clock)
+    (tmp_path / "photos" / "rate_limit.json").write_text("{broken")
+
+    pool.take(fetch)
+
+    assert fetch.calls == 1
+
+
+def test_other_transient_failures_hold_callers_back_briefly(pool, clock, fetch):
+    fetch.errors = [TransientPhotoError("test_unavailable", "The test source is down.")]
+    with pytest.raises(TransientPhotoError) as first:
+        pool.take(fetch)
+    assert first.value.retry_after == 5
+
+    clock.advance(2)
+    with pytest.raises(TransientPhotoError) as second:
+        pool.take(fetch)
+    assert not isinstance(second.value, RateLimited)
+    assert second.value.code == "test_unavailable"
+    assert second.value.retry_after == 3
+    assert fetch.calls == 1
+
+    clock.advance(3)
+    pool.take(fetch)
+    assert fetch.calls == 2
+
+
+def test_a_permanent_failure_is_not_remembered(pool, fetch):
+    fetch.errors = [
+        PermanentPhotoError("test_unauthorized", "Bad key."),
+        PermanentPhotoError("test_unauthorized", "Bad key."),
+    ]
+    for _ in range(2):
+        with pytest.raises(PermanentPhotoError):
+            pool.take(fetch)
+
+    pool.take(fetch)
+    assert fetch.calls == 3
+
+
+# --- With the real client and the fake Unsplash ---
+
+
+def test_a_budget_of_50_calls_completes_500_takes(tmp_path, clock):
+    with FakeUnsplash(remaining=50) as fake:
+        source = UnsplashSource(api_url=fake.url, access_key="k", app_name="jobs_test")
+        pool = make_pool(tmp_path, clock)
+
+        ids = take_ids(pool, source.fetch_batch, 500)
+
+        assert len(set(ids)) == 500
+        assert fake.calls == math.ceil(500 / 30)
+        assert fake.remaining == 50 - fake.calls
+        assert pool.rate_limit_state()["remaining"] == fake.remaining
+
+
+def test_a_spent_budget_is_probed_and_recovers(tmp_path, clock):
+    with FakeUnsplash(remaining=2) as fake:
+        source = UnsplashSource(api_url=fake.url, access_key="k", app_name="jobs_test")
+        pool = make_pool(tmp_path, clock, jitter=0)
+
+        take_ids(pool, source.fetch_batch, 60)
+        with pytest.raises(RateLimited) as gated:
+            pool.take(source.fetch_batch)
+        assert gated.value.retry_after == 15
+        assert fake.calls == 2  # the second answer said remaining 0: no third call
+
+        clock.advance(15)
+        with pytest.raises(RateLimited) as probed:
+            pool.take(source.fetch_batch)
+        assert probed.value.code == "unsplash_rate_limited"
+        assert probed.value.retry_after == 30
+        assert fake.calls == 3
+
+        fake.remaining = 50  # the hourly window starts over
+        clock.advance(30)
+        pool.take(source.fetch_batch)
+        assert fake.calls == 4
+        assert pool.rate_limit_state()["blocked"] is False
+        assert pool.rate_limit_state()["consecutive_rate_limits"] == 0
+
+
+def test_threads_share_one_pool(tmp_path):
+    with FakeUnsplash() as fake:
+        taken: list[str] = []
+
+        def work():
+            source = UnsplashSource(api_url=fake.url, access_key="k", app_name="jobs_test")
+            pool = make_pool(tmp_path)
+            taken.extend(take_ids(pool, source.fetch_batch, 25))
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert len(taken) == 200
+        assert len(set(taken)) == 200
+        assert fake.calls == math.ceil(200 / 30)
+
+
+def _take_in_process(root: str, api_url: str, times: int, start, out: str) -> None:
+    source = UnsplashSource(api_url=api_url, access_key="k", app_name="jobs_test")
+    pool = PhotoPool(Path(root) / "photos", Path(root) / "tmp")
+    start.wait(timeout=30)
+    ids = take_ids(pool, source.fetch_batch, times)
+    Path(out).write_text(json.dumps(ids))
+
+
+def test_processes_share_one_pool_and_never_share_a_photo(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    with FakeUnsplash() as fake:
+        outputs = [tmp_path / f"taken-{n}.json" for n in range(4)]
+        processes = [
+            context.Process(
+                target=_take_in_process, args=(str(tmp_path), fake.url, 50, start, str(out))
+            )
+            for out in outputs
+        ]
+        for process in processes:
+            process.start()
+        start.set()
+        for process in processes:
+            process.join(timeout=60)
+
+        assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+        taken = [photo_id for out in outputs for photo_id in json.loads(out.read_text())]
+        assert len(taken) == 200
+        assert len(set(taken)) == 200
+        assert fake.calls == math.ceil(200 / 30)

@@ -30,11 +30,12 @@ higher ``revision`` (the newer state), and ``recover`` or the next update
 removes the other. So at every instant each job has exactly one readable,
 correct state.
 
-Concurrent writers: creating a job needs no lock (ids are unique). Updates
-of one job are serialised by an ``flock`` on the job's lock stripe, so two
-processes never interleave read-modify-write cycles on the same job, while
-writers of other jobs go on in parallel. Readers take no lock: every name
-they can open holds a complete document.
+Concurrent writers: updates of one job are serialised by an ``flock`` on
+the job's lock stripe, so two processes never interleave read-modify-write
+cycles on the same job, while writers of other jobs go on in parallel. A
+create takes the same lock to check that no name of its id exists yet (a
+job that moved on to another status has another name). Readers take no
+lock: every name they can open holds a complete document.
 """
 
 from __future__ import annotations
@@ -95,12 +96,17 @@ def _parse_name(name: str) -> Entry | None:
     return Entry(job_id, status)
 
 
+def _listdir(path: Path) -> list[str]:
+    """The names in ``path``; none when it is gone or is a stray file, not a bucket."""
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def _listdir_desc(path: Path, upto: str | None) -> list[str]:
     """Sorted names in ``path`` (newest first), skipping those after ``upto``."""
-    try:
-        names = os.listdir(path)
-    except FileNotFoundError:
-        return []
+    names = _listdir(path)
     if upto is not None:
         names = [name for name in names if name <= upto]
     names.sort(reverse=True)
@@ -140,8 +146,14 @@ class JobRepository:
         if not is_valid_id(job_id) or status not in STATUSES:
             raise ValueError(f"bad id or status: {job_id!r} {status!r}")
         document = {**document, "revision": 1}
-        if not self._write(self.path_for(job_id, status), document, exclusive=True):
-            raise JobExists(job_id)
+        # The job may exist under another status (another name), so an
+        # exclusive link alone cannot tell; status changes hold this lock
+        # while they rename, so probing every name under it is reliable.
+        with self._locked(job_id):
+            if self._any_name(job_id):
+                raise JobExists(job_id)
+            if not self._write(self.path_for(job_id, status), document, exclusive=True):
+                raise JobExists(job_id)
         return document
 
     def update(self, job_id: str, change: Callable[[Document], Document | None]) -> Document:
@@ -291,10 +303,7 @@ class JobRepository:
                             yield entry
 
     def _leaf_entries(self, leaf: Path) -> list[Entry]:
-        try:
-            names = os.listdir(leaf)
-        except FileNotFoundError:
-            return []
+        names = _listdir(leaf)
         by_id: dict[str, list[str]] = {}
         for name in names:
             entry = _parse_name(name)
@@ -356,7 +365,7 @@ class JobRepository:
                     report["temp_files_removed"] += 1
         for leaf in self._leaves():
             seen: dict[str, int] = {}
-            for name in os.listdir(leaf):
+            for name in _listdir(leaf):
                 entry = _parse_name(name)
                 if entry is not None:
                     seen[entry.id] = seen.get(entry.id, 0) + 1

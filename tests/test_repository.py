@@ -1,0 +1,369 @@
+"""The job repository: one file per job, listed newest first from names alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import pytest
+
+from filestore.ids import new_id
+from filestore.repository import JobExists, JobNotFound, JobRepository
+
+# The start of a 17-minute "middle" bucket (2**20 ms), so jobs spaced a few
+# seconds apart from here share their top and middle directories.
+BASE = (1_800_000_000_000 >> 20 << 20) / 1000
+
+
+@pytest.fixture
+def repo(data_dir) -> JobRepository:
+    return JobRepository(data_dir)
+
+
+def _make(repo: JobRepository, at: float, status: str = "pending", **fields) -> dict:
+    return repo.create({"id": new_id(at), "status": status, **fields})
+
+
+def _ids(documents) -> list[str]:
+    return [document["id"] for document in documents]
+
+
+class ReadSpy:
+    """Counts the job files and directories a call opens."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.files: list[str] = []
+        self.listings = 0
+        read, listdir = JobRepository._read, os.listdir
+
+        def spy_read(repo, path):
+            self.files.append(path.name)
+            return read(repo, path)
+
+        def spy_listdir(path="."):
+            self.listings += 1
+            return listdir(path)
+
+        monkeypatch.setattr(JobRepository, "_read", spy_read)
+        monkeypatch.setattr(os, "listdir", spy_listdir)
+
+    def reset(self) -> None:
+        self.files.clear()
+        self.listings = 0
+
+
+# --- writes ----------------------------------------------------------------------
+
+
+def test_it_stores_a_job_and_reads_it_back(repo):
+    job_id = new_id()
+
+    created = repo.create({"id": job_id, "status": "pending", "delay_seconds": 30})
+
+    assert created == {"id": job_id, "status": "pending", "delay_seconds": 30, "revision": 1}
+    assert repo.get(job_id) == created
+    assert repo.path_for(job_id, "pending").is_file()
+
+
+def test_it_refuses_a_second_job_with_the_same_id(repo):
+    job = _make(repo, BASE)
+
+    with pytest.raises(JobExists):
+        repo.create({"id": job["id"], "status": "pending", "other": True})
+
+    assert repo.get(job["id"]) == job
+
+
+def test_it_refuses_a_second_job_for_an_id_whose_status_moved_on(repo):
+    job = _make(repo, BASE)
+    running = repo.update(job["id"], lambda doc: {**doc, "status": "running"})
+
+    with pytest.raises(JobExists):
+        repo.create({"id": job["id"], "status": "pending"})
+
+    assert repo.get(job["id"]) == running
+    assert os.listdir(repo.leaf_dir(job["id"])) == [f"{job['id']}_running.json"]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"id": "not-an-id", "status": "pending"},
+        {"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "status": "sleeping"},
+        {"id": "../../../../etc/passwd_00", "status": "pending"},
+    ],
+)
+def test_it_refuses_to_create_a_job_with_a_bad_id_or_status(repo, document):
+    with pytest.raises(ValueError):
+        repo.create(document)
+
+    assert repo.counts() == dict.fromkeys(repo.counts(), 0)
+
+
+def test_it_changes_a_job_and_counts_its_revisions(repo):
+    job = _make(repo, BASE)
+
+    running = repo.update(job["id"], lambda doc: {**doc, "status": "running"})
+    done = repo.update(job["id"], lambda doc: {**doc, "status": "completed", "result": 1})
+
+    assert (running["revision"], done["revision"]) == (2, 3)
+    assert repo.get(job["id"]) == done
+    assert os.listdir(repo.leaf_dir(job["id"])) == [f"{job['id']}_completed.json"]
+
+
+def test_it_leaves_a_job_alone_when_a_change_declines_or_refuses(repo):
+    job = _make(repo, BASE)
+
+    def refuse(doc: dict) -> dict:
+        raise RuntimeError("not in this state")
+
+    assert repo.update(job["id"], lambda doc: None) == job
+    with pytest.raises(RuntimeError):
+        repo.update(job["id"], refuse)
+    with pytest.raises(ValueError):
+        repo.update(job["id"], lambda doc: {**doc, "id": new_id()})
+
+    assert repo.get(job["id"]) == job
+
+
+def test_it_deletes_a_job(repo):
+    job = _make(repo, BASE)
+
+    assert repo.delete(job["id"]) == job
+
+    with pytest.raises(JobNotFound):
+        repo.get(job["id"])
+    with pytest.raises(JobNotFound):
+        repo.delete(job["id"])
+    with pytest.raises(JobNotFound):
+        repo.update(job["id"], lambda doc: doc)
+    assert repo.list(limit=10) == ([], False)
+
+
+@pytest.mark.parametrize("job_id", ["", "..", "../../etc/passwd", "01arz3ndektsv4rrffq69g5fav"])
+def test_it_finds_no_job_for_a_malformed_id(repo, job_id):
+    with pytest.raises(JobNotFound):
+        repo.get(job_id)
+
+
+# --- unreadable files ----------------------------------------------------------------
+
+
+def _bad_contents(job_id: str) -> dict[str, bytes]:
+    return {
+        "garbage bytes": b"\x00\xff\xfe not json at all",
+        "cut short": b'{"id": "' + job_id.encode() + b'", "status": "pen',
+        "empty": b"",
+        "a list": b'["' + job_id.encode() + b'", "pending"]',
+        "no revision": b'{"id": "' + job_id.encode() + b'", "status": "pending"}',
+        "another id": b'{"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "status": "pending", "revision": 1}',
+        "another status": b'{"id": "' + job_id.encode() + b'", "status": "failed", "revision": 1}',
+    }
+
+
+@pytest.mark.parametrize("kind", list(_bad_contents("X")))
+def test_it_quarantines_an_unreadable_file_and_goes_on_listing(repo, caplog, kind):
+    older = _make(repo, BASE)
+    bad_id = new_id(BASE + 2)
+    newer = _make(repo, BASE + 4)
+    bad_path = repo.path_for(bad_id, "pending")
+    bad_path.parent.mkdir(parents=True, exist_ok=True)
+    bad_path.write_bytes(_bad_contents(bad_id)[kind])
+
+    with caplog.at_level(logging.ERROR, logger="filestore.repository"):
+        documents, more = repo.list(limit=10)
+
+    assert (documents, more) == ([newer, older], False)
+    assert not bad_path.exists()
+    quarantined = list(repo.quarantine_dir.iterdir())
+    assert [path.name.startswith(bad_path.name) for path in quarantined] == [True]
+    assert quarantined[0].read_bytes() == _bad_contents(bad_id)[kind]
+    assert any(bad_path.name in record.getMessage() for record in caplog.records)
+    with pytest.raises(JobNotFound):
+        repo.get(bad_id)
+    assert repo.get(older["id"]) == older
+    assert sum(repo.counts().values()) == 2
+
+
+def test_it_quarantines_an_unreadable_file_found_by_get(repo, caplog):
+    job_id = new_id(BASE)
+    path = repo.path_for(job_id, "running")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"{{{{")
+
+    with caplog.at_level(logging.ERROR, logger="filestore.repository"), pytest.raises(JobNotFound):
+        repo.get(job_id)
+
+    assert [p.name.split(".json")[0] for p in repo.quarantine_dir.iterdir()] == [path.stem]
+    assert any(path.name in record.getMessage() for record in caplog.records)
+
+
+def test_it_lists_around_stray_files_in_the_job_tree(repo):
+    job = _make(repo, BASE)
+    (repo.jobs_dir / "README").write_text("not a bucket")
+    (repo.leaf_dir(job["id"]).parent / "notes.txt").write_text("not a leaf")
+    (repo.leaf_dir(job["id"]) / "notes.txt").write_text("not a job")
+
+    assert repo.list(limit=10) == ([job], False)
+    assert repo.counts()["pending"] == 1
+    repo.recover()
+    assert repo.get(job["id"]) == job
+
+
+# --- listing -------------------------------------------------------------------------
+
+
+def _spread_over_buckets(repo: JobRepository) -> list[dict]:
+    """Jobs in one leaf, in neighbouring leaves, middles and tops, made out of order."""
+    times = [BASE + 0.001 * i for i in range(4)]  # one leaf, one after another
+    times += [BASE + 3, BASE + 5, BASE + 64]  # other leaves
+    times += [BASE + 1100, BASE + 2300]  # other middle buckets
+    times += [BASE + 13 * 86400, BASE - 20 * 86400]  # other top buckets
+    random.Random(4).shuffle(times)
+    statuses = ["pending", "running", "completed", "failed", "cancelled"]
+    return [_make(repo, at, statuses[i % 5]) for i, at in enumerate(times)]
+
+
+def test_it_lists_newest_first(repo):
+    jobs = _spread_over_buckets(repo)
+
+    documents, more = repo.list(limit=100)
+
+    assert documents == sorted(jobs, key=lambda job: job["id"], reverse=True)
+    assert more is False
+    assert len(set(_ids(documents))) == len(jobs)
+
+
+def test_it_filters_by_status(repo):
+    jobs = _spread_over_buckets(repo)
+
+    for wanted in (["failed"], ["pending", "completed"], ["running", "cancelled", "failed"]):
+        documents, _ = repo.list(statuses=wanted, limit=100)
+        expected = [job for job in jobs if job["status"] in wanted]
+        assert documents == sorted(expected, key=lambda job: job["id"], reverse=True)
+
+
+def test_it_counts_jobs_by_status(repo):
+    jobs = _spread_over_buckets(repo)
+
+    counts = repo.counts()
+
+    assert counts == {
+        status: sum(job["status"] == status for job in jobs)
+        for status in ("pending", "running", "completed", "failed", "cancelled")
+    }
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 7])
+def test_it_pages_through_every_bucket_without_skipping_or_repeating(repo, limit):
+    jobs = _spread_over_buckets(repo)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        documents, more = repo.list(before=cursor, limit=limit)
+        assert len(documents) == limit or not more
+        seen += _ids(documents)
+        if not more:
+            break
+        cursor = documents[-1]["id"]
+
+    assert seen == sorted(_ids(jobs), reverse=True)
+
+
+def test_it_pages_by_status_across_buckets(repo):
+    jobs = _spread_over_buckets(repo) + _spread_over_buckets(repo)
+    seen: list[str] = []
+    cursor = None
+    more = True
+    while more:
+        documents, more = repo.list(statuses=["pending", "failed"], before=cursor, limit=2)
+        seen += _ids(documents)
+        cursor = documents[-1]["id"] if documents else None
+
+    wanted = [job["id"] for job in jobs if job["status"] in ("pending", "failed")]
+    assert seen == sorted(wanted, reverse=True)
+
+
+def test_it_continues_a_page_after_a_cursor_that_was_deleted(repo):
+    jobs = [_make(repo, BASE + i) for i in range(5)]
+    repo.delete(jobs[2]["id"])
+
+    documents, _ = repo.list(before=jobs[2]["id"], limit=10)
+
+    assert documents == [jobs[1], jobs[0]]
+
+
+def test_it_skips_nothing_when_jobs_are_created_between_pages(repo):
+    at = BASE
+    existing = []
+    for _ in range(35):
+        at += 0.7
+        existing.append(_make(repo, at))
+    seen: list[str] = []
+    cursor = None
+    more = True
+    while more:
+        documents, more = repo.list(before=cursor, limit=10)
+        seen += _ids(documents)
+        cursor = documents[-1]["id"]
+        for _ in range(3):  # new jobs arrive while the client reads
+            at += 0.7
+            _make(repo, at)
+
+    assert seen == sorted(_ids(existing), reverse=True)
+    first_page, _ = repo.list(limit=10)
+    assert first_page[0]["id"] > existing[-1]["id"]
+
+
+def test_it_reads_only_the_files_of_the_page(repo, monkeypatch):
+    jobs = [_make(repo, BASE + 2 * i, ["pending", "failed"][i % 7 == 0]) for i in range(60)]
+    spy = ReadSpy(monkeypatch)
+
+    documents, _ = repo.list(limit=10)
+    assert [path.split("_")[0] for path in spy.files] == _ids(documents)
+
+    spy.reset()
+    failed, _ = repo.list(statuses=["failed"], limit=3)
+    assert [job["status"] for job in failed] == ["failed"] * 3
+    assert [path.split("_")[0] for path in spy.files] == _ids(failed)
+
+    spy.reset()
+    repo.counts()
+    repo.list(statuses=["completed"], limit=10)
+    assert spy.files == []
+    assert len(jobs) == 60
+
+
+def _page_cost(repo: JobRepository, spy: ReadSpy, **query) -> tuple[int, int]:
+    spy.reset()
+    documents, _ = repo.list(**query)
+    assert len(documents) == query["limit"]
+    return len(spy.files), spy.listings
+
+
+def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(data_dir, monkeypatch):
+    small, large = JobRepository(data_dir / "small"), JobRepository(data_dir / "large")
+    small_jobs = [_make(small, BASE + 2 * i) for i in range(30)]
+    large_jobs = [_make(large, BASE + 2 * i) for i in range(400)]
+    spy = ReadSpy(monkeypatch)
+
+    small_cost = _page_cost(small, spy, limit=10)
+    large_cost = _page_cost(large, spy, limit=10)
+    deep_cost = _page_cost(large, spy, limit=10, before=large_jobs[25]["id"])
+    deeper_cost = _page_cost(large, spy, limit=10, before=large_jobs[12]["id"])
+
+    assert small_cost == large_cost
+    assert small_cost[0] == deep_cost[0] == deeper_cost[0] == 10
+    # A cursor page also lists the cursor's own leaf, and nothing newer.
+    assert deep_cost[1] == deeper_cost[1] == small_cost[1] + 1
+    assert len(small_jobs) < len(large_jobs)
+
+
+def test_it_serves_a_deep_cursor(repo):
+    jobs = [_make(repo, BASE + 0.4 * i) for i in range(300)]
+
+    documents, more = repo.list(before=jobs[7]["id"], limit=10)
+
+    assert documents == list(reversed(jobs[:7]))
+    assert more is False

@@ -65,6 +65,8 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number 
   const text = value.trim();
   if (text === "") return null;
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP-date always names the day and month ("Wed, 21 Oct 2015 07:28:00 GMT").
+  if (!/[a-z]{3}/i.test(text)) return null;
   const date = Date.parse(text);
   if (Number.isNaN(date)) return null;
   return Math.max(0, date - nowMs);

@@ -171,7 +171,8 @@ export class LiveUpdates {
     }
     if (this.status.mode === "polling") {
       this.pollFailures = 0;
-      this.schedulePoll(0);
+      this.stopPolling();
+      void this.pollOnce();
     }
   }
 
@@ -289,7 +290,7 @@ export class LiveUpdates {
     this.clearFallback();
     this.setStatus({ mode: "polling" });
     this.pollFailures = 0;
-    this.schedulePoll(0);
+    void this.pollOnce();
   }
 
   private stopPolling(): void {

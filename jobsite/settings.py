@@ -191,12 +191,21 @@ SPECTACULAR_SETTINGS = {
 # --- django-q2 -------------------------------------------------------------
 # The broker is our file queue; no job data and no task results go to the
 # database. See the README ("Worker configuration") for each choice.
+# A task is killed after JOBS_TASK_TIMEOUT seconds; its message comes back
+# after JOBS_QUEUE_RETRY seconds (the lease), which must be longer.
+JOBS_TASK_TIMEOUT = envint("JOBS_TASK_TIMEOUT", 60, minimum=1)
+JOBS_QUEUE_RETRY = envint("JOBS_QUEUE_RETRY", 90, minimum=2)
+if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"JOBS_QUEUE_RETRY={JOBS_QUEUE_RETRY} must be longer than "
+        f"JOBS_TASK_TIMEOUT={JOBS_TASK_TIMEOUT}, or a running task would be delivered twice."
+    )
 Q_CLUSTER = {
     "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
     "broker_class": "filestore.broker.FileBroker",
     "workers": JOBS_WORKERS,
-    "timeout": 60,
-    "retry": 90,
+    "timeout": JOBS_TASK_TIMEOUT,
+    "retry": JOBS_QUEUE_RETRY,
     "poll": 0.2,
     "bulk": 1,
     "save_limit": -1,

@@ -56,8 +56,14 @@ class FileBroker(Broker):
         messages = self.connection.dequeue(Conf.BULK)
         if not messages:
             # The pusher calls dequeue in a tight loop: this sleep is what
-            # keeps an idle cluster at ~0% CPU.
-            time.sleep(Conf.POLL)
+            # keeps an idle cluster at ~0% CPU. It is cut short when a
+            # message falls due sooner, so a job starts on time, not up to
+            # one poll late.
+            pause = Conf.POLL
+            next_due_at = self.connection.next_due_at
+            if next_due_at is not None:
+                pause = min(pause, max(0.001, next_due_at - time.time()))
+            time.sleep(pause)
             return None
         return [(ack_id, payload.decode()) for ack_id, payload in messages]
 

@@ -166,6 +166,9 @@ class FileQueue:
         self._leased = root / "leased"
         self._dead = root / "dead"
         self._next_expiry_check = float("-inf")
+        # Set by dequeue when it found nothing more due: when the next message
+        # falls due (None: nothing waiting), so a consumer can sleep until then.
+        self.next_due_at: float | None = None
         for directory in (self._ready, self._leased, self._dead, tmp_dir):
             ensure_dir(directory)
 
@@ -197,9 +200,14 @@ class FileQueue:
         now_ms = _to_ms(self.clock())
         self._expire_leases(now_ms)
         claimed: list[tuple[str, bytes]] = []
+        self.next_due_at = None
         for bucket_start in self._bucket_starts():
             if bucket_start > now_ms:
-                break  # this and every later bucket only hold messages due later
+                # This and every later bucket only hold messages due later;
+                # the earliest of them tells the consumer how long to sleep.
+                if self.next_due_at is None:
+                    self.next_due_at = self._earliest_in(bucket_start)
+                break
             bucket = self._ready / _bucket_name(bucket_start)
             names = _listdir(bucket)
             if not names:
@@ -211,6 +219,7 @@ class FileQueue:
                 if message is None:
                     continue
                 if message.at_ms > now_ms:
+                    self.next_due_at = message.at_ms / 1000
                     break  # names sort by due time
                 lease = replace(
                     message,
@@ -232,6 +241,11 @@ class FileQueue:
                 if len(claimed) >= limit:
                     return claimed
         return claimed
+
+    def _earliest_in(self, bucket_start: int) -> float | None:
+        names = sorted(_listdir(self._ready / _bucket_name(bucket_start)))
+        first = _Name.parse(names[0]) if names else None
+        return first.at_ms / 1000 if first else bucket_start / 1000
 
     def acknowledge(self, ack_id: str) -> None:
         """Remove a leased message for good; an unknown or already removed ack id is fine."""

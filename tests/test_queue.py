@@ -230,7 +230,20 @@ def test_it_does_not_list_buckets_that_are_not_due(queue, clock, monkeypatch):
 
     assert payloads(queue.dequeue(10)) == [b"due"]
 
-    assert set(listed) <= {queue.root / "ready", queue.root / "leased", buckets[0]}
+    # The first future bucket is read for its earliest due time (how long
+    # the consumer may sleep); no later bucket is listed.
+    assert set(listed) <= {queue.root / "ready", queue.root / "leased", *buckets[:2]}
+    assert queue.next_due_at == START + 3600
+
+
+def test_it_tells_when_the_next_message_falls_due(queue, clock):
+    queue.enqueue(b"later", due_at=START + 2.5)
+    queue.enqueue(b"much later", due_at=START + 100)
+
+    assert queue.dequeue(10) == []
+    assert queue.next_due_at == START + 2.5
+    clock.advance(2.5)
+    assert payloads(queue.dequeue(10)) == [b"later"]
 
 
 def test_it_removes_empty_buckets_whose_time_has_passed(queue, clock):

@@ -1,0 +1,140 @@
+"""The event log: every change once, in order, with ids a client can resume from."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from filestore.eventlog import EventLog, EventsLost
+
+
+@pytest.fixture
+def log(data_dir) -> EventLog:
+    return EventLog(data_dir / "events")
+
+
+def _events(n: int, start: int = 0) -> list[dict]:
+    return [{"type": "job", "n": i, "text": "é" * (i % 3)} for i in range(start, start + n)]
+
+
+def _read_all(log: EventLog, position: int = 0, limit: int = 1000) -> tuple[list, int]:
+    everything = []
+    while True:
+        events, position = log.read_after(position, limit=limit)
+        if not events:
+            return everything, position
+        everything += events
+
+
+def test_it_reads_an_empty_log_as_no_events(log):
+    assert log.read_after(0) == ([], 0)
+    assert log.read_after(log.latest_id()) == ([], 0)
+
+
+def test_it_returns_events_in_order_with_increasing_ids(log):
+    for event in _events(20):
+        log.append(event)
+
+    events, _ = log.read_after(0)
+
+    assert [event for _, event in events] == _events(20)
+    ids = [event_id for event_id, _ in events]
+    assert ids == sorted(set(ids))
+
+
+def test_it_reads_only_events_after_the_latest_id(log):
+    for event in _events(5):
+        log.append(event)
+    position = log.latest_id()
+    for event in _events(3, start=5):
+        log.append(event)
+
+    events, position = log.read_after(position)
+
+    assert [event for _, event in events] == _events(3, start=5)
+    assert log.read_after(position) == ([], position)
+
+
+def test_it_resumes_after_any_event_id_without_repeating(data_dir):
+    """An event's id is what a client sends back as Last-Event-ID."""
+    log = EventLog(data_dir / "events", segment_bytes=200)
+    for event in _events(12):
+        log.append(event)
+    events, _ = _read_all(log)
+    assert len(list(log.root.iterdir())) > 1
+
+    for index, (event_id, _) in enumerate(events):
+        resumed, _ = _read_all(log, event_id)
+        assert resumed == events[index + 1 :]
+
+
+def test_it_pages_with_a_limit(log):
+    for event in _events(25):
+        log.append(event)
+
+    everything, _ = _read_all(log, limit=4)
+
+    assert [event for _, event in everything] == _events(25)
+
+
+def test_it_holds_back_a_line_still_being_written(log):
+    log.append({"n": 0})
+    segment = next(log.root.iterdir())
+    with open(segment, "ab") as handle:
+        handle.write(b'{"n": 1, "half": "wri')
+
+    events, position = log.read_after(0)
+    assert [event for _, event in events] == [{"n": 0}]
+
+    with open(segment, "ab") as handle:
+        handle.write(b'tten"}\n')
+    events, _ = log.read_after(position)
+    assert [event for _, event in events] == [{"n": 1, "half": "written"}]
+
+
+def test_it_keeps_the_newest_segments_and_reports_lost_events(data_dir):
+    log = EventLog(data_dir / "events", segment_bytes=300, keep_segments=3)
+    log.append({"n": 0})
+    first_position = log.latest_id()
+    reader_position = 0
+    seen = []
+    for event in _events(200, start=1):
+        log.append(event)
+        events, reader_position = log.read_after(reader_position)
+        seen += [event for _, event in events]
+
+    assert seen == [{"n": 0}, *_events(200, start=1)]  # a reader keeping up misses nothing
+    assert len(list(log.root.iterdir())) == 3
+    with pytest.raises(EventsLost):
+        log.read_after(first_position)
+    kept, _ = _read_all(log)
+    assert [event for _, event in kept] == _events(200, start=1)[-len(kept) :]
+    assert 0 < len(kept) < 200
+
+
+def _append_many(root, writer: int, count: int, start) -> None:
+    log = EventLog(root, segment_bytes=4096, keep_segments=1000)
+    start.wait()
+    for n in range(count):
+        log.append({"writer": writer, "n": n, "pad": "x" * (n % 50)})
+
+
+def test_it_keeps_every_event_of_concurrent_writers(data_dir):
+    fork = multiprocessing.get_context("fork")
+    root = data_dir / "events"
+    start = fork.Barrier(4)
+    writers = [fork.Process(target=_append_many, args=(root, w, 300, start)) for w in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=30)
+        assert writer.exitcode == 0
+
+    everything, _ = _read_all(EventLog(root), limit=500)
+
+    ids = [event_id for event_id, _ in everything]
+    assert ids == sorted(set(ids))
+    for w in range(4):
+        assert [e["n"] for _, e in everything if e["writer"] == w] == list(range(300))
+    assert len(list(root.iterdir())) > 1  # the writers went through several segments

@@ -39,9 +39,16 @@ class EventFeed:
 
     @property
     def position(self) -> int:
-        """Where a new stream starts to see only new events."""
-        with self._condition:
-            return self._position
+        """Where a new stream starts to see only events from now on.
+
+        Read from the log, not from the follower thread, which may lag a
+        few milliseconds behind.
+        """
+        try:
+            return self.log.latest_id()
+        except OSError:
+            with self._condition:
+                return self._position
 
     def _follow(self) -> None:
         while True:

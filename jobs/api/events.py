@@ -37,8 +37,16 @@ def stream(
     heartbeat: float = HEARTBEAT_SECONDS,
     lifetime: float = STREAM_SECONDS,
 ) -> Iterator[str]:
-    yield "retry: 3000\n\n"
+    # The starting point is fixed now, when the request arrives, not when
+    # the server first pulls from the generator.
     position = source.position if last_event_id is None else last_event_id
+    return _events(source, position, heartbeat=heartbeat, lifetime=lifetime)
+
+
+def _events(
+    source: EventFeed, position: int, *, heartbeat: float, lifetime: float
+) -> Iterator[str]:
+    yield "retry: 3000\n\n"
     end = time.monotonic() + lifetime
     while time.monotonic() < end:
         try:

@@ -14,6 +14,9 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+NOT_AN_OBJECT = 'The body must be a JSON object, like {"delay_seconds": 30}.'
+
+
 class JobCreateSerializer(serializers.Serializer):
     delay_seconds = StrictIntegerField(
         required=False,
@@ -22,15 +25,15 @@ class JobCreateSerializer(serializers.Serializer):
         "by default 5 to 300 in steps of 5). Random when omitted.",
     )
 
+    def run_validation(self, data=serializers.empty):
+        # A JSON ``null`` body would otherwise get DRF's vague "No data provided".
+        if data is None:
+            raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {
-                    "non_field_errors": [
-                        'The body must be a JSON object, like {"delay_seconds": 30}.'
-                    ]
-                }
-            )
+            raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(

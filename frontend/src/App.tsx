@@ -1,4 +1,4 @@
-import { useCallback, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import type { Job } from "./api/types";
 import type { Controller } from "./app/controller";
 import { useView } from "./app/hooks";
@@ -14,7 +14,10 @@ export function App({ controller }: { controller: Controller }) {
   const view = useView(controller);
   const [opened, setOpened] = useState<Job | null>(null);
   const closePhoto = useCallback(() => setOpened(null), []);
-  const appName = view.config?.app_name || "Food photo jobs";
+  const appName = displayName(view.config?.app_name);
+  useEffect(() => {
+    document.title = appName;
+  }, [appName]);
 
   return (
     <div className="page">
@@ -68,4 +71,11 @@ export function App({ controller }: { controller: Controller }) {
       {opened?.result ? <PhotoDialog job={opened} onClose={closePhoto} /> : null}
     </div>
   );
+}
+
+/** "food_jobs" -> "Food jobs": the configured name doubles as an identifier. */
+function displayName(name: string | undefined): string {
+  const words = (name ?? "").replace(/[_-]+/g, " ").trim();
+  if (words === "") return "Food photo jobs";
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }

@@ -173,8 +173,13 @@ export class Controller {
       this.outbox.subscribe(() => this.setView(this.outboxView())),
       this.outbox.onEvent((event) => this.onOutboxEvent(event)),
       this.connectivity.subscribe((next, previous) => {
-        this.setView({ connection: next.state, everConnected: next.everConnected });
-        if (next.state === "online" && previous.state === "offline") this.onReconnected();
+        this.setView({ connection: next.state, everConnected: next.everConnected, pendingCreates: this.pendingCreates() });
+        if (next.state === "online" && previous.state === "offline") {
+          if (previous.everConnected) this.announce("Connection restored.");
+          this.onReconnected();
+        } else if (next.state === "offline" && previous.everConnected) {
+          this.announce("Connection lost. New jobs are kept and sent when it is back.");
+        }
       }),
     );
     const win = this.win;
@@ -429,14 +434,19 @@ export class Controller {
   private pendingCreates(): PendingCreate[] {
     const statuses = this.query.statuses;
     if (statuses.length > 0 && !statuses.includes("pending")) return this.rejected;
-    const { entries, sendingKey } = this.outbox.getState();
-    const waiting: PendingCreate[] = entries.map((entry) => ({
-      key: entry.key,
-      body: entry.body,
-      createdAt: entry.createdAt,
-      state: entry.key === sendingKey || entry.attempts === 0 ? "sending" : "queued",
-      message: entry.lastError,
-    }));
+    const { entries, sendingKey, retryAt } = this.outbox.getState();
+    const online = this.connectivity.getSnapshot().state === "online";
+    const waiting: PendingCreate[] = entries.map((entry) => {
+      // "sending" while it goes (or is about to go) to a server that answers; "queued" while it waits.
+      const goingOut = entry.key === sendingKey || (entry.attempts === 0 && retryAt === null);
+      return {
+        key: entry.key,
+        body: entry.body,
+        createdAt: entry.createdAt,
+        state: goingOut && online ? "sending" : "queued",
+        message: entry.lastError,
+      };
+    });
     // Newest first, like the list below them.
     return [...this.rejected, ...waiting].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
   }

@@ -97,7 +97,7 @@ export function PhotoDialog({ job, onClose }: { job: Job; onClose: () => void })
         <div className="photo-dialog__foot">
           <Attribution result={result} testId="dialog-attribution" />
           <a className="photo-dialog__link" href={result.photo_url} target="_blank" rel="noopener noreferrer">
-            View on Unsplash
+            {result.source === "demo" ? "Open the image" : "View on Unsplash"}
           </a>
         </div>
       </div>

@@ -43,10 +43,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 frontend-test: frontend
-	cd frontend && npm run typecheck && npm test
+	cd frontend && npm run lint && npm test
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 pytest: install frontend
+	scripts/ensure-chromium
 	$(VENV)/bin/pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "No tests were collected." >&2; exit 1; fi; exit $$status
 

@@ -1,0 +1,186 @@
+"""The page in real Chromium against the real server, worker and a fake Unsplash."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fake_unsplash import FakeUnsplash
+from tests.system import ROOT, System, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeUnsplash() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, fake):
+    running = System(
+        tmp_path_factory.mktemp("e2e") / "data",
+        env={"UNSPLASH_ACCESS_KEY": "e2e-key", "UNSPLASH_API_URL": fake.url},
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, system):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(system.url + "/")
+    page.get_by_test_id("new-job").wait_for()
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def rows(page):
+    return page.get_by_test_id("job-row")
+
+
+def row(page, job_id: str):
+    return page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
+
+
+def test_a_job_created_in_the_page_goes_pending_then_completed_with_its_photo(page, system):
+    before = {job["id"] for job in system.jobs()}
+    page.get_by_test_id("new-job").click()
+
+    new = wait_for(lambda: [j for j in system.jobs() if j["id"] not in before], timeout=10)
+    assert len(new) == 1
+    job_row = row(page, new[0]["id"])
+    job_row.wait_for()
+    assert job_row.get_attribute("data-status") in ("pending", "running", "completed")
+    page.locator(
+        f'[data-testid="job-row"][data-job-id="{new[0]["id"]}"][data-status="completed"]'
+    ).wait_for(timeout=30_000)
+
+    photo = job_row.get_by_test_id("photo")
+    photo.wait_for()
+    wait_for(lambda: photo.evaluate("img => img.complete && img.naturalWidth > 0"), timeout=10)
+    attribution = job_row.get_by_test_id("attribution")
+    assert "Photo by" in attribution.inner_text()
+    assert "Unsplash" in attribution.inner_text()
+    links = attribution.locator("a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert all("utm_medium=referral" in href for href in hrefs), hrefs
+
+
+def test_jobs_created_offline_survive_a_reload_and_are_sent_exactly_once(page, system, browser):
+    context = page.context
+    before = {job["id"] for job in system.jobs()}
+    context.set_offline(True)
+    for _ in range(3):
+        page.get_by_test_id("new-job").click()
+    wait_for(
+        lambda: page.get_by_test_id("outbox-count").inner_text().strip().startswith("3"),
+        timeout=10,
+        message="three creates waiting in the outbox",
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the reload itself fails while offline
+        page.reload(timeout=5_000)
+    assert len(system.jobs()) == len(before)
+
+    context.set_offline(False)
+    page.goto(system.url + "/")
+
+    new = wait_for(
+        lambda: (
+            [j for j in system.jobs() if j["id"] not in before]
+            if len([j for j in system.jobs() if j["id"] not in before]) >= 3
+            else None
+        ),
+        timeout=20,
+        message="three new jobs on the server",
+    )
+    for job in new:
+        row(page, job["id"]).wait_for(timeout=10_000)
+    # Nothing is sent twice, even after the outbox has had time to retry.
+    wait_for(
+        lambda: (
+            page.get_by_test_id("outbox-count").count() == 0
+            or page.get_by_test_id("outbox-count").inner_text().strip().startswith("0")
+        ),
+        timeout=10,
+    )
+    page.wait_for_timeout(2_000)
+    assert len([j for j in system.jobs() if j["id"] not in before]) == 3
+
+
+def test_the_page_recovers_by_itself_when_the_server_restarts(page, system):
+    system.stop()
+    page.wait_for_timeout(1_000)
+    system.start()
+
+    status, job = system.request("POST", "/api/jobs", {"delay_seconds": 1})
+    assert status == 202
+    row(page, job["id"]).wait_for(timeout=30_000)
+    page.locator(
+        f'[data-testid="job-row"][data-job-id="{job["id"]}"][data-status="completed"]'
+    ).wait_for(timeout=30_000)
+    wait_for(
+        lambda: page.get_by_test_id("connection-status").get_attribute("data-state") == "online",
+        timeout=20,
+    )
+
+
+def test_updates_arrive_by_polling_when_the_event_stream_is_blocked(browser, system):
+    context = browser.new_context()
+    context.route("**/api/events*", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(system.url + "/")
+    page.get_by_test_id("new-job").wait_for()
+
+    status, job = system.request("POST", "/api/jobs", {"delay_seconds": 2})
+    assert status == 202
+    row(page, job["id"]).wait_for(timeout=30_000)
+    page.locator(
+        f'[data-testid="job-row"][data-job-id="{job["id"]}"][data-status="completed"]'
+    ).wait_for(timeout=40_000)
+    context.close()
+
+
+def test_screenshot_of_the_page_with_completed_jobs(page, system):
+    for delay in (1, 1, 2):
+        system.request("POST", "/api/jobs", {"delay_seconds": delay})
+    wait_for(
+        lambda: (
+            page.locator('[data-testid="job-row"][data-status="completed"]').count() >= 3
+            and page.locator('[data-testid="job-row"][data-status="pending"]').count() == 0
+        ),
+        timeout=40,
+    )
+    page.wait_for_timeout(1_000)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "docs" / "page.png"))

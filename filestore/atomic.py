@@ -67,8 +67,8 @@ def ensure_dir(path: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_temp(tmp_dir: Path, data: bytes) -> Path:
-    """Write ``data`` to a new, fsynced file in ``tmp_dir`` and return its path."""
+def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path."""
     tmp = tmp_dir / f"{os.getpid()}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
@@ -77,8 +77,9 @@ def write_temp(tmp_dir: Path, data: bytes) -> Path:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        hooks.step("fsync", tmp)
-        os.fsync(fd)
+        if durable:
+            hooks.step("fsync", tmp)
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)

@@ -48,9 +48,16 @@ class FileBroker(Broker):
 
     # -- what django-q2 calls ---------------------------------------------------
 
-    def enqueue(self, task: str, *, due_at: float | None = None, key: str | None = None) -> str:
+    def enqueue(
+        self,
+        task: str,
+        *,
+        due_at: float | None = None,
+        key: str | None = None,
+        durable: bool = True,
+    ) -> str:
         """Queue a signed task package, visible at ``due_at`` (default now); return its id."""
-        return self.connection.enqueue(task, due_at=due_at, key=key)
+        return self.connection.enqueue(task, due_at=due_at, key=key, durable=durable)
 
     def dequeue(self) -> list[tuple[str, str]] | None:
         messages = self.connection.dequeue(Conf.BULK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django_q.brokers import get_broker
@@ -21,12 +22,19 @@ class _DueBroker:
         self._key = key
 
     def enqueue(self, payload: str) -> str:
-        return self._broker.enqueue(payload, due_at=self._due_at, key=self._key)
+        # Not fsynced: the job file is the durable record, and the recovery
+        # pass enqueues again any pending job whose message a power cut lost.
+        return self._broker.enqueue(payload, due_at=self._due_at, key=self._key, durable=False)
 
 
 def enqueue_job(job_id: str, *, due_at: float, broker: Any | None = None) -> None:
     """Queue the run of ``job_id`` to become visible at ``due_at`` (epoch seconds)."""
     broker = broker or get_broker()
+    # The file queue keeps whole milliseconds and drops the rest. Round up to
+    # the next millisecond so a message never becomes visible before
+    # ``due_at`` (its task would find the job not due and put it back); the
+    # half millisecond keeps float error from truncating it one lower.
+    due_at = (math.ceil(due_at * 1000) + 0.5) / 1000
     async_task(
         RUN_JOB,
         job_id,

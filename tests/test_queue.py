@@ -420,3 +420,15 @@ def test_two_consumer_processes_each_get_every_message_exactly_once(tmp_path):
     assert len(received) == len(sent)
     assert set(received) == sent
     assert queue.counts()["ready"] == queue.counts()["leased"] == 0
+
+
+def test_a_message_enqueued_without_durability_skips_every_fsync(queue, monkeypatch):
+    from filestore import atomic
+
+    steps: list[str] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
+
+    queue.enqueue(b"job", durable=False)
+
+    assert "fsync" not in steps and "fsync_dir" not in steps
+    assert payloads(queue.dequeue(10)) == [b"job"]

@@ -8,6 +8,7 @@ instead of running on a silent fallback.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+# ASCII digits only: int() would also take "8_000" and non-ASCII digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -30,7 +33,7 @@ def envstr(name: str, default: str, environ: Mapping[str, str] | None = None) ->
 
 def envbool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
     value = _raw(name, environ)
-    if value is None:
+    if value is None or value == "":
         return default
     if value.lower() in _TRUE:
         return True
@@ -50,10 +53,9 @@ def envint(
     value = _raw(name, environ)
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+    if not _INTEGER.fullmatch(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.")
+    number = int(value)
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below its minimum of {minimum}.")
     if maximum is not None and number > maximum:

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from filestore.photo_pool import PhotoPool
-from jobs import store
+from jobs import clock, store
 from jobs.photos import DemoSource, UnsplashSource
 
 
@@ -35,7 +35,9 @@ def source() -> Any:
 
 @functools.cache
 def _pool(root: Path) -> PhotoPool:
-    return PhotoPool(root / "photos", root / "tmp")
+    # The pool's gate and the jobs' next attempts must read the same clock:
+    # a job told to come back when the gate opens must find it open.
+    return PhotoPool(root / "photos", root / "tmp", clock=lambda: clock.now())
 
 
 def pool() -> PhotoPool:

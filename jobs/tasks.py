@@ -7,7 +7,10 @@ one job, even at the same time:
    one whose run lease ran out, its worker having died) becomes
    ``running`` with a fresh run token. Anything else (finished, cancelled,
    deleted, not due yet, or running under a live lease) means this delivery
-   has nothing to do.
+   has nothing to do. A message that came too early, or while another run
+   holds the lease, is replaced by one due when the job is due or the lease
+   runs out: its message may be the job's only one, and a job must never be
+   left without a message that will run it (if the other run died).
 2. *Fetch* the photo, outside any lock.
 3. *Finish*: under the lock again, only if the job still carries our token,
    write ``completed``/``failed``, or ``pending`` with a reason and the time
@@ -19,6 +22,7 @@ one job, even at the same time:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 from typing import Any
@@ -34,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 Job = dict[str, Any]
 
-# A message delivered before its job is due by more than this is early.
-EARLY_TOLERANCE = 0.5
 # Transient failures (network, 5xx, malformed answers) in a row before a job fails.
 MAX_TRANSIENT_FAILURES = 8
 BACKOFF_BASE = 5.0
@@ -64,11 +66,19 @@ def _due_at(job: Job) -> float:
     return clock.from_iso(job.get("next_attempt_at") or job["run_at"])
 
 
+def _iso_not_before(moment: float) -> str:
+    # Timestamps keep milliseconds; rounding down would name an instant
+    # before ``moment`` (a job woken then would find the rate-limit gate
+    # still closed for a fraction of a millisecond).
+    return clock.to_iso(math.ceil(moment * 1000) / 1000)
+
+
 def run_job(job_id: str) -> str:
     """Run one delivery of a job's message; returns what it did (for logs and tests)."""
     token = secrets.token_hex(8)
     now = clock.now()
     outcome = {"value": "skipped"}
+    come_back_at: list[float] = []
 
     def claim(job: Job) -> Job | None:
         status = job["status"]
@@ -79,10 +89,12 @@ def run_job(job_id: str) -> str:
             lease = job.get("lease") or {}
             if float(lease.get("until", 0)) > now:
                 outcome["value"] = "running elsewhere"
+                come_back_at.append(float(lease["until"]))
                 return None
             _history(job, "lease-expired", "the previous run stopped without finishing", now)
-        elif _due_at(job) > now + EARLY_TOLERANCE:
+        elif _due_at(job) > now:
             outcome["value"] = "not due"
+            come_back_at.append(_due_at(job))
             return None
         job["status"] = "running"
         job["attempts"] = int(job.get("attempts", 0)) + 1
@@ -98,6 +110,8 @@ def run_job(job_id: str) -> str:
         job = store.repository().update(job_id, claim)
     except repo.JobNotFound:
         return "deleted"
+    if come_back_at:
+        enqueue_job(job_id, due_at=come_back_at[0], broker=store.broker())
     if outcome["value"] != "claimed":
         return outcome["value"]
     events.publish(job)
@@ -151,7 +165,7 @@ def _finish_with_error(job_id: str, token: str, error: PhotoSourceError) -> str:
             job["transient_failures"] = int(job.get("transient_failures") or 0) + 1
             delay = max(error.retry_after or 0, backoff_delay(job["transient_failures"]))
         job["pending_reason"] = error.message
-        job["next_attempt_at"] = clock.to_iso(now + delay)
+        job["next_attempt_at"] = _iso_not_before(now + delay)
 
     if (
         not isinstance(error, RateLimited)

@@ -31,13 +31,15 @@ export function ConnectionStatus({ view }: { view: View }) {
       data-mode={view.live.mode}
     >
       <span className="connection__dot" aria-hidden="true" />
-      <span className="connection__label">{label}</span>
-      {detail ? (
-        <span className="connection__detail" data-testid="last-updated">
-          {" "}
-          · {detail}
-        </span>
-      ) : null}
+      <span className="connection__text">
+        <span className="connection__label">{label}</span>
+        {detail ? (
+          <span className="connection__detail" data-testid="last-updated">
+            {" "}
+            · {detail}
+          </span>
+        ) : null}
+      </span>
     </span>
   );
 }

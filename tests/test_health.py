@@ -1,0 +1,86 @@
+"""GET /api/health: storage writable, broker reachable, worker alive (a fresh heartbeat)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from jobs import clock, health
+from tests.test_tasks import FakeClock
+
+
+@pytest.fixture
+def now(monkeypatch) -> FakeClock:
+    fake_clock = FakeClock()
+    monkeypatch.setattr(clock, "now", fake_clock)
+    return fake_clock
+
+
+def get_health(client):
+    response = client.get("/api/health")
+    assert response["Content-Type"].startswith("application/json")
+    assert response["Cache-Control"] == "no-store"
+    return response
+
+
+def test_it_is_healthy_with_a_fresh_heartbeat(client, now):
+    health.write_heartbeat(workers=2)
+    now.advance(5)
+
+    response = get_health(client)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"] == {"storage": True, "broker": True, "worker": True}
+    assert body["worker_heartbeat_age_seconds"] == 5.0
+    assert body["photo_source"] == "demo"
+
+
+def test_it_is_unhealthy_without_a_heartbeat(client, now):
+    response = get_health(client)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"] == {"storage": True, "broker": True, "worker": False}
+    assert body["worker_heartbeat_age_seconds"] is None
+
+
+def test_it_is_unhealthy_when_the_last_heartbeat_is_old(client, now, settings):
+    health.write_heartbeat(workers=2)
+    now.advance(settings.JOBS_HEARTBEAT_MAX_AGE)
+    assert get_health(client).status_code == 200
+
+    now.advance(1)
+    response = get_health(client)
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["worker"] is False
+    assert response.json()["worker_heartbeat_age_seconds"] == settings.JOBS_HEARTBEAT_MAX_AGE + 1
+
+
+def test_the_newest_of_several_heartbeats_counts(client, now, data_dir):
+    health.write_heartbeat(workers=2)
+    stale = data_dir / "worker" / "other-host-1.json"
+    stale.write_text('{"at": 1000, "pid": 1, "host": "other-host"}')
+    (data_dir / "worker" / "torn.json").write_text("{not json")
+
+    assert get_health(client).status_code == 200
+
+
+def test_it_is_unhealthy_when_storage_is_not_writable(client, now, data_dir):
+    health.write_heartbeat(workers=2)
+    # Every write goes through tmp/ (temp file, then rename): a tmp/ that
+    # cannot hold files is storage that cannot be written.
+    shutil.rmtree(data_dir / "tmp")
+    (data_dir / "tmp").write_text("not a directory")
+
+    response = get_health(client)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["storage"] is False
+    assert body["checks"]["worker"] is True

@@ -112,4 +112,23 @@ describe("Controller", () => {
     expect(controller.getView().jobs.map((j) => j.id)).toContain(added.id);
     controller.stop();
   });
+
+  it("reloads the list when the server cannot replay what was missed", async () => {
+    const { controller, server, stream } = setup();
+    const kept = makeJob();
+    const gone = makeJob();
+    server.jobs = [gone, kept];
+    controller.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    stream().open();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(controller.getView().jobs).toHaveLength(2);
+
+    const added = makeJob({ status: "completed" });
+    server.jobs = [added, kept];
+    stream().emit("reset", {}, "900");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(controller.getView().jobs.map((j) => j.id)).toEqual([added.id, kept.id]);
+    controller.stop();
+  });
 });

@@ -1,5 +1,6 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
 import type { Job, PhotoResult } from "../api/types";
+import { blurHashDataUrl } from "../jobs/blurhash";
 import { altText, aspectRatio, placeholderColor, thumbnailSource } from "../jobs/photo";
 import { Attribution } from "./Attribution";
 
@@ -11,13 +12,19 @@ export function JobPhoto({ job, result, onOpen }: { job: Job; result: PhotoResul
   const alt = altText(result);
   const ratio = aspectRatio(result);
   const caption = result.description ?? result.alt_description;
+  // While the image loads: its dominant colour, and its BlurHash preview when there is one.
+  const preview = useMemo(() => blurHashDataUrl(result.blur_hash, ratio), [result.blur_hash, ratio]);
 
   return (
     <figure className="photo">
       <button
         type="button"
         className="photo__frame"
-        style={{ backgroundColor: placeholderColor(result), aspectRatio: String(ratio) }}
+        style={{
+          backgroundColor: placeholderColor(result),
+          backgroundImage: preview && !loaded ? `url(${preview})` : undefined,
+          aspectRatio: String(ratio),
+        }}
         onClick={() => onOpen(job)}
         aria-label={`Show larger: ${alt}`}
       >

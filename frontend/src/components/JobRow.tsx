@@ -42,13 +42,15 @@ function PendingBody({ job, clock }: { job: Job; clock: ServerClock }) {
   useNow();
   const now = clock.now();
   const retrying = job.attempts > 0 || job.pending_reason !== null;
-  const created = Date.parse(job.created_at);
-  const runAt = Date.parse(job.run_at);
   const nextTry = job.next_attempt_at ? Date.parse(job.next_attempt_at) : NaN;
+  // A job waiting to try again counts down to its next attempt, from when it was set back.
+  const waitingForRetry = retrying && !Number.isNaN(nextTry);
+  const start = Date.parse(waitingForRetry ? job.updated_at : job.created_at);
+  const target = waitingForRetry ? nextTry : Date.parse(job.run_at);
 
-  const remaining = runAt - now;
-  const span = runAt - created;
-  const fraction = span > 0 ? Math.min(1, Math.max(0, (now - created) / span)) : 1;
+  const remaining = target - now;
+  const span = target - start;
+  const fraction = span > 0 ? Math.min(1, Math.max(0, (now - start) / span)) : 1;
   const percent = Math.round(fraction * 100);
   const due = remaining <= 0;
 
@@ -57,7 +59,7 @@ function PendingBody({ job, clock }: { job: Job; clock: ServerClock }) {
       <div
         className="progress"
         role="progressbar"
-        aria-label="Time until the job runs"
+        aria-label={waitingForRetry ? "Time until the next attempt" : "Time until the job runs"}
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={percent}
@@ -68,22 +70,24 @@ function PendingBody({ job, clock }: { job: Job; clock: ServerClock }) {
       <p className="pending__countdown">
         {due ? (
           retrying ? (
-            "Waiting to try again"
+            "Trying again shortly"
           ) : (
             "Due now, waiting for a worker"
           )
         ) : (
           <>
-            Runs in <strong className="countdown" data-testid="countdown">{formatCountdown(remaining)}</strong>
-            <span className="pending__at"> at {formatClock(job.run_at)}</span>
+            {waitingForRetry ? "Next try in " : "Runs in "}
+            <strong className="countdown" data-testid="countdown">
+              {formatCountdown(remaining)}
+            </strong>
+            <span className="pending__at"> at {formatClock(new Date(target).toISOString())}</span>
           </>
         )}
       </p>
       {retrying ? (
         <p className="pending__retry" data-testid="pending-reason">
-          {job.attempts > 0 ? `Attempt ${job.attempts}` : "Retrying"}
+          {job.attempts > 0 ? `Attempt ${job.attempts}` : "Waiting"}
           {job.pending_reason ? `: ${job.pending_reason}` : ""}
-          {!Number.isNaN(nextTry) && nextTry > now ? ` · next try in ${formatCountdown(nextTry - now)}` : ""}
         </p>
       ) : null}
     </div>

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from filestore import repository as repo
-from filestore.ids import is_valid_id, new_id
+from filestore.ids import id_timestamp, is_valid_id, new_id
 from jobs import clock, events, store
 from jobs.documents import job_public
 from jobs.errors import (
@@ -321,3 +321,115 @@ def _update(job_id: str, change) -> Job:
         return store.repository().update(job_id, change)
     except repo.JobNotFound:
         raise JobNotFound(job_id) from None
+
+
+# --- search and maintenance (admin page and operator commands) ------------------
+
+ID_PREFIX_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{1,26}")
+
+
+def job_search(
+    *,
+    id_prefix: str,
+    statuses: Iterable[str] | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> JobPage:
+    """Jobs whose id starts with ``id_prefix`` (a whole id finds one job), newest first.
+
+    Ids are time-ordered, so the matches are one run of consecutive names:
+    the walk starts just above the prefix and stops at the first id below
+    it, whatever the number of jobs stored before or after them.
+    """
+    prefix = id_prefix.strip().upper()
+    if not ID_PREFIX_PATTERN.fullmatch(prefix):
+        raise InvalidInput(
+            "Search by job id: type the id or its first characters "
+            "(digits and capital letters except I, L, O and U)."
+        )
+    if cursor is not None and not (is_valid_id(cursor) and cursor.startswith(prefix)):
+        raise InvalidInput("cursor is not valid; use the `next` link of a previous page.")
+    wanted = set(statuses) if statuses else None
+    # "~" sorts after every id character: every id with the prefix is below it.
+    upper = cursor or prefix + "~"
+    page: list[repo.Entry] = []
+    more = False
+    for entry in store.repository().entries(before=upper):
+        if not entry.id.startswith(prefix):
+            break
+        if wanted is not None and entry.status not in wanted:
+            continue
+        if len(page) == limit:
+            more = True
+            break
+        page.append(entry)
+    jobs = []
+    for entry in page:
+        try:
+            jobs.append(store.repository().get(entry.id))
+        except repo.JobNotFound:
+            continue  # deleted since the names were listed
+    return JobPage(jobs, jobs[-1]["id"] if more and jobs else None)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    job_ids: list[str]  # jobs deleted (in a dry run: that would be deleted)
+    messages_removed: int
+    idempotency_keys_removed: int | None  # None in a dry run: not counted
+    dry_run: bool
+
+
+def job_prune(*, older_than_seconds: float, dry_run: bool = False) -> PruneReport:
+    """Delete finished jobs that finished more than ``older_than_seconds`` ago.
+
+    Only completed, failed and cancelled jobs go, with their queue messages
+    (a failed job may keep a dead-lettered one); pending and running jobs
+    are never touched. Idempotency keys older than JOBS_IDEMPOTENCY_TTL go
+    too. A job created after the cutoff cannot have finished before it, so
+    only the names of recent jobs are listed, not their files read.
+
+    Each job is read again just before its file is deleted; a retry landing
+    between that read and the delete (microseconds) would be lost, which a
+    conditional delete in the repository would rule out.
+    """
+    if older_than_seconds < 0:
+        raise InvalidInput("The age must not be negative.")
+    cutoff = clock.now() - older_than_seconds
+    repository = store.repository()
+    broker = store.broker()
+    with_messages = broker.keys() | broker.dead_keys()
+    pruned: list[str] = []
+    messages = 0
+    for entry in repository.entries(statuses=FINAL_STATUSES):
+        if id_timestamp(entry.id) > cutoff:
+            continue
+        try:
+            if not _finished_before(repository.get(entry.id), cutoff):
+                continue
+            if not dry_run:
+                repository.delete(entry.id)
+        except repo.JobNotFound:
+            continue
+        pruned.append(entry.id)
+        if entry.id in with_messages:
+            messages += len(broker.find(entry.id)) if dry_run else broker.delete_key(entry.id)
+        if not dry_run:
+            events.publish_deleted(entry.id)
+    keys_removed = None
+    if not dry_run:
+        keys_removed = store.idempotency().prune(older_than=settings.JOBS_IDEMPOTENCY_TTL)
+        logger.info(
+            "Pruned %d finished jobs, %d queue messages and %d idempotency keys",
+            len(pruned),
+            messages,
+            keys_removed,
+        )
+    return PruneReport(pruned, messages, keys_removed, dry_run)
+
+
+def _finished_before(job: Job, cutoff: float) -> bool:
+    if job["status"] not in FINAL_STATUSES:
+        return False
+    finished = job.get("finished_at") or job.get("updated_at") or job["created_at"]
+    return clock.from_iso(finished) < cutoff

@@ -14,9 +14,11 @@ crash at that instant leaves on disk.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,32 @@ class _Hooks:
 
 
 hooks = _Hooks()
+
+
+def _pid_scope() -> str:
+    """Where this process's pid means something: its host and PID namespace.
+
+    Containers sharing a data volume (web and worker) each number their own
+    processes, so a pid in a temp file's name can only be looked up by a
+    process of the same scope.
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:12]
+
+
+PID_SCOPE = _pid_scope()
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid that wrote the temp file ``name``, if it ran in our :data:`PID_SCOPE`."""
+    parts = name.split(".")
+    if len(parts) == 4 and parts[1] == PID_SCOPE and parts[0].isdigit():
+        return int(parts[0])
+    return None
+
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
@@ -69,7 +97,7 @@ def ensure_dir(path: Path) -> None:
 
 def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path."""
-    tmp = tmp_dir / f"{os.getpid()}.{secrets.token_hex(8)}.tmp"
+    tmp = tmp_dir / f"{os.getpid()}.{PID_SCOPE}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         hooks.step("write", tmp)

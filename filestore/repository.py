@@ -394,12 +394,13 @@ class JobRepository:
             age = now - path.stat().st_mtime
         except FileNotFoundError:
             return False
-        pid_text = path.name.split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid():
+        pid = atomic.temp_writer_pid(path.name)
+        if pid is not None and pid != os.getpid():
             try:
-                os.kill(int(pid_text), 0)
+                os.kill(pid, 0)
             except ProcessLookupError:
                 return True  # its writer is gone
             except PermissionError:
                 pass
+        # Written in another container (or by an older version): only age tells.
         return age > STALE_TEMP_SECONDS

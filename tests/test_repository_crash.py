@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pytest
 
 from filestore import atomic
 from filestore.ids import new_id
-from filestore.repository import JobNotFound, JobRepository
+from filestore.repository import STALE_TEMP_SECONDS, JobNotFound, JobRepository
 
 CRASHED, FINISHED, RAISED = 17, 18, 19
 
@@ -278,3 +279,48 @@ def test_it_keeps_temp_files_of_live_writers(data_dir):
     repo.recover()
 
     assert live.exists()
+
+
+def _a_dead_pid() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_it_removes_temp_files_of_dead_writers_at_once(data_dir):
+    repo = JobRepository(data_dir)
+    repo.setup()
+    pid = os.fork()
+    if pid == 0:
+        atomic.write_temp(repo.tmp_dir, b"half a job")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert len(_temp_files(repo)) == 1
+
+    repo.recover()
+
+    assert _temp_files(repo) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["{pid}.0123456789ab.00ff00ff00ff00ff.tmp", "{pid}.00ff00ff00ff00ff.tmp"],
+    ids=["another PID namespace", "no namespace recorded"],
+)
+def test_it_judges_temp_files_of_other_containers_by_age_alone(data_dir, name):
+    """Beside a web container, a worker cannot look the web's pids up: a pid
+    unknown here may be a live writer there."""
+    repo = JobRepository(data_dir)
+    repo.setup()
+    young = repo.tmp_dir / name.format(pid=_a_dead_pid())
+    young.write_bytes(b"in flight elsewhere")
+    old = repo.tmp_dir / name.format(pid=_a_dead_pid()).replace("00ff", "11ff")
+    old.write_bytes(b"left long ago")
+    long_ago = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+
+    repo.recover()
+
+    assert _temp_files(repo) == [young]

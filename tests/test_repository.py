@@ -30,19 +30,23 @@ def _ids(documents) -> list[str]:
 
 
 class ReadSpy:
-    """Counts the job files and directories a call opens."""
+    """Counts the job files and directories a call opens under ``root``."""
 
-    def __init__(self, monkeypatch) -> None:
+    def __init__(self, monkeypatch, root) -> None:
         self.files: list[str] = []
         self.listings = 0
         read, listdir = JobRepository._read, os.listdir
+        # Only paths under root count: other threads may be at work meanwhile.
+        inside = str(root) + os.sep
 
         def spy_read(repo, path):
-            self.files.append(path.name)
+            if str(path).startswith(inside):
+                self.files.append(path.name)
             return read(repo, path)
 
         def spy_listdir(path="."):
-            self.listings += 1
+            if os.fspath(path).startswith(inside):
+                self.listings += 1
             return listdir(path)
 
         monkeypatch.setattr(JobRepository, "_read", spy_read)
@@ -318,7 +322,7 @@ def test_it_skips_nothing_when_jobs_are_created_between_pages(repo):
 
 def test_it_reads_only_the_files_of_the_page(repo, monkeypatch):
     jobs = [_make(repo, BASE + 2 * i, ["pending", "failed"][i % 7 == 0]) for i in range(60)]
-    spy = ReadSpy(monkeypatch)
+    spy = ReadSpy(monkeypatch, repo.root)
 
     documents, _ = repo.list(limit=10)
     assert [path.split("_")[0] for path in spy.files] == _ids(documents)
@@ -346,7 +350,7 @@ def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(data_dir, monk
     small, large = JobRepository(data_dir / "small"), JobRepository(data_dir / "large")
     small_jobs = [_make(small, BASE + 2 * i) for i in range(30)]
     large_jobs = [_make(large, BASE + 2 * i) for i in range(400)]
-    spy = ReadSpy(monkeypatch)
+    spy = ReadSpy(monkeypatch, data_dir)
 
     small_cost = _page_cost(small, spy, limit=10)
     large_cost = _page_cost(large, spy, limit=10)

@@ -67,13 +67,20 @@ class IdempotencyStore:
             "job_id": job_id,
             "response": None,
         }
+        data = atomic.dumps(record)
         atomic.ensure_dir(path.parent)
-        if atomic.create_exclusive(path, atomic.dumps(record), tmp_dir=self.tmp_dir):
-            return Claim("claimed", record)
-        existing = self._read(path)
-        if existing is None:
-            # Pruned or unreadable between our link and read: claim afresh.
-            atomic.write_atomic(path, atomic.dumps(record), tmp_dir=self.tmp_dir)
+        for _ in range(3):
+            if atomic.create_exclusive(path, data, tmp_dir=self.tmp_dir):
+                return Claim("claimed", record)
+            existing = self._read(path)
+            if existing is not None:
+                break
+            # Pruned between our link and our read (or unreadable): claim it
+            # again by link, so that of several requests racing for a pruned
+            # key exactly one wins.
+        else:
+            # Unreadable every time: it holds no answer to honour; take the key.
+            atomic.write_atomic(path, data, tmp_dir=self.tmp_dir)
             return Claim("claimed", record)
         if existing.get("fingerprint") != fingerprint:
             return Claim("mismatch", existing)

@@ -138,6 +138,42 @@ def test_it_gives_a_key_to_exactly_one_of_many_racing_threads(keys):
     assert sorted(outcomes) == ["claimed"] + ["in_progress"] * 7
 
 
+def test_it_gives_a_key_pruned_during_a_claim_to_one_request_only(keys, clock, monkeypatch):
+    """The old record goes between a request's failed claim and its read, and
+    another request claims the key right then: only one of them owns it."""
+    keys.begin("key-1", fingerprint="body", job_id=new_id())
+    clock.now += 10_000
+    read, other, racing = IdempotencyStore._read, [], []
+
+    def read_while_pruned_and_claimed(path):
+        if racing:
+            return read(path)
+        racing.append(True)
+        keys.prune(older_than=3600)
+        record = read(path)
+        other.append(keys.begin("key-1", fingerprint="body", job_id=new_id()))
+        return record
+
+    monkeypatch.setattr(IdempotencyStore, "_read", staticmethod(read_while_pruned_and_claimed))
+    claim = keys.begin("key-1", fingerprint="body", job_id=new_id())
+
+    assert other[0].outcome == "claimed"
+    assert claim.outcome == "in_progress"
+    assert claim.record["job_id"] == other[0].record["job_id"]
+    assert read(keys.path_for("key-1"))["job_id"] == other[0].record["job_id"]
+
+
+def test_it_lets_a_request_take_over_an_unreadable_record(keys):
+    path = keys.path_for("key-1")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00garbage")
+
+    claim = keys.begin("key-1", fingerprint="body", job_id=new_id())
+
+    assert claim.outcome == "claimed"
+    assert keys.begin("key-1", fingerprint="body", job_id=new_id()).outcome == "in_progress"
+
+
 # --- the create service ---------------------------------------------------------------
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from filestore.ids import new_id
 from jobs import clock, services, store
 
 T0 = 1_790_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def quick_writes(monkeypatch):
+    """Skip fsync while filling the store: these tests are about reads."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 class Clock:

@@ -25,6 +25,12 @@ def _make(repo: JobRepository, at: float, status: str = "pending", **fields) -> 
     return repo.create({"id": new_id(at), "status": status, **fields})
 
 
+@pytest.fixture
+def quick_writes(monkeypatch):
+    """Skip fsync while filling a store: these tests are about reads."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
 def _ids(documents) -> list[str]:
     return [document["id"] for document in documents]
 
@@ -320,7 +326,7 @@ def test_it_skips_nothing_when_jobs_are_created_between_pages(repo):
     assert first_page[0]["id"] > existing[-1]["id"]
 
 
-def test_it_reads_only_the_files_of_the_page(repo, monkeypatch):
+def test_it_reads_only_the_files_of_the_page(repo, monkeypatch, quick_writes):
     jobs = [_make(repo, BASE + 2 * i, ["pending", "failed"][i % 7 == 0]) for i in range(60)]
     spy = ReadSpy(monkeypatch, repo.root)
 
@@ -346,7 +352,9 @@ def _page_cost(repo: JobRepository, spy: ReadSpy, **query) -> tuple[int, int]:
     return len(spy.files), spy.listings
 
 
-def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(data_dir, monkeypatch):
+def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(
+    data_dir, monkeypatch, quick_writes
+):
     small, large = JobRepository(data_dir / "small"), JobRepository(data_dir / "large")
     small_jobs = [_make(small, BASE + 2 * i) for i in range(30)]
     large_jobs = [_make(large, BASE + 2 * i) for i in range(400)]
@@ -364,7 +372,7 @@ def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(data_dir, monk
     assert len(small_jobs) < len(large_jobs)
 
 
-def test_it_serves_a_deep_cursor(repo):
+def test_it_serves_a_deep_cursor(repo, quick_writes):
     jobs = [_make(repo, BASE + 0.4 * i) for i in range(300)]
 
     documents, more = repo.list(before=jobs[7]["id"], limit=10)

@@ -31,7 +31,12 @@ class Supervisor:
     def tick(self) -> None:
         """One round of the loop: heartbeat, and recovery when it is due."""
         now = clock.now()
-        health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
+        try:
+            health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
+        except OSError:
+            # A full or flaky disk must not end this loop: the cluster would go
+            # on running jobs with no recovery pass and no way to stop it cleanly.
+            logger.exception("Could not write the worker heartbeat; /api/health reports it down")
         if now >= self._next_recovery:
             self._next_recovery = now + self.recover_every
             try:

@@ -4,6 +4,7 @@ stays pending (or running) forever without a message that will run it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from django_q.signing import SignedPackage
@@ -23,7 +24,9 @@ def now(monkeypatch) -> FakeClock:
     return fake_clock
 
 
-def stored_without_message(now: FakeClock, *, age: float, status: str = "pending", **fields):
+def stored_without_message(
+    now: Callable[[], float], *, age: float, status: str = "pending", **fields
+) -> str:
     """A job whose writer died after writing its file and before enqueuing its message."""
     written = now() - age
     stamp = clock.to_iso(written)
@@ -192,6 +195,19 @@ def test_a_failing_recovery_pass_does_not_stop_the_heartbeat(now, monkeypatch):
     Supervisor().tick()
 
     assert health.latest_heartbeat()["at"] == now()
+
+
+def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_loop(now, monkeypatch):
+    job_id = stored_without_message(now, age=GRACE_SECONDS + 1)
+
+    def disk_full(**details):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(health, "write_heartbeat", disk_full)
+
+    Supervisor().tick()
+
+    assert len(messages(job_id)) == 1, "the recovery pass still ran"
 
 
 def test_the_loop_ends_when_the_cluster_dies_and_removes_its_heartbeat(now):

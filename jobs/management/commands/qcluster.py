@@ -39,6 +39,10 @@ class Command(ClusterCommand):
         # afterwards, and only while its sentinel lives.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: supervisor.stop())
-        supervisor.run(sentinel_alive)
-        if sentinel_alive():
-            cluster.stop()
+        try:
+            supervisor.run(sentinel_alive)
+        finally:
+            # Also when the loop died of an error: a sentinel left running
+            # would keep this process from exiting.
+            if sentinel_alive():
+                cluster.stop()

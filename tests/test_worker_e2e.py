@@ -1,0 +1,191 @@
+"""The worker end to end: a real ``manage.py qcluster`` subprocess on the test's data
+directory, jobs created by this process, the result read back from the job files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from jobs import clock, services, store
+from jobs.recovery import GRACE_SECONDS
+from tests.fake_unsplash import FakeUnsplash
+from tests.test_recovery import stored_without_message
+from tests.worker_harness import WorkerCluster, cluster_env, wait_for
+
+pytestmark = pytest.mark.slow
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture
+def short_delays(settings) -> None:
+    # The same bounds as the cluster's environment (see cluster_env).
+    settings.JOBS_MIN_DELAY, settings.JOBS_MAX_DELAY, settings.JOBS_DELAY_STEP = 1, 5, 1
+
+
+@pytest.fixture
+def start_cluster(data_dir, tmp_path, settings, short_delays) -> Iterator:
+    """Start clusters on the test's data directory; every process is killed afterwards."""
+    clusters: list[WorkerCluster] = []
+
+    def start(*, fake: FakeUnsplash | None = None, **env: str) -> WorkerCluster:
+        if fake is not None:
+            env.update(UNSPLASH_ACCESS_KEY="test", UNSPLASH_API_URL=fake.url)
+        cluster = WorkerCluster(
+            data_dir,
+            tmp_path / f"qcluster-{len(clusters) + 1}.log",
+            env=cluster_env(data_dir, secret_key=settings.SECRET_KEY, overrides=env),
+        )
+        clusters.append(cluster)
+        return cluster.start()
+
+    try:
+        yield start
+    finally:
+        for cluster in clusters:
+            cluster.kill()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUnsplash]:
+    with FakeUnsplash() as server:
+        yield server
+
+
+def create_jobs(delays) -> list[str]:
+    return [services.job_create(delay_seconds=delay).job["id"] for delay in delays]
+
+
+def finished(job_ids: list[str]) -> list[dict] | None:
+    jobs = [store.repository().get(job_id) for job_id in job_ids]
+    return jobs if all(job["status"] in FINAL for job in jobs) else None
+
+
+def job_files(data_dir: Path, job_id: str) -> list[str]:
+    return sorted(path.name for path in (data_dir / "jobs").rglob(f"{job_id}_*.json"))
+
+
+def started_at(job: dict) -> list[float]:
+    return [clock.from_iso(e["at"]) for e in job["history"] if e["event"] == "started"]
+
+
+def test_jobs_complete_with_photos_and_none_starts_before_its_run_at(start_cluster, fake):
+    cluster = start_cluster(fake=fake)
+    job_ids = create_jobs([1, 2, 3, 4, 5] * 2)
+
+    jobs = wait_for(lambda: finished(job_ids), timeout=30, what="the jobs to finish")
+
+    for job in jobs:
+        assert job["status"] == "completed", job
+        assert job["result"]["source"] == "unsplash"
+        assert job["result"]["urls"]["regular"].startswith(fake.url)
+        assert job["result"]["photographer_name"]
+        run_at = clock.from_iso(job["run_at"])
+        assert all(start >= run_at for start in started_at(job)), job["history"]
+        # ...and not much later either: the delay is the broker's, not a poll's.
+        assert clock.from_iso(job["started_at"]) - run_at < 3
+    assert len({job["result"]["photo_id"] for job in jobs}) == len(jobs)
+    assert fake.calls == 1  # one batch of 30 serves all ten
+
+    assert cluster.stop() == 0
+    assert not cluster.heartbeat_path().exists()
+    assert cluster.census().pids == ()
+
+
+def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
+    start_cluster, fake, data_dir
+):
+    # Runs hang in the fetch, so that the kill lands mid-job.
+    fake.behaviour, fake.slow_seconds = "slow", 60
+    env = {"JOBS_QUEUE_RETRY": "6", "JOBS_TASK_TIMEOUT": "4", "JOBS_WORKERS": "2"}
+    first = start_cluster(fake=fake, **env)
+    job_ids = create_jobs([1] * 6)
+
+    def two_running() -> list[str]:
+        running = [j for j in job_ids if store.repository().get(j)["status"] == "running"]
+        return running if len(running) == 2 else []
+
+    interrupted = wait_for(two_running, timeout=20, what="both workers to be mid-job")
+    first.kill()
+    assert {store.repository().get(j)["status"] for j in interrupted} == {"running"}
+
+    fake.behaviour = "ok"
+    restarted_at = time.monotonic()
+    second = start_cluster(fake=fake, **env)
+    # A leased message comes back when its lease (JOBS_QUEUE_RETRY) runs out.
+    jobs = wait_for(lambda: finished(job_ids), timeout=6 + 20, what="every job to finish")
+    took = time.monotonic() - restarted_at
+
+    for job in jobs:
+        assert job["status"] == "completed", job
+        assert job_files(data_dir, job["id"]) == [f"{job['id']}_completed.json"]
+        events = [entry["event"] for entry in job["history"]]
+        assert events.count("completed") == 1
+        if job["id"] in interrupted:
+            assert "lease-expired" in events, events  # taken over from the killed run
+            assert job["attempts"] == 2
+    assert took < 6 + 20
+    assert second.stop() == 0
+
+
+def test_a_job_stored_without_its_message_runs_after_a_restart(start_cluster, data_dir):
+    # The web process died between writing the job file and enqueuing its message.
+    job_id = stored_without_message(time.time, age=GRACE_SECONDS + 1)
+    assert store.broker().find(job_id) == []
+
+    cluster = start_cluster()
+
+    [job] = wait_for(lambda: finished([job_id]), timeout=20, what="the orphaned job to run")
+    assert job["status"] == "completed"
+    assert job["result"]["source"] == "demo"
+    assert "requeued 1 pending" in cluster.log()
+    assert cluster.stop() == 0
+
+
+def test_a_thousand_pending_jobs_cost_files_not_processes_or_threads(start_cluster, settings):
+    cluster = start_cluster(JOBS_WORKERS="2")
+    idle = cluster.census()
+    # The main process, django-q2's sentinel, pusher and monitor, and two workers.
+    assert idle.processes == 6, idle
+
+    # Long enough for a loaded machine to create them all before the first is due.
+    settings.JOBS_MAX_DELAY = delay = 15  # in this process only
+    created_at = time.monotonic()
+    # Created by a few clients at once, as the web page would.
+    with ThreadPoolExecutor(max_workers=8) as clients:
+        job_ids = list(clients.map(lambda _: create_jobs([delay])[0], range(1000)))
+    assert time.monotonic() - created_at < delay - 2, "the jobs fell due before they were counted"
+    assert store.repository().counts()["pending"] == 1000
+    while_pending = [cluster.census() for _ in range(5)]
+    assert store.repository().counts()["pending"] == 1000, "counted while all were pending"
+
+    censuses = []
+
+    def all_finished_counting() -> bool:
+        censuses.append(cluster.census())
+        counts = store.repository().counts()  # from file names: cheap enough to poll
+        return counts["pending"] == counts["running"] == 0
+
+    wait_for(all_finished_counting, timeout=120, what="1,000 jobs to finish")
+    jobs = [store.repository().get(job_id) for job_id in job_ids]
+
+    for census in while_pending + censuses:
+        # Equal or fewer: a worker recycled after Q_CLUSTER["recycle"] tasks is
+        # replaced by a new one.
+        assert census.processes <= idle.processes, (idle, census)
+        # django-q2's queues start a feeder thread on first use; nothing more.
+        assert census.threads <= idle.threads + 3, (idle, census)
+    assert all(job["status"] == "completed" for job in jobs)
+    assert all(clock.from_iso(job["started_at"]) >= clock.from_iso(job["run_at"]) for job in jobs)
+    assert store.repository().counts() == {
+        "pending": 0,
+        "running": 0,
+        "completed": 1000,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert cluster.stop() == 0

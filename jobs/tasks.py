@@ -209,6 +209,9 @@ def dead_letter(key: str | None, payload: bytes) -> None:
         job["status"] = "failed"
         job["lease"] = None
         job["finished_at"] = clock.to_iso(now)
+        job["pending_reason"] = None
+        job["next_attempt_at"] = None
+        job["transient_failures"] = 0
         job["error"] = {
             "code": "delivery_failed",
             "message": (

@@ -3,6 +3,7 @@ and the photo source pointed at a fake Unsplash over real HTTP."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
@@ -416,6 +417,20 @@ def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypa
     assert [m.state for m in store.broker().find(job_id)] == ["dead"]
 
 
+def test_a_dead_message_fails_a_waiting_job_without_leaving_its_wait_behind(now, fake):
+    fake.behaviour = "server_error_500"
+    job_id = due_job(now)
+    assert run_job(job_id) == "pending"
+
+    dead_letter(job_id, b"")
+
+    job = read(job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "delivery_failed"
+    assert job["pending_reason"] is None and job["next_attempt_at"] is None
+    assert job["transient_failures"] == 0  # a retry by an operator starts afresh
+
+
 def test_a_dead_message_leaves_a_finished_job_alone(now, fake):
     job_id = due_job(now)
     run_job(job_id)
@@ -429,7 +444,9 @@ def test_a_dead_message_leaves_a_finished_job_alone(now, fake):
 # --- the request budget --------------------------------------------------------------
 
 
-def test_a_demo_key_budget_of_50_calls_completes_500_jobs(now, fake):
+def test_a_demo_key_budget_of_50_calls_completes_500_jobs(now, fake, monkeypatch):
+    # This test counts requests; fsync would only make its thousands of writes slow.
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
     fake.remaining = 50
     job_ids = [create_job() for _ in range(500)]
     now.advance(DELAY)

@@ -9,7 +9,10 @@ left in the store, then finds jobs whose queue message is gone:
   (its worker died and the message was lost) goes back to ``pending``, due
   now;
 - a job whose only message is dead-lettered is failed (the dead-letter
-  handler did not get to run).
+  handler did not get to run). A dead message older than the job's last
+  change does not count: the job moved on after it died (the handler ran,
+  or an operator retried the job), so the job is treated as having no
+  message.
 
 Jobs changed in the last ``GRACE_SECONDS`` are left alone: another process
 may be between its write and its enqueue right now.
@@ -67,7 +70,7 @@ def recover_jobs(*, grace: float = GRACE_SECONDS) -> RecoveryReport:
             continue
         if now - clock.from_iso(job["updated_at"]) < grace:
             continue
-        if entry.id in dead:
+        if entry.id in dead and _died_since_last_change(broker, job):
             dead_letter(entry.id, b"")
             report.dead_lettered.append(entry.id)
         elif job["status"] == "pending":
@@ -78,6 +81,12 @@ def recover_jobs(*, grace: float = GRACE_SECONDS) -> RecoveryReport:
     if report.requeued or report.restarted or report.dead_lettered:
         logger.warning("Recovery: %s", report)
     return report
+
+
+def _died_since_last_change(broker, job: dict) -> bool:
+    # Only for jobs that have a dead message, which are few: find() scans the queue.
+    dead_at = [m.dead_at for m in broker.find(job["id"]) if m.state == "dead"]
+    return bool(dead_at) and max(dead_at) >= clock.from_iso(job["updated_at"])
 
 
 def _requeue(job: dict) -> None:

@@ -161,6 +161,28 @@ def test_a_job_whose_message_is_dead_is_failed(now, settings):
     assert "deliveries" in job["error"]["message"]
 
 
+def test_an_old_dead_message_does_not_fail_a_job_that_was_retried_since(now):
+    job_id = services.job_create(delay_seconds=5).job["id"]
+    queue = store.broker().connection
+    queue.clock = now
+    now.advance(5)
+    [(ack_id, _payload)] = queue.dequeue(1)
+    queue.fail(ack_id)  # the dead-letter handler runs and fails the job
+    assert store.repository().get(job_id)["status"] == "failed"
+    now.advance(60)
+    services.job_retry(job_id=job_id)
+    # Its new message is lost: the process died between a write and an enqueue.
+    [live] = [m for m in messages(job_id) if m.state == "ready"]
+    store.broker().delete(live.message_id)
+    now.advance(GRACE_SECONDS)
+
+    report = recover_jobs()
+
+    assert report.dead_lettered == [] and report.requeued == [job_id]
+    assert store.repository().get(job_id)["status"] == "pending"
+    assert run_job(job_id) == "completed"
+
+
 # --- the supervisor loop of the worker's main process -------------------------------
 
 

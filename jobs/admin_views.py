@@ -61,7 +61,7 @@ ACTIONS = {
             "retry",
             "Retry",
             "retried",
-            "Each job goes back to pending, due now, and is queued for a new run.",
+            "Retried jobs go back to pending, due now, and are queued for a new run.",
             ("failed", "cancelled"),
             services.job_retry,
         ),
@@ -69,7 +69,7 @@ ACTIONS = {
             "cancel",
             "Cancel",
             "cancelled",
-            "Each job becomes cancelled and will not run; its queued message finds it "
+            "Cancelled jobs do not run: when their queued message arrives, it finds them "
             "cancelled and does nothing.",
             ("pending",),
             services.job_cancel,
@@ -78,8 +78,8 @@ ACTIONS = {
             "delete",
             "Delete",
             "deleted",
-            "Each job's file and its queue messages are removed for good. A running job "
-            "stops being tracked; its result is discarded.",
+            "The job files and their queue messages are removed for good; the result of a "
+            "job still running is discarded.",
             services.STATUSES,
             services.job_delete,
         ),

@@ -148,8 +148,6 @@ class Command(BaseCommand):
                 if all(_is_final(job) for job in jobs):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
-                    if live:
-                        self.out.write("")
                     self.timed_out = True
                     break
                 self.pause()

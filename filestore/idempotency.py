@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,31 @@ class IdempotencyStore:
         if existing.get("state") == "done":
             return Claim("replay", existing)
         if self.clock() - float(existing.get("created_at", 0)) > self.stale_after:
-            return Claim("stale", existing)
+            return self._take_over(path, existing)
         return Claim("in_progress", existing)
+
+    def _take_over(self, path: Path, stale: dict[str, Any]) -> Claim:
+        """Renew a dead request's claim so that only one retry finishes its work.
+
+        Renaming the record aside is the claim: of several retries, one
+        rename succeeds. A retry that moved a record other than the stale one
+        it read (another retry renewed it meanwhile) puts it back and waits.
+        """
+        aside = path.with_name(f"{path.name}.{secrets.token_hex(4)}.takeover")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return Claim("in_progress", stale)
+        moved = self._read(aside)
+        if moved is None or moved.get("created_at") != stale.get("created_at"):
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+            aside.unlink()
+            return Claim("in_progress", moved or stale)
+        renewed = {**stale, "created_at": self.clock()}
+        taken = atomic.create_exclusive(path, atomic.dumps(renewed), tmp_dir=self.tmp_dir)
+        aside.unlink()
+        return Claim("stale", renewed) if taken else Claim("in_progress", stale)
 
     def complete(self, key: str, record: dict[str, Any], response: dict[str, Any]) -> None:
         done = {**record, "state": "done", "response": response}

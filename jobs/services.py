@@ -101,9 +101,12 @@ def _new_job_document(job_id: str, *, delay: int, now: float) -> Job:
     }
 
 
+def _seconds_until(moment: str, now: float) -> int:
+    return max(0, math.ceil(clock.from_iso(moment) - now))
+
+
 def _creation_response(job: Job, *, now: float) -> dict[str, Any]:
-    retry_after = max(0, math.ceil(clock.from_iso(job["run_at"]) - now))
-    return {"job": job_public(job), "retry_after": retry_after}
+    return {"job": job_public(job), "retry_after": _seconds_until(job["run_at"], now)}
 
 
 def job_create(
@@ -137,8 +140,12 @@ def job_create(
             "use a new key for a new job."
         )
     if claim.outcome == "replay":
+        # The same job and answer as the first time, with the wait that is
+        # left now rather than the one at the first answer.
         response = claim.record["response"]
-        return Created(response["job"], True, response)
+        job = response["job"]
+        response = {**response, "retry_after": _seconds_until(job["run_at"], now)}
+        return Created(job, True, response)
     if claim.outcome == "in_progress":
         raise IdempotencyKeyInProgress(
             "A request with this Idempotency-Key is still being processed; retry shortly."

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from filestore.idempotency import IdempotencyStore
 from filestore.repository import JobRepository
+from jobs import clock
 
 
 def data_dir() -> Path:
@@ -29,7 +30,7 @@ def repository() -> JobRepository:
 
 @functools.cache
 def _idempotency(root: Path) -> IdempotencyStore:
-    return IdempotencyStore(root / "idempotency", root / "tmp")
+    return IdempotencyStore(root / "idempotency", root / "tmp", clock=lambda: clock.now())
 
 
 def idempotency() -> IdempotencyStore:

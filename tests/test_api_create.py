@@ -195,6 +195,17 @@ def test_it_replays_a_retry_with_the_same_key(client):
     assert len(store.broker().find(first.json()["id"])) == 1
 
 
+def test_a_replay_says_how_long_is_left_to_wait(client, monkeypatch):
+    first = _post(client, {"delay_seconds": 60}, **{"Idempotency-Key": "order-2"})
+    monkeypatch.setattr(clock, "now", lambda: NOW + 25)
+
+    again = _post(client, {"delay_seconds": 60}, **{"Idempotency-Key": "order-2"})
+
+    assert first["Retry-After"] == "60"
+    assert again["Retry-After"] == "35"
+    assert again.json() == first.json()
+
+
 def test_it_creates_a_job_per_key(client):
     first = _post(client, {"delay_seconds": 60}, **{"Idempotency-Key": "order-1"})
     second = _post(client, {"delay_seconds": 60}, **{"Idempotency-Key": "order-2"})

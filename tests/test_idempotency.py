@@ -89,6 +89,19 @@ def test_it_hands_a_stale_claim_over_with_its_reserved_job_id(keys, clock):
     assert takeover.record["job_id"] == first.record["job_id"]
 
 
+def test_it_hands_a_stale_claim_to_one_retry_only(keys, clock):
+    first = keys.begin("k", fingerprint="f", job_id="A" * 26)
+    clock.now += 31
+
+    taker = keys.begin("k", fingerprint="f", job_id="B" * 26)
+    other = keys.begin("k", fingerprint="f", job_id="C" * 26)
+
+    assert taker.outcome == "stale"
+    assert taker.record["job_id"] == first.record["job_id"]
+    assert other.outcome == "in_progress"
+    assert sorted(p.name for p in keys.path_for("k").parent.iterdir()) == [keys.path_for("k").name]
+
+
 def test_it_lets_a_released_key_be_claimed_again(keys):
     keys.begin("key-1", fingerprint="body-a", job_id=new_id())
     keys.release("key-1")

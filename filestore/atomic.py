@@ -95,10 +95,10 @@ def ensure_dir(path: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True) -> Path:
+def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> Path:
     """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path."""
     tmp = tmp_dir / f"{os.getpid()}.{PID_SCOPE}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         hooks.step("write", tmp)
         view = memoryview(data)
@@ -128,14 +128,14 @@ def write_atomic(path: Path, data: bytes, *, tmp_dir: Path) -> None:
     fsync_dir(path.parent)
 
 
-def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path) -> bool:
+def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path, mode: int = 0o644) -> bool:
     """Create ``path`` with ``data`` unless it exists; return whether we created it.
 
     ``link()`` fails with EEXIST when the name is taken, so of several
     processes racing for one name exactly one wins, and the winner's file
     is complete from the first instant it is visible.
     """
-    tmp = write_temp(tmp_dir, data)
+    tmp = write_temp(tmp_dir, data, mode=mode)
     try:
         hooks.step("link", path)
         os.link(tmp, path)

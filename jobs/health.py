@@ -48,7 +48,10 @@ def latest_heartbeat() -> dict[str, Any] | None:
             beat = json.loads(path.read_bytes())
         except (OSError, ValueError):
             continue
-        if isinstance(beat, dict) and (newest is None or beat.get("at", 0) > newest.get("at", 0)):
+        # A file in there that is not a heartbeat must not break the health check.
+        if not isinstance(beat, dict) or not isinstance(beat.get("at"), int | float):
+            continue
+        if newest is None or beat["at"] > newest["at"]:
             newest = beat
     return newest
 

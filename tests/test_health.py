@@ -66,6 +66,7 @@ def test_the_newest_of_several_heartbeats_counts(client, now, data_dir):
     stale = data_dir / "worker" / "other-host-1.json"
     stale.write_text('{"at": 1000, "pid": 1, "host": "other-host"}')
     (data_dir / "worker" / "torn.json").write_text("{not json")
+    (data_dir / "worker" / "odd.json").write_text('{"at": "yesterday"}')
 
     assert get_health(client).status_code == 200
 

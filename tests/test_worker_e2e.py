@@ -132,6 +132,28 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
     assert second.stop() == 0
 
 
+def test_a_sigterm_mid_job_stops_the_cluster_cleanly_and_loses_nothing(start_cluster, fake):
+    fake.behaviour, fake.slow_seconds = "slow", 60
+    env = {"JOBS_QUEUE_RETRY": "6", "JOBS_TASK_TIMEOUT": "4", "JOBS_WORKERS": "2"}
+    first = start_cluster(fake=fake, **env)
+    job_ids = create_jobs([1] * 4)
+    wait_for(
+        lambda: [store.repository().get(j)["status"] for j in job_ids].count("running") == 2,
+        timeout=20,
+        what="both workers to be mid-job",
+    )
+
+    # The running tasks are cut off at their timeout; the stop waits for them.
+    assert first.stop(timeout=4 + 10) == 0
+    assert first.census().pids == ()
+
+    fake.behaviour = "ok"
+    second = start_cluster(fake=fake, **env)
+    jobs = wait_for(lambda: finished(job_ids), timeout=6 + 20, what="every job to finish")
+    assert [job["status"] for job in jobs] == ["completed"] * 4
+    assert second.stop() == 0
+
+
 def test_a_job_stored_without_its_message_runs_after_a_restart(start_cluster, data_dir):
     # The web process died between writing the job file and enqueuing its message.
     job_id = stored_without_message(time.time, age=GRACE_SECONDS + 1)

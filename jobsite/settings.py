@@ -40,8 +40,9 @@ def _secret_key() -> str:
             raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
         return configured
     path = JOBS_DATA_DIR / "secret_key"
-    atomic.create_exclusive(path, secrets.token_urlsafe(50).encode(), tmp_dir=JOBS_DATA_DIR / "tmp")
-    path.chmod(0o600)
+    atomic.create_exclusive(
+        path, secrets.token_urlsafe(50).encode(), tmp_dir=JOBS_DATA_DIR / "tmp", mode=0o600
+    )
     key = path.read_text().strip()
     if len(key) < 32:
         raise ImproperlyConfigured(

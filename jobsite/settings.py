@@ -187,6 +187,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Create jobs that fetch a random food photo after a delay, and watch them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.api.schema.finish_schema",
+    ],
 }
 
 # --- django-q2 -------------------------------------------------------------

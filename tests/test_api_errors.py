@@ -98,7 +98,9 @@ def test_it_describes_itself_in_openapi_3(client):
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     assert schema["openapi"].startswith("3.")
-    paths = {path.rstrip("/"): operations for path, operations in schema["paths"].items()}
+    paths = schema["paths"]
+    assert {"/api/jobs", "/api/jobs/{id}", "/api/events", "/api/health", "/api/stats"} <= set(paths)
+    assert "text/event-stream" in paths["/api/events"]["get"]["responses"]["200"]["content"]
     assert {"get", "post"} <= set(paths["/api/jobs"])
     assert "get" in paths["/api/jobs/{id}"]
     create = paths["/api/jobs"]["post"]

@@ -141,6 +141,7 @@ def test_the_stream_ends_by_itself_so_no_thread_is_held_forever(feed):
     assert chunks[-1] == ": ping\n\n"
 
 
+@pytest.mark.django_db
 def test_the_endpoint_streams_text_event_stream(client):
     response = client.get("/api/events")
 

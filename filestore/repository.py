@@ -178,10 +178,17 @@ class JobRepository:
                     atomic.unlink_durable(path)
             return new
 
-    def delete(self, job_id: str) -> Document:
+    def delete(
+        self, job_id: str, *, only_if: Callable[[Document], bool] | None = None
+    ) -> Document | None:
+        """Remove a job's files; with ``only_if``, only when it holds for the
+        current document (checked under the job's lock). Returns the removed
+        document, or None when ``only_if`` refused."""
         self.setup()
         with self._locked(job_id):
             current, paths = self._resolve(job_id)
+            if only_if is not None and not only_if(current):
+                return None
             for path in paths:
                 atomic.unlink_durable(path)
             return current

@@ -396,9 +396,8 @@ def job_prune(*, older_than_seconds: float, dry_run: bool = False) -> PruneRepor
     too. A job created after the cutoff cannot have finished before it, so
     only the names of recent jobs are listed, not their files read.
 
-    Each job is read again just before its file is deleted; a retry landing
-    between that read and the delete (microseconds) would be lost, which a
-    conditional delete in the repository would rule out.
+    The age and status are checked under the job's lock as it is deleted,
+    so a job retried meanwhile is kept.
     """
     if older_than_seconds < 0:
         raise InvalidInput("The age must not be negative.")
@@ -412,10 +411,14 @@ def job_prune(*, older_than_seconds: float, dry_run: bool = False) -> PruneRepor
         if id_timestamp(entry.id) > cutoff:
             continue
         try:
-            if not _finished_before(repository.get(entry.id), cutoff):
+            if dry_run:
+                if not _finished_before(repository.get(entry.id), cutoff):
+                    continue
+            elif (
+                repository.delete(entry.id, only_if=lambda job: _finished_before(job, cutoff))
+                is None
+            ):
                 continue
-            if not dry_run:
-                repository.delete(entry.id)
         except repo.JobNotFound:
             continue
         pruned.append(entry.id)

@@ -295,6 +295,19 @@ def test_it_pages_by_status_across_buckets(repo):
     assert seen == sorted(wanted, reverse=True)
 
 
+def test_it_deletes_only_when_the_condition_holds_for_the_current_state(repo):
+    job = _make(repo, BASE)
+
+    refused = repo.delete(job["id"], only_if=lambda current: current["status"] == "failed")
+
+    assert refused is None
+    assert repo.get(job["id"])["status"] == job["status"]
+    removed = repo.delete(job["id"], only_if=lambda current: current["status"] == job["status"])
+    assert removed["id"] == job["id"]
+    with pytest.raises(JobNotFound):
+        repo.get(job["id"])
+
+
 def test_it_continues_a_page_after_a_cursor_that_was_deleted(repo):
     jobs = [_make(repo, BASE + i) for i in range(5)]
     repo.delete(jobs[2]["id"])

@@ -1,0 +1,1 @@
+"""Benchmarks of the product beside the Node.js yardstick (``make bench``)."""

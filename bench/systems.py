@@ -1,0 +1,154 @@
+"""The two systems under measurement: the product and the Node.js yardstick.
+
+Each measurement gets a scratch directory (its data directory and its
+server logs) and starts the servers it needs on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.load import SHARED
+from bench.processes import PROJECT, PYTHON, Server, free_port, start
+
+REFERENCE_SERVER = SHARED / "reference-server.mjs"
+SECRET_KEY = "bench-secret-key-not-for-production-0123456789"
+LONG_DELAY = {"JOBS_MIN_DELAY": "300", "JOBS_MAX_DELAY": "300", "JOBS_DELAY_STEP": "5"}
+
+
+@dataclass
+class Scratch:
+    """A measurement's own directory: ``data/`` for the system, logs beside it."""
+
+    root: Path
+
+    @classmethod
+    def make(cls, label: str) -> Scratch:
+        return cls(Path(tempfile.mkdtemp(prefix=f"bench-{label}-")))
+
+    @property
+    def data(self) -> Path:
+        path = self.root / "data"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def product_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JOBS_")}
+    for key in ("UNSPLASH_ACCESS_KEY", "UNSPLASH_API_URL", "PORT", "DJANGO_DEBUG"):
+        env.pop(key, None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="jobsite.settings",
+        JOBS_DATA_DIR=str(data_dir),
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        DJANGO_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def web_command(port: int, workers: int = 2) -> list[str]:
+    """The web server exactly as ``manage.py serve`` (``make run``) starts it."""
+    from jobs.management.commands.serve import Command
+
+    return Command().web_command("127.0.0.1", port, workers)
+
+
+def start_web(scratch: Scratch, env: dict[str, str], name: str = "web") -> Server:
+    port = free_port()
+    return start(name, web_command(port), env=env, log_dir=scratch.root, port=port)
+
+
+def start_worker(scratch: Scratch, env: dict[str, str], name: str = "worker") -> Server:
+    return start(name, [PYTHON, "manage.py", "qcluster"], env=env, log_dir=scratch.root)
+
+
+def start_serve(scratch: Scratch, env: dict[str, str]) -> Server:
+    """The whole system, as ``make run`` ends: ``manage.py serve``."""
+    port = free_port()
+    command = [PYTHON, "manage.py", "serve", "--port", str(port)]
+    return start("serve", command, env=env, log_dir=scratch.root, port=port)
+
+
+def start_yardstick(scratch: Scratch, *, delay: int = 300) -> Server:
+    port = free_port()
+    env = dict(os.environ, JOBS_PATH=str(scratch.data), PORT=str(port), JOB_DELAY=str(delay))
+    env.pop("UNSPLASH_API_URL", None)
+    command = [shutil.which("node") or "node", str(REFERENCE_SERVER)]
+    return start("yardstick", command, env=env, log_dir=scratch.root, port=port)
+
+
+def seed_product(scratch: Scratch, *args: str) -> dict:
+    """Fill the scratch data directory with :mod:`bench.seed`; return its summary."""
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.seed", *args],
+        cwd=PROJECT,
+        env=product_env(scratch.data),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def seed_yardstick(scratch: Scratch, count: int, *, seed: int = 1) -> list[str]:
+    """Fill the yardstick's directory in its own format; return a sample of ids.
+
+    The status mix is the one of ``bench.seed --kind mixed``; pending jobs get
+    a delay of a day so that no timer fires during the measurement.
+    """
+    import random
+    import time
+
+    rng = random.Random(seed)
+    now_ms = int(time.time() * 1000)
+    ids = []
+    pending = min(count, 300)
+    for index in range(count):
+        job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        created = now_ms - (count - index) * 1000
+        if index >= count - pending:
+            status, delay = "pending", 86400
+        else:
+            status = rng.choices(("completed", "error"), weights=(0.9, 0.1))[0]
+            delay = rng.randrange(5, 301, 5)
+        job = {"status": status, "creationTime": created, "delay": delay}
+        if status != "pending":
+            job = {
+                "status": status,
+                "result": "https://images.example/food.jpg",
+                "timestamp": created + delay * 1000,
+            }
+        (scratch.data / f"{job_id}_{status}.json").write_text(json.dumps(job))
+        ids.append(job_id)
+    return rng.sample(ids, min(1000, len(ids)))
+
+
+def count_job_files(data_dir: Path) -> dict[str, int]:
+    """Job files per status under ``jobs/``, and queue messages waiting in ``ready/``."""
+    counts: dict[str, int] = {}
+    for _, _, names in os.walk(data_dir / "jobs"):
+        for name in names:
+            if name.endswith(".json") and "_" in name:
+                status = name[name.rfind("_") + 1 : -5]
+                counts[status] = counts.get(status, 0) + 1
+    ready = sum(len(names) for _, _, names in os.walk(data_dir / "queue" / "jobs" / "ready"))
+    counts["queue_ready"] = ready
+    return counts
+
+
+def count_yardstick_files(data_dir: Path) -> int:
+    return sum(1 for name in os.listdir(data_dir) if name.endswith(".json"))

@@ -1,0 +1,87 @@
+"""``bench/run.py --smoke`` runs every measurement end to end and reports it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT.parent / "shared" / "bench"
+MEASUREMENTS = ("1 create", "2 reads", "3 timing", "4 memory", "5 live", "6 restart")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+    ),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node (Node 20) is not installed"),
+    pytest.mark.skipif(
+        not (SHARED / "reference-server.mjs").is_file(),
+        reason=f"the yardstick is not at {SHARED}",
+    ),
+    pytest.mark.timeout(240),
+]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    output = tmp_path_factory.mktemp("bench") / "smoke.json"
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--output", str(output)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    return done, output
+
+
+def test_it_finishes_without_a_failed_measurement_or_a_leftover_process(smoke_run):
+    done, _ = smoke_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "no process left behind" in done.stdout
+
+
+def test_it_prints_every_figure_with_its_target_and_verdict(smoke_run):
+    done, _ = smoke_run
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["measure", "figure"])
+    assert lines[header].split() == [
+        "measure",
+        "figure",
+        "product",
+        "yardstick",
+        "ratio",
+        "target",
+        "result",
+    ]
+    table = "\n".join(lines[header:])
+    for name in MEASUREMENTS:
+        assert name in table
+    assert "PASS" in table
+
+
+def test_it_writes_valid_json_matching_the_table(smoke_run):
+    done, output = smoke_run
+    document = json.loads(output.read_text())
+    assert document["profile"] == "smoke"
+    assert document["environment"]["cores"] >= 1
+    assert set(document["measurements"]) == set(MEASUREMENTS)
+    assert document["summary"]["failed_measurements"] == []
+    assert document["summary"]["leftover_processes"] == []
+    rows = document["rows"]
+    assert rows and all(row["verdict"] in ("PASS", "MISS", "") for row in rows)
+    assert sum(row["verdict"] in ("PASS", "MISS") for row in rows) == (
+        document["summary"]["pass"] + document["summary"]["miss"]
+    )
+    for row in rows:
+        assert row["figure"] in done.stdout
+    create = document["measurements"]["1 create"]["data"]["c16"]
+    assert create["product"]["requests"] > 0 and create["yardstick"]["requests"] > 0
+    assert create["product_integrity"]["ok"]

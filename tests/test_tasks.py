@@ -267,7 +267,7 @@ TRANSIENT = {
 
 @pytest.mark.parametrize("behaviour", list(TRANSIENT))
 def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_attempt(
-    now, fake, behaviour
+    now, fake, behaviour, client
 ):
     fake.behaviour = behaviour
     fake.slow_seconds = 5
@@ -285,6 +285,10 @@ def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_atte
     assert_queued_for(job_id, job["next_attempt_at"])
     assert events(job)[-1] == "pending"
     assert job["history"][-1]["detail"] == job["pending_reason"]
+    shown = client.get(f"/api/jobs/{job_id}").json()
+    assert shown["status"] == "pending"
+    assert shown["pending_reason"] == job["pending_reason"]
+    assert shown["next_attempt_at"] == job["next_attempt_at"]
 
 
 def test_it_fails_after_the_bounded_number_of_transient_failures(now, fake):

@@ -56,6 +56,24 @@ def latest_heartbeat() -> dict[str, Any] | None:
     return newest
 
 
+def prune_heartbeats(*, older_than: float = 24 * 3600) -> int:
+    """Remove heartbeats of workers long gone (killed ones never remove their own)."""
+    removed = 0
+    cutoff = clock.now() - older_than
+    try:
+        paths = list(_heartbeat_dir().iterdir())
+    except FileNotFoundError:
+        return 0
+    for path in paths:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
 def storage_writable() -> bool:
     try:
         probe = atomic.write_temp(store.data_dir() / "tmp", b"ok")

@@ -298,11 +298,15 @@ def job_retry(*, job_id: str) -> Job:
             result=None,
             pending_reason=None,
             next_attempt_at=None,
+            transient_failures=0,
+            lease=None,
         )
         _record(job, "retried", None, now)
         return job
 
     job = _update(job_id, retry)
+    # A dead-lettered message of the earlier run has nothing more to say.
+    store.broker().delete_key(job_id)
     _enqueue(job)
     events.publish(job)
     return job

@@ -41,6 +41,7 @@ class Supervisor:
             self._next_recovery = now + self.recover_every
             try:
                 recover_jobs()
+                health.prune_heartbeats()
             except Exception:
                 logger.exception("The recovery pass failed; it runs again in a minute")
 

@@ -85,3 +85,20 @@ def test_it_is_unhealthy_when_storage_is_not_writable(client, now, data_dir):
     assert body["status"] == "unhealthy"
     assert body["checks"]["storage"] is False
     assert body["checks"]["worker"] is True
+
+
+def test_it_prunes_heartbeats_of_workers_long_gone(data_dir):
+    import os
+    import time
+
+    from jobs import health
+
+    health.write_heartbeat()
+    gone = data_dir / "worker" / "oldhost-1.json"
+    gone.write_text('{"at": 1}')
+    old = time.time() - 2 * 24 * 3600
+    os.utime(gone, (old, old))
+
+    assert health.prune_heartbeats() == 1
+    assert not gone.exists()
+    assert health.heartbeat_path().exists()

@@ -240,3 +240,22 @@ def test_the_loop_ends_when_the_cluster_dies_and_removes_its_heartbeat(now):
 
     assert len(messages(job_id)) == 1
     assert health.latest_heartbeat() is None
+
+
+def test_a_retried_job_keeps_no_dead_message_of_its_earlier_run(data_dir):
+    from jobs import services, store
+
+    job = services.job_create(delay_seconds=5).job
+    broker = store.broker()
+    for info in broker.find(job["id"]):
+        broker.delete(info.message_id)
+    broker.enqueue("unreadable", key=job["id"])
+    [(ack_id, _)] = broker.connection.dequeue(1)
+    broker.fail(ack_id)  # dead-lettered: the handler fails the job
+    assert services.job_get(job_id=job["id"])["status"] == "failed"
+
+    services.job_retry(job_id=job["id"])
+
+    states = [info.state for info in broker.find(job["id"])]
+    assert states == ["ready"]
+    assert services.job_get(job_id=job["id"])["status"] == "pending"

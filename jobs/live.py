@@ -34,6 +34,7 @@ class EventFeed:
         self._position = log.latest_id()
         # Every event after this position is in ``_recent``.
         self._floor = self._position
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="event-feed", daemon=True)
         self._thread.start()
 
@@ -50,8 +51,13 @@ class EventFeed:
             with self._condition:
                 return self._position
 
+    def close(self) -> None:
+        """Stop following the log (the web process's feed lives as long as it does)."""
+        self._closed.set()
+        self._thread.join()
+
     def _follow(self) -> None:
-        while True:
+        while not self._closed.is_set():
             try:
                 events, position = self.log.read_after(self._position)
             except EventsLost:
@@ -69,7 +75,7 @@ class EventFeed:
                     self._position = position
                     self._condition.notify_all()
             else:
-                time.sleep(self.poll_seconds)
+                self._closed.wait(self.poll_seconds)
 
     def wait(self, position: int, timeout: float) -> tuple[list[Event], int]:
         """Events after ``position`` (waiting up to ``timeout`` for some) and the

@@ -40,7 +40,9 @@ def take(iterator, count: int, *, deadline: float = 5.0) -> list[str]:
 
 @pytest.fixture
 def feed(data_dir):
-    return EventFeed(EventLog(data_dir / "events"), poll_seconds=0.01)
+    following = EventFeed(EventLog(data_dir / "events"), poll_seconds=0.01)
+    yield following
+    following.close()
 
 
 def test_it_sends_one_event_per_job_change_with_increasing_ids(feed):
@@ -98,6 +100,7 @@ def test_it_replays_from_the_log_when_memory_does_not_reach_back(data_dir):
     events = stream(feed, start, heartbeat=0.05)
     next(events)
     [event] = parse(take(events, 1))
+    feed.close()
 
     assert event["data"]["id"] == job["id"]
 
@@ -111,6 +114,7 @@ def test_it_tells_a_client_too_far_behind_to_start_over(data_dir):
     events = stream(feed, 5, heartbeat=0.05)
     next(events)
     [reset] = parse(take(events, 1))
+    feed.close()
 
     assert reset["event"] == "reset"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs import clock
+
 Job = dict[str, Any]
 
 # Fields every job carries in the API (``null`` when not set).
@@ -34,3 +36,10 @@ def job_public(job: Job) -> Job:
 
 def job_etag(job: Job) -> str:
     return f'"{job["id"]}.{job["revision"]}"'
+
+
+def record_event(job: Job, event: str, detail: str | None, now: float) -> None:
+    """Note a change in the job's history (what the admin timeline shows)."""
+    stamp = clock.to_iso(now)
+    job["updated_at"] = stamp
+    job.setdefault("history", []).append({"at": stamp, "event": event, "detail": detail})

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from filestore import repository as repo
 from jobs import clock, events, store
+from jobs.documents import record_event
 from jobs.queueing import enqueue_job
 from jobs.tasks import dead_letter
 
@@ -98,17 +99,13 @@ def _restart(job_id: str, now: float) -> bool:
     def back_to_pending(job: dict) -> dict | None:
         if job["status"] != "running" or float((job.get("lease") or {}).get("until", 0)) >= now:
             return None
-        stamp = clock.to_iso(now)
         job.update(
             status="pending",
             lease=None,
-            next_attempt_at=stamp,
-            updated_at=stamp,
+            next_attempt_at=clock.to_iso(now),
             pending_reason="The worker stopped during the run; trying again.",
         )
-        job.setdefault("history", []).append(
-            {"at": stamp, "event": "requeued", "detail": "run lease expired"}
-        )
+        record_event(job, "requeued", "run lease expired", now)
         return job
 
     try:

@@ -21,7 +21,7 @@ from django.conf import settings
 from filestore import repository as repo
 from filestore.ids import id_timestamp, is_valid_id, new_id
 from jobs import clock, events, store
-from jobs.documents import job_public
+from jobs.documents import job_public, record_event
 from jobs.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -252,12 +252,6 @@ def job_counts() -> dict[str, int]:
 # --- operator actions ----------------------------------------------------------
 
 
-def _record(job: Job, event: str, detail: str | None, now: float) -> None:
-    stamp = clock.to_iso(now)
-    job["updated_at"] = stamp
-    job.setdefault("history", []).append({"at": stamp, "event": event, "detail": detail})
-
-
 def job_cancel(*, job_id: str) -> Job:
     """Cancel a pending job; its queued message, when delivered, finds it cancelled."""
     now = clock.now()
@@ -273,7 +267,7 @@ def job_cancel(*, job_id: str) -> Job:
             pending_reason=None,
             next_attempt_at=None,
         )
-        _record(job, "cancelled", None, now)
+        record_event(job, "cancelled", None, now)
         return job
 
     job = _update(job_id, cancel)
@@ -301,7 +295,7 @@ def job_retry(*, job_id: str) -> Job:
             transient_failures=0,
             lease=None,
         )
-        _record(job, "retried", None, now)
+        record_event(job, "retried", None, now)
         return job
 
     job = _update(job_id, retry)

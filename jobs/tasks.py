@@ -31,6 +31,7 @@ from django.conf import settings
 
 from filestore import repository as repo
 from jobs import clock, events, photo_source, store
+from jobs.documents import record_event
 from jobs.photos import PermanentPhotoError, PhotoSourceError, RateLimited
 from jobs.queueing import enqueue_job
 
@@ -54,12 +55,6 @@ def run_lease_seconds() -> float:
     # The queue hands the message out again after ``retry`` seconds; a run
     # older than that is presumed dead.
     return float(settings.Q_CLUSTER["retry"])
-
-
-def _history(job: Job, event: str, detail: str | None, now: float) -> None:
-    stamp = clock.to_iso(now)
-    job["updated_at"] = stamp
-    job.setdefault("history", []).append({"at": stamp, "event": event, "detail": detail})
 
 
 def _due_at(job: Job) -> float:
@@ -91,7 +86,7 @@ def run_job(job_id: str) -> str:
                 outcome["value"] = "running elsewhere"
                 come_back_at.append(float(lease["until"]))
                 return None
-            _history(job, "lease-expired", "the previous run stopped without finishing", now)
+            record_event(job, "lease-expired", "the previous run stopped without finishing", now)
         elif _due_at(job) > now:
             outcome["value"] = "not due"
             come_back_at.append(_due_at(job))
@@ -102,7 +97,7 @@ def run_job(job_id: str) -> str:
         job["lease"] = {"token": token, "until": now + run_lease_seconds()}
         job["pending_reason"] = None
         job["next_attempt_at"] = None
-        _history(job, "started", f"attempt {job['attempts']}", now)
+        record_event(job, "started", f"attempt {job['attempts']}", now)
         outcome["value"] = "claimed"
         return job
 
@@ -136,7 +131,7 @@ def _finish(job_id: str, token: str, status: str, apply) -> str:
         if status in ("completed", "failed"):
             job["finished_at"] = clock.to_iso(now)
             job["transient_failures"] = 0
-        _history(
+        record_event(
             job, status, (job.get("error") or {}).get("message") or job.get("pending_reason"), now
         )
         outcome["value"] = status
@@ -219,7 +214,7 @@ def dead_letter(key: str | None, payload: bytes) -> None:
                 "(it crashed or hit an unexpected error each time); see the worker log."
             ),
         }
-        _history(job, "failed", job["error"]["message"], now)
+        record_event(job, "failed", job["error"]["message"], now)
         return job
 
     try:

@@ -15,7 +15,7 @@ import time
 from django.conf import settings
 
 from jobs import clock, health
-from jobs.recovery import recover_jobs
+from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ class Supervisor:
         self.stopping = threading.Event()
         self._next_recovery = 0.0
 
-    def tick(self) -> None:
-        """One round of the loop: heartbeat, and recovery when it is due."""
+    def tick(self) -> RecoveryReport | None:
+        """One round of the loop: heartbeat, and recovery when it is due (its report)."""
         now = clock.now()
         try:
             health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
@@ -40,10 +40,12 @@ class Supervisor:
         if now >= self._next_recovery:
             self._next_recovery = now + self.recover_every
             try:
-                recover_jobs()
+                report = recover_jobs()
                 health.prune_heartbeats()
+                return report
             except Exception:
                 logger.exception("The recovery pass failed; it runs again in a minute")
+        return None
 
     def run(self, is_alive) -> None:
         """Tick until ``is_alive()`` is false or :meth:`stop` is called."""

@@ -8,7 +8,6 @@ from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
-from jobs.recovery import recover_jobs
 from jobs.worker import Supervisor
 
 
@@ -20,13 +19,8 @@ class Command(ClusterCommand):
 
     def handle(self, *args, **options):
         settings.SECRET_KEY  # noqa: B018 - messages are signed with it: fail early without one
-        report = recover_jobs()
-        self.stderr.write(f"Recovery at start: {report}")
         cluster = Cluster()
         cluster.start()
-        if options.get("run_once"):
-            cluster.stop()
-            return
         supervisor = Supervisor()
 
         def sentinel_alive() -> bool:
@@ -40,7 +34,11 @@ class Command(ClusterCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: supervisor.stop())
         try:
-            supervisor.run(sentinel_alive)
+            # The cluster already runs due jobs; the heartbeat goes out before
+            # the first recovery pass, which takes a while over a large store.
+            self.stderr.write(f"Recovery at start: {supervisor.tick()}")
+            if not options.get("run_once"):
+                supervisor.run(sentinel_alive)
         finally:
             # Also when the loop died of an error: a sentinel left running
             # would keep this process from exiting.

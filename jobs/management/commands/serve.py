@@ -23,6 +23,8 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.photo_source import source_name
 
 _PR_SET_PDEATHSIG = 1
+# Threads per web server process (see the README's "Serving" section).
+WEB_THREADS = 600
 
 
 def _die_with_parent() -> None:
@@ -63,6 +65,14 @@ class Command(BaseCommand):
             str(port),
             "--workers",
             str(workers),
+            # Each open event stream holds a thread of the WSGI pool while it
+            # waits: room for several hundred streams beside the API requests.
+            "--blocking-threads",
+            str(WEB_THREADS),
+            "--backpressure",
+            str(WEB_THREADS),
+            "--backlog",
+            "2048",
             "--no-ws",
             "--log-level",
             "warning",

@@ -116,16 +116,17 @@ def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True, mode: int = 
     return tmp
 
 
-def write_atomic(path: Path, data: bytes, *, tmp_dir: Path) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
-    tmp = write_temp(tmp_dir, data)
+def write_atomic(path: Path, data: bytes, *, tmp_dir: Path, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (and durably, unless told not to)."""
+    tmp = write_temp(tmp_dir, data, durable=durable)
     try:
         hooks.step("rename", path)
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path, mode: int = 0o644) -> bool:
@@ -147,14 +148,15 @@ def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path, mode: int = 0o64
     return True
 
 
-def unlink_durable(path: Path) -> bool:
+def unlink_durable(path: Path, *, durable: bool = True) -> bool:
     """Remove ``path`` and fsync its directory; return False if it was already gone."""
     try:
         hooks.step("unlink", path)
         os.unlink(path)
     except FileNotFoundError:
         return False
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return True
 
 

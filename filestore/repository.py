@@ -21,14 +21,17 @@ Crash safety of a status change (``update``), step by step:
 
 1. write ``<id>_<new>.json`` to ``tmp/``, fsync it, rename it into the leaf
    and fsync the leaf (:func:`filestore.atomic.write_atomic`);
-2. unlink ``<id>_<old>.json`` and fsync the leaf.
+2. unlink ``<id>_<old>.json`` (not fsynced: see below).
 
 Dying before the rename of step 1 leaves only the old file (plus a temp
 file that :meth:`JobRepository.recover` removes). Dying between 1 and 2
 leaves two names for one job; every reader then takes the one with the
 higher ``revision`` (the newer state), and ``recover`` or the next update
 removes the other. So at every instant each job has exactly one readable,
-correct state.
+correct state. The same holds when a power cut undoes the unlink of step
+2, which is why it needs no fsync of its own. A worker's claim of a job
+(``durable=False``) skips the fsyncs of step 1 too: losing it in a power
+cut only means the job runs again.
 
 Concurrent writers: updates of one job are serialised by an ``flock`` on
 the job's lock stripe, so two processes never interleave read-modify-write
@@ -156,11 +159,25 @@ class JobRepository:
                 raise JobExists(job_id)
         return document
 
-    def update(self, job_id: str, change: Callable[[Document], Document | None]) -> Document:
+    def update(
+        self,
+        job_id: str,
+        change: Callable[[Document], Document | None],
+        *,
+        durable: bool = True,
+    ) -> Document:
         """Apply ``change`` to the current document under the job's lock.
 
         ``change`` gets a copy of the current document and returns the new
         one, or None to leave the job as it is; it may raise to refuse.
+
+        With ``durable=False`` the new state is written atomically but not
+        fsynced: a power cut may bring back the previous state. For a state
+        that may be lost and redone (a worker claiming a job: the job is then
+        simply run again), this saves the fsyncs.
+
+        Removing the old name is never fsynced: if a power cut brings it
+        back, the job has two names and the higher revision still wins.
         """
         self.setup()
         with self._locked(job_id):
@@ -172,10 +189,10 @@ class JobRepository:
                 raise ValueError("a change must keep the id and set a known status")
             new["revision"] = current["revision"] + 1
             target = self.path_for(job_id, new["status"])
-            self._write(target, new)
+            self._write(target, new, durable=durable)
             for path in paths:
                 if path != target:
-                    atomic.unlink_durable(path)
+                    atomic.unlink_durable(path, durable=False)
             return new
 
     def delete(
@@ -193,7 +210,9 @@ class JobRepository:
                 atomic.unlink_durable(path)
             return current
 
-    def _write(self, path: Path, document: Document, *, exclusive: bool = False) -> bool:
+    def _write(
+        self, path: Path, document: Document, *, exclusive: bool = False, durable: bool = True
+    ) -> bool:
         """Write ``document`` to ``path``; with ``exclusive``, only if the name is free."""
         data = atomic.dumps(document)
         for _ in range(3):
@@ -201,7 +220,7 @@ class JobRepository:
             try:
                 if exclusive:
                     return atomic.create_exclusive(path, data, tmp_dir=self.tmp_dir)
-                atomic.write_atomic(path, data, tmp_dir=self.tmp_dir)
+                atomic.write_atomic(path, data, tmp_dir=self.tmp_dir, durable=durable)
                 return True
             except FileNotFoundError:
                 # The leaf was removed as empty between ensure_dir and the

@@ -102,7 +102,8 @@ def run_job(job_id: str) -> str:
         return job
 
     try:
-        job = store.repository().update(job_id, claim)
+        # Not fsynced: a claim lost in a power cut only means the job runs again.
+        job = store.repository().update(job_id, claim, durable=False)
     except repo.JobNotFound:
         return "deleted"
     if come_back_at:

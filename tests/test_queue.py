@@ -233,9 +233,8 @@ def test_it_does_not_list_buckets_that_are_not_due(queue, clock, monkeypatch):
 
     assert payloads(queue.dequeue(10)) == [b"due"]
 
-    # The first future bucket is read for its earliest due time (how long
-    # the consumer may sleep); no later bucket is listed.
-    assert set(listed) <= {queue.root / "ready", queue.root / "leased", *buckets[:2]}
+    # No future bucket is listed; the consumer may sleep until the first starts.
+    assert set(listed) <= {queue.root / "ready", queue.root / "leased", buckets[0]}
     assert queue.next_due_at == START + 3600
 
 
@@ -244,9 +243,40 @@ def test_it_tells_when_the_next_message_falls_due(queue, clock):
     queue.enqueue(b"much later", due_at=START + 100)
 
     assert queue.dequeue(10) == []
-    assert queue.next_due_at == START + 2.5
-    clock.advance(2.5)
+    assert queue.next_due_at == START + 2  # the start of its bucket: no listing of it yet
+    clock.advance(2)
+    assert queue.dequeue(10) == []
+    assert queue.next_due_at == START + 2.5  # now its bucket is due and listed
+    clock.advance(0.5)
     assert payloads(queue.dequeue(10)) == [b"later"]
+
+
+def test_it_lists_a_bucket_once_while_draining_it(queue, clock, monkeypatch):
+    for n in range(50):
+        queue.enqueue(f"job {n}".encode())
+    listings: list[Path] = []
+    real_listdir = os.listdir
+
+    def spy(path="."):
+        if Path(path).is_relative_to(queue.root / "ready") and Path(path) != queue.root / "ready":
+            listings.append(Path(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", spy)
+
+    drained = [payload for _ in range(50) for payload in payloads(queue.dequeue(1))]
+
+    assert sorted(drained) == sorted(f"job {n}".encode() for n in range(50))
+    assert len(listings) == 1
+
+
+def test_it_sees_a_message_enqueued_for_now_while_a_later_one_waits_in_the_bucket(queue, clock):
+    queue.enqueue(b"in a moment", due_at=START + 0.5)
+    assert queue.dequeue(10) == []
+
+    queue.enqueue(b"now")
+
+    assert payloads(queue.dequeue(10)) == [b"now"]
 
 
 def test_it_removes_empty_buckets_whose_time_has_passed(queue, clock):

@@ -392,3 +392,19 @@ def test_it_serves_a_deep_cursor(repo, quick_writes):
 
     assert documents == list(reversed(jobs[:7]))
     assert more is False
+
+
+def test_a_change_that_may_be_lost_is_written_without_fsync(repo, monkeypatch):
+    from filestore import atomic
+
+    job = _make(repo, BASE)
+    steps: list[str] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
+
+    repo.update(job["id"], lambda doc: {**doc, "status": "running"}, durable=False)
+
+    assert "fsync" not in steps and "fsync_dir" not in steps
+    assert repo.get(job["id"])["status"] == "running"
+    assert [path.name for path in repo.leaf_dir(job["id"]).iterdir()] == [
+        f"{job['id']}_running.json"
+    ]

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.processes import PROJECT
+from bench.processes import PROJECT, Server, cpu_seconds
 
 SHARED = PROJECT.parent / "shared" / "bench"
 POST_LUA = SHARED / "post.lua"
@@ -27,6 +27,8 @@ class LoadResult:
     non2xx: int
     socket_errors: int
     connections: int
+    # CPU (user + system) the measured server used per answered request.
+    server_cpu_ms_per_request: float | None = None
 
     @property
     def ok(self) -> int:
@@ -50,8 +52,9 @@ def wrk(
     threads: int = 2,
     timeout: float = 30.0,
     args: list[str] | None = None,
+    server: Server | None = None,
 ) -> LoadResult:
-    """Run wrk against ``url`` and return its summary."""
+    """Run wrk against ``url`` and return its summary (with the CPU ``server`` used)."""
     command = [
         "wrk",
         f"-t{min(threads, connections)}",
@@ -65,9 +68,12 @@ def wrk(
     ]
     if args:
         command += ["--", *args]
+    pids = server.tree() if server is not None else []
+    cpu_before = cpu_seconds(pids)
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + timeout + 30, check=False
     )
+    cpu_used = cpu_seconds(pids) - cpu_before
     line = next((line for line in done.stdout.splitlines() if line.startswith("JSON ")), None)
     if line is None:
         output = done.stdout + done.stderr
@@ -84,4 +90,9 @@ def wrk(
         non2xx=summary["non2xx3xx"],
         socket_errors=summary["socket_errors"],
         connections=connections,
+        server_cpu_ms_per_request=(
+            round(1000 * cpu_used / summary["requests"], 3)
+            if server is not None and summary["requests"]
+            else None
+        ),
     )

@@ -81,8 +81,8 @@ def _size(profile: Profile, size: int) -> dict:
                 "worker_rss_mib": round(worker_rss / MIB, 1),
                 "web_pss_mib": round(web.pss_bytes() / MIB, 1),
                 "worker_pss_mib": round(worker.pss_bytes() / MIB, 1),
-                "web_processes": len(web.tree()),
-                "worker_processes": len(worker.tree()),
+                "web_processes": web.memory_by_process(),
+                "worker_processes": worker.memory_by_process(),
             }
         keep = size == profile.restart_size
         if keep:
@@ -104,6 +104,16 @@ def measure(profile: Profile) -> Section:
             f"RSS web + worker, {size:,} pending",
             f"{result['web_rss_mib']:.0f} + {result['worker_rss_mib']:.0f} = {total:.0f} MiB",
         )
+        per_process = [p["rss_mib"] for p in result["worker_processes"]]
+        section.row(
+            f"worker RSS per process, {size:,}",
+            " ".join(f"{value:.0f}" for value in per_process) + " MiB",
+        )
+        section.row(
+            f"PSS web + worker, {size:,} pending",
+            f"{result['web_pss_mib']:.0f} + {result['worker_pss_mib']:.0f} = "
+            f"{result['web_pss_mib'] + result['worker_pss_mib']:.0f} MiB",
+        )
     sizes = sorted(results)
     if len(sizes) >= 2:
         low, high = results[sizes[0]], results[sizes[-1]]
@@ -118,7 +128,8 @@ def measure(profile: Profile) -> Section:
             verdict=verdict(growth <= GROWTH_LIMIT_MIB),
         )
     section.notes.append(
-        "RSS summed over each process tree: web = granian + 2 workers, "
-        "worker = qcluster + sentinel, pusher, monitor, 2 workers"
+        "RSS summed over each process tree (shared pages count in every process): "
+        "web = granian + its workers, worker = qcluster main, sentinel, then pusher, "
+        "monitor and workers (per process: main first)"
     )
     return section

@@ -25,6 +25,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Every process this run started or saw in a started process's tree, to
 # check at the end that none is left.
@@ -64,6 +65,19 @@ class Server:
 
     def pss_bytes(self) -> int:
         return sum(pss_bytes(pid) for pid in self.tree())
+
+    def memory_by_process(self) -> list[dict]:
+        """RSS and PSS (MiB) of each process of the tree, with its parent, root first."""
+        mib = 1024 * 1024
+        return [
+            {
+                "pid": pid,
+                "ppid": parent_of(pid),
+                "rss_mib": round(rss_bytes(pid) / mib, 1),
+                "pss_mib": round(pss_bytes(pid) / mib, 1),
+            }
+            for pid in self.tree()
+        ]
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -205,6 +219,15 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *descendants_of({pid})]
 
 
+def parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(b")") + 2 :].split()[1])
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -220,6 +243,20 @@ def rss_bytes(pid: int) -> int:
             return int(handle.read().split()[1]) * PAGE_SIZE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
 
 
 def pss_bytes(pid: int) -> int:

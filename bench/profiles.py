@@ -8,6 +8,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
+    # Product and yardstick runs alternate this many times; the best run of
+    # each counts (a noisy neighbour only ever slows a run down).
+    rounds: int
     create_seconds: float
     create_connections: tuple[int, ...]
     read_sizes: tuple[int, ...]
@@ -30,6 +33,7 @@ class Profile:
 
 FULL = Profile(
     name="full",
+    rounds=2,
     create_seconds=10,
     create_connections=(16, 64),
     read_sizes=(1_000, 10_000, 100_000),
@@ -50,6 +54,7 @@ FULL = Profile(
 
 SMOKE = Profile(
     name="smoke",
+    rounds=1,
     create_seconds=1,
     create_connections=(16,),
     read_sizes=(500,),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ class EventLog:
         self.root = Path(root)
         self.segment_bytes = segment_bytes
         self.keep_segments = keep_segments
+        # The descriptor appends go to, kept open between appends: (pid, fd).
+        # Another process's rotation is noticed by size: a segment is only
+        # left once it is full, and a full one is never written again.
+        self._writer: tuple[int, int] | None = None
+        self._writer_lock = threading.Lock()
 
     def _segments(self) -> list[int]:
         try:
@@ -58,6 +64,20 @@ class EventLog:
 
     def append(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        with self._writer_lock:
+            writer = self._writer
+            if (
+                writer is None
+                or writer[0] != os.getpid()  # inherited over a fork: open our own
+                or os.fstat(writer[1]).st_size >= self.segment_bytes
+            ):
+                if writer is not None and writer[0] == os.getpid():
+                    os.close(writer[1])
+                self._writer = writer = (os.getpid(), self._open_newest())
+            os.write(writer[1], line)
+
+    def _open_newest(self) -> int:
+        """A descriptor appending to the newest segment, starting a new one when full."""
         segments = self._segments()
         if not segments:
             atomic.ensure_dir(self.root)
@@ -74,11 +94,7 @@ class EventLog:
             for old in segments[: max(0, len(segments) + 1 - self.keep_segments)]:
                 with contextlib.suppress(FileNotFoundError):
                     self._path(old).unlink()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def latest_id(self) -> int:
         """The id just past the newest event: reading after it yields only new events."""

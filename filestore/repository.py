@@ -142,20 +142,27 @@ class JobRepository:
 
     # -- writes -------------------------------------------------------------
 
-    def create(self, document: Document) -> Document:
-        """Store a new job durably. ``document`` must carry ``id`` and ``status``."""
+    def create(self, document: Document, *, may_exist: bool = False) -> Document:
+        """Store a new job durably. ``document`` must carry ``id`` and ``status``.
+
+        A fresh id cannot exist yet, and the exclusive link of the write
+        suffices. With ``may_exist`` (an id reserved earlier, whose job may
+        have been created and moved on meanwhile), every name of the id is
+        probed first, under the job's lock: status changes hold it while
+        they rename, so the probe is reliable.
+        """
         self.setup()
         job_id, status = document["id"], document["status"]
         if not is_valid_id(job_id) or status not in STATUSES:
             raise ValueError(f"bad id or status: {job_id!r} {status!r}")
         document = {**document, "revision": 1}
-        # The job may exist under another status (another name), so an
-        # exclusive link alone cannot tell; status changes hold this lock
-        # while they rename, so probing every name under it is reliable.
-        with self._locked(job_id):
-            if self._any_name(job_id):
+        path = self.path_for(job_id, status)
+        if not may_exist:
+            if not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
-            if not self._write(self.path_for(job_id, status), document, exclusive=True):
+            return document
+        with self._locked(job_id):
+            if self._any_name(job_id) or not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
         return document
 

@@ -157,7 +157,7 @@ def job_create(
             try:
                 job = store.repository().get(job_id)
             except repo.JobNotFound:
-                job = _store_new_job(job_id, delay=delay, now=now)
+                job = _store_new_job(job_id, delay=delay, now=now, may_exist=True)
             else:
                 _enqueue(job)
         else:
@@ -171,9 +171,11 @@ def job_create(
     return Created(job, False, response)
 
 
-def _store_new_job(job_id: str, *, delay: int, now: float) -> Job:
+def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = False) -> Job:
     try:
-        job = store.repository().create(_new_job_document(job_id, delay=delay, now=now))
+        job = store.repository().create(
+            _new_job_document(job_id, delay=delay, now=now), may_exist=may_exist
+        )
     except repo.JobExists:
         job = store.repository().get(job_id)
     _enqueue(job)

@@ -85,12 +85,12 @@ def test_it_refuses_a_second_job_with_the_same_id(repo):
     assert repo.get(job["id"]) == job
 
 
-def test_it_refuses_a_second_job_for_an_id_whose_status_moved_on(repo):
+def test_it_refuses_a_second_job_for_a_reserved_id_whose_status_moved_on(repo):
     job = _make(repo, BASE)
     running = repo.update(job["id"], lambda doc: {**doc, "status": "running"})
 
     with pytest.raises(JobExists):
-        repo.create({"id": job["id"], "status": "pending"})
+        repo.create({"id": job["id"], "status": "pending"}, may_exist=True)
 
     assert repo.get(job["id"]) == running
     assert os.listdir(repo.leaf_dir(job["id"])) == [f"{job['id']}_running.json"]

@@ -13,10 +13,10 @@ from jobs.api.events import stream
 from jobs.live import EventFeed
 
 
-def parse(chunks: list[str]) -> list[dict]:
+def parse(chunks: list[bytes]) -> list[dict]:
     """The events in a list of SSE chunks, as {id, event, data} dicts."""
     events = []
-    for block in "".join(chunks).split("\n\n"):
+    for block in b"".join(chunks).decode().split("\n\n"):
         fields: dict = {}
         for line in block.splitlines():
             if line.startswith(":"):
@@ -29,7 +29,7 @@ def parse(chunks: list[str]) -> list[dict]:
     return events
 
 
-def take(iterator, count: int, *, deadline: float = 5.0) -> list[str]:
+def take(iterator, count: int, *, deadline: float = 5.0) -> list[bytes]:
     chunks = []
     end = time.monotonic() + deadline
     while len(parse(chunks)) < count:
@@ -47,7 +47,7 @@ def feed(data_dir):
 
 def test_it_sends_one_event_per_job_change_with_increasing_ids(feed):
     events = stream(feed, None, heartbeat=0.05)
-    assert next(events) == "retry: 3000\n\n"
+    assert next(events) == b"retry: 3000\n\n"
     created = services.job_create(delay_seconds=5).job
     services.job_cancel(job_id=created["id"])
 
@@ -123,7 +123,7 @@ def test_it_sends_a_heartbeat_comment_when_nothing_happens(feed):
     events = stream(feed, None, heartbeat=0.01)
     next(events)
 
-    assert next(events) == ": ping\n\n"
+    assert next(events) == b": ping\n\n"
 
 
 def test_it_announces_deleted_jobs(feed):
@@ -141,8 +141,8 @@ def test_it_announces_deleted_jobs(feed):
 def test_the_stream_ends_by_itself_so_no_thread_is_held_forever(feed):
     chunks = list(stream(feed, None, heartbeat=0.01, lifetime=0.05))
 
-    assert chunks[0] == "retry: 3000\n\n"
-    assert chunks[-1] == ": ping\n\n"
+    assert chunks[0] == b"retry: 3000\n\n"
+    assert chunks[-1] == b": ping\n\n"
 
 
 @pytest.mark.django_db

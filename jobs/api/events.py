@@ -10,7 +10,6 @@ resumes, so no thread is held forever by a client that vanished.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -24,19 +23,13 @@ HEARTBEAT_SECONDS = 15.0
 STREAM_SECONDS = 300.0
 
 
-def _format(event_id: int, event: dict) -> str:
-    kind = event.get("type", "job")
-    data = event.get("job") if kind == "job" else {"id": event.get("id")}
-    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
 def stream(
     source: EventFeed,
     last_event_id: int | None,
     *,
     heartbeat: float = HEARTBEAT_SECONDS,
     lifetime: float = STREAM_SECONDS,
-) -> Iterator[str]:
+) -> Iterator[bytes]:
     # The starting point is fixed now, when the request arrives, not when
     # the server first pulls from the generator.
     position = source.position if last_event_id is None else last_event_id
@@ -45,20 +38,17 @@ def stream(
 
 def _events(
     source: EventFeed, position: int, *, heartbeat: float, lifetime: float
-) -> Iterator[str]:
-    yield "retry: 3000\n\n"
+) -> Iterator[bytes]:
+    yield b"retry: 3000\n\n"
     end = time.monotonic() + lifetime
     while time.monotonic() < end:
         try:
-            events, position = source.wait(position, timeout=heartbeat)
+            blocks, position = source.wait(position, timeout=heartbeat)
         except EventsLost:
             position = source.position
-            yield f"id: {position}\nevent: reset\ndata: {{}}\n\n"
+            yield f"id: {position}\nevent: reset\ndata: {{}}\n\n".encode()
             continue
-        if events:
-            yield "".join(_format(event_id, event) for event_id, event in events)
-        else:
-            yield ": ping\n\n"
+        yield blocks or b": ping\n\n"
 
 
 def _last_event_id(request) -> int | None:

@@ -35,12 +35,12 @@ RECENT_EVENTS = 5000
 
 class EventFeed:
     def __init__(
-        self, log: EventLog, *, poll_seconds: float = 0.05, batch_seconds: float = 0.1
+        self, log: EventLog, *, poll_seconds: float = 0.05, batch_seconds: float = 0.25
     ) -> None:
         self.log = log
         self.poll_seconds = poll_seconds
         # After handing out events, wait this long before the next read: under
-        # a burst of changes each stream wakes ten times a second with a batch,
+        # a burst of changes each stream wakes four times a second with a batch,
         # not once per change (500 streams x 1,000 changes/s would be half a
         # million wake-ups a second).
         self.batch_seconds = batch_seconds

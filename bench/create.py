@@ -112,8 +112,8 @@ def _pair(profile: Profile, connections: int) -> dict:
                     rounds[name].append(_run(profile, server, path, connections, counts))
         return rounds
     finally:
-        scratch.remove()
-        ref_scratch.remove()
+        scratch.release()
+        ref_scratch.release()
 
 
 def measure(profile: Profile) -> Section:

@@ -3,7 +3,7 @@
 Seeding 100,000 jobs takes a minute, so a measurement may keep its seeded
 scratch directory (servers stopped) for a later one (the restart
 measurement starts the system on the 100,000-job directories of the read
-and memory measurements). Whatever is kept is removed at the end of the run.
+and memory measurements). Whatever is kept is released at the end of the run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Kept:
     def keep(self, name: str, scratch: Scratch) -> None:
         old = self._scratches.pop(name, None)
         if old is not None and old.root != scratch.root:
-            old.remove()
+            old.release()
         self._scratches[name] = scratch
 
     def get(self, name: str) -> Scratch | None:
@@ -27,9 +27,9 @@ class Kept:
     def release(self, name: str) -> None:
         scratch = self._scratches.pop(name, None)
         if scratch is not None:
-            scratch.remove()
+            scratch.release()
 
-    def remove_all(self) -> None:
+    def release_all(self) -> None:
         for name in list(self._scratches):
             self.release(name)
 

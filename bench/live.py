@@ -133,7 +133,7 @@ def measure(profile: Profile) -> Section:
     finally:
         if streams is not None:
             streams.close()
-        scratch.remove()
+        scratch.release()
     share = with_streams.rps / without.rps if without.rps else 0.0
     p50 = percentile(delays, 0.5)
     p99 = percentile(delays, 0.99)

@@ -90,7 +90,7 @@ def _size(profile: Profile, size: int) -> dict:
         return result
     finally:
         if not keep:
-            scratch.remove()
+            scratch.release()
 
 
 def measure(profile: Profile) -> Section:

@@ -103,8 +103,8 @@ def _size(profile: Profile, size: int) -> tuple[dict, dict, dict, list[str]]:
         return product, yardstick, {"seeded": seeded, "runs": all_runs}, notes
     finally:
         if not keep:
-            scratch.remove()
-        ref_scratch.remove()
+            scratch.release()
+        ref_scratch.release()
 
 
 def measure(profile: Profile) -> Section:

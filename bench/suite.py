@@ -24,7 +24,7 @@ from bench.load import GET_LUA, POST_LUA, wrk_path
 from bench.processes import PROJECT, leftovers
 from bench.profiles import FULL, SMOKE
 from bench.report import MISS, PASS, Section, table, write_json
-from bench.systems import REFERENCE_SERVER
+from bench.systems import REFERENCE_SERVER, file_create_probe, remove_released
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEASUREMENTS = {
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             section_started = time.monotonic()
             load_before = os.getloadavg()
+            create_us = file_create_probe()
             print(f"... {name}", flush=True)
             try:
                 section = MEASUREMENTS[name](profile)
@@ -111,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{list(MEASUREMENTS).index(name) + 1} {name}"
                 section = Section(label, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
             section.data["seconds"] = round(time.monotonic() - section_started, 1)
+            section.data["file_create_us_before"] = create_us
             section.data["load_average_before_after"] = [
                 [round(x, 2) for x in load_before],
                 [round(x, 2) for x in os.getloadavg()],
             ]
             sections.append(section)
     finally:
-        kept.remove_all()
+        kept.release_all()
+        remove_released()
     left = leftovers()
     rows = [row for section in sections for row in section.rows]
     document = {

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,14 @@ from bench.processes import PROJECT, PYTHON, Server, free_port, start
 REFERENCE_SERVER = SHARED / "reference-server.mjs"
 SECRET_KEY = "bench-secret-key-not-for-production-0123456789"
 LONG_DELAY = {"JOBS_MIN_DELAY": "300", "JOBS_MAX_DELAY": "300", "JOBS_DELAY_STEP": "5"}
+
+
+# Scratch directories are deleted at the end of the run, not when their
+# measurement ends. On a file system that delays the reuse of freed inodes
+# (ext4 without a journal checks free inodes against their deletion time),
+# deleting 100,000 files makes every file created in the next minute
+# slower: one measurement's clean-up would slow the next one down.
+_RELEASED: list[Scratch] = []
 
 
 @dataclass
@@ -39,8 +48,28 @@ class Scratch:
         path.mkdir(exist_ok=True)
         return path
 
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+    def release(self) -> None:
+        """No longer needed: deleted by :func:`remove_released` at the end of the run."""
+        if self not in _RELEASED:
+            _RELEASED.append(self)
+
+
+def remove_released() -> None:
+    while _RELEASED:
+        shutil.rmtree(_RELEASED.pop().root, ignore_errors=True)
+
+
+def file_create_probe(count: int = 200) -> float:
+    """Microseconds to create one small file here now (a sign of file-system noise)."""
+    scratch = Scratch.make("probe")
+    started = time.perf_counter()
+    for index in range(count):
+        fd = os.open(scratch.root / f"{index}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x" * 600)
+        os.close(fd)
+    elapsed = time.perf_counter() - started
+    scratch.release()
+    return round(1e6 * elapsed / count, 1)
 
 
 def product_env(data_dir: Path, **overrides: str) -> dict[str, str]:
@@ -111,7 +140,6 @@ def seed_yardstick(scratch: Scratch, count: int, *, seed: int = 1) -> list[str]:
     a delay of a day so that no timer fires during the measurement.
     """
     import random
-    import time
 
     rng = random.Random(seed)
     now_ms = int(time.time() * 1000)

@@ -76,8 +76,9 @@ def _stats(values_ms: list[float]) -> dict:
 
 def _batch(profile: Profile, count: int, spread: float) -> dict:
     scratch = Scratch.make(f"timing-{count}")
-    fake = fake_unsplash_class()(latency_ms=UNSPLASH_LATENCY_MS).start()
+    fake = None
     try:
+        fake = fake_unsplash_class()(latency_ms=UNSPLASH_LATENCY_MS).start()
         env = product_env(scratch.data, UNSPLASH_ACCESS_KEY="bench", UNSPLASH_API_URL=fake.url)
         worker = start_worker(scratch, env)
         with running(worker):
@@ -115,8 +116,9 @@ def _batch(profile: Profile, count: int, spread: float) -> dict:
             calls = fake.calls
         documents = _documents(scratch.data)
     finally:
-        fake.stop()
-        scratch.remove()
+        if fake is not None:
+            fake.stop()
+        scratch.release()
     start_ms, finish_ms = [], []
     for job in documents:
         run_at = _from_iso(job["run_at"])

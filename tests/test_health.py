@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from jobs import clock, health
-from tests.test_tasks import FakeClock
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

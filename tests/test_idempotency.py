@@ -15,21 +15,14 @@ from filestore.idempotency import IdempotencyStore
 from filestore.ids import new_id
 from jobs import services, store
 from jobs.errors import IdempotencyKeyInProgress
+from tests.clocks import FakeClock
 
 T0 = 1_790_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -21,21 +21,11 @@ from filestore.photo_pool import (
     TransientPhotoError,
 )
 from jobs.photos import UnsplashSource
+from tests.clocks import FakeClock
 from tests.fake_unsplash import FakeUnsplash
 
 START = 1_700_000_000.0
 _ids = itertools.count()
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Source:
@@ -65,7 +55,7 @@ class Source:
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(START)
 
 
 def make_pool(tmp_path: Path, clock=time.time, **options) -> PhotoPool:

@@ -10,26 +10,16 @@ import pytest
 
 from filestore import atomic
 from filestore.queue import FileQueue
+from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
 OTHER_JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ1"
 START = 1_700_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from jobs import clock, health, services, store
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 from jobs.tasks import run_job
 from jobs.worker import Supervisor
-from tests.test_tasks import FakeClock
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

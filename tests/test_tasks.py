@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 
 import pytest
 
@@ -21,25 +20,10 @@ from jobs.tasks import (
     run_job,
     run_lease_seconds,
 )
+from tests.clocks import FakeClock
 from tests.fake_unsplash import FakeUnsplash
 
 DELAY = 5
-
-
-class FakeClock:
-    """``jobs.clock.now`` under the test's control, starting at the real time."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def to(self, iso: str) -> None:
-        self.now = clock.from_iso(iso)
 
 
 class WorkerKilled(BaseException):

@@ -14,7 +14,8 @@ from jobs import clock
 
 
 def data_dir() -> Path:
-    return Path(settings.JOBS_DATA_DIR)
+    value = settings.JOBS_DATA_DIR
+    return value if isinstance(value, Path) else Path(value)
 
 
 @functools.cache

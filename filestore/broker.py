@@ -107,6 +107,9 @@ class FileBroker(Broker):
 
     # -- for the job layer and operators ---------------------------------------
 
+    def due_within(self, seconds: float) -> int:
+        return self.connection.due_within(seconds)
+
     def counts(self) -> dict[str, int | float]:
         return self.connection.counts()
 

@@ -201,6 +201,29 @@ class PhotoPool:
             self._raise_if_gated(state)
             return self._fetch_batch(fetch, batch_size, state)
 
+    def refill(self, fetch: Fetch, *, want: int, batch_size: int = 30, max_calls: int = 10) -> int:
+        """Fetch batches ahead of need until ``want`` photos wait; return the calls made.
+
+        Called when jobs are about to fall due, so that they find their
+        photos waiting instead of queueing behind one fetch after another.
+        It never calls while the gate is closed, and a failure is recorded
+        as for :meth:`take` and ends the refill (the jobs then fetch and
+        retry as usual).
+        """
+        calls = 0
+        with self._fetch_lock():
+            while calls < max_calls and self.size() < want:
+                state = self._read_state()
+                if self._gate_closed(state):
+                    break
+                calls += 1
+                try:
+                    photo = self._fetch_batch(fetch, batch_size, state)
+                except TransientPhotoError:
+                    break
+                self._add([photo], self._clock())
+        return calls
+
     def size(self) -> int:
         """How many fresh photos wait in the pool."""
         now = self._clock()
@@ -325,6 +348,10 @@ class PhotoPool:
 
     def _write_state(self, state: dict[str, Any]) -> None:
         write_atomic(self.state_path, dumps(state), tmp_dir=self.tmp_dir)
+
+    def _gate_closed(self, state: dict[str, Any]) -> bool:
+        blocked_until = state.get("blocked_until")
+        return blocked_until is not None and blocked_until > self._clock()
 
     def _raise_if_gated(self, state: dict[str, Any]) -> None:
         blocked_until = state.get("blocked_until")

@@ -263,6 +263,23 @@ class FileQueue:
                     return claimed
         return claimed
 
+    def due_within(self, seconds: float) -> int:
+        """How many ready messages fall due within ``seconds`` from now (or are due).
+
+        Lists only the buckets up to that time: a look at the near future,
+        as cheap as a dequeue.
+        """
+        horizon_ms = _to_ms(self.clock() + seconds)
+        count = 0
+        for bucket_start in self._bucket_starts():
+            if bucket_start > horizon_ms:
+                break
+            for name in _listdir(self._ready / _bucket_name(bucket_start)):
+                message = _Name.parse(name)
+                if message is not None and message.at_ms <= horizon_ms:
+                    count += 1
+        return count
+
     def _due_names(self, bucket_start: int) -> list[str]:
         """The names left in a due bucket, latest first (so ``pop()`` takes the oldest).
 

@@ -14,10 +14,32 @@ import time
 
 from django.conf import settings
 
-from jobs import clock, health
+from jobs import clock, health, photo_source
 from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
+
+
+class Prefetcher(threading.Thread):
+    """Fetches photos ahead for jobs about to fall due (see photo_source.prefetch)."""
+
+    every = 0.5
+    after_error = 30.0
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__(name="photo-prefetch", daemon=True)
+        self.stopping = stopping
+
+    def run(self) -> None:
+        pause = self.every
+        while not self.stopping.wait(pause):
+            try:
+                photo_source.prefetch()
+                pause = self.every
+            except Exception:
+                # A bad key or a broken store: the jobs report it; try later.
+                logger.exception("Fetching photos ahead failed; trying again later")
+                pause = self.after_error
 
 
 class Supervisor:
@@ -49,6 +71,7 @@ class Supervisor:
 
     def run(self, is_alive) -> None:
         """Tick until ``is_alive()`` is false or :meth:`stop` is called."""
+        Prefetcher(self.stopping).start()
         try:
             while not self.stopping.is_set() and is_alive():
                 self.tick()

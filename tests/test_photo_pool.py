@@ -511,3 +511,32 @@ def test_processes_share_one_pool_and_never_share_a_photo(tmp_path):
         assert len(taken) == 200
         assert len(set(taken)) == 200
         assert fake.calls == math.ceil(200 / 30)
+
+
+# --- Fetching ahead ---
+
+
+def test_it_fetches_ahead_until_the_wanted_photos_wait(pool, fetch):
+    calls = pool.refill(fetch, want=45, batch_size=30)
+
+    assert calls == 2
+    assert pool.size() == 60
+    taken = take_ids(pool, fetch, 60)
+    assert len(set(taken)) == 60
+    assert fetch.calls == 2  # every take was served by what was fetched ahead
+
+
+def test_it_does_not_fetch_ahead_when_enough_photos_wait(pool, fetch):
+    pool.refill(fetch, want=10, batch_size=30)
+
+    assert pool.refill(fetch, want=30, batch_size=30) == 0
+    assert fetch.calls == 1
+
+
+def test_it_does_not_fetch_ahead_through_a_closed_gate(pool, fetch):
+    fetch.errors = [rate_limited()]
+
+    assert pool.refill(fetch, want=100, batch_size=30) == 1  # the call that closed it
+    assert pool.refill(fetch, want=100, batch_size=30) == 0
+    assert fetch.calls == 1
+    assert pool.rate_limit_state()["blocked"]

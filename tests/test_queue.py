@@ -456,3 +456,13 @@ def test_a_message_enqueued_without_durability_skips_every_fsync(queue, monkeypa
 
     assert "fsync" not in steps and "fsync_dir" not in steps
     assert sorted(payloads(queue.dequeue(10))) == [b"first", b"second"]
+
+
+def test_it_counts_the_messages_falling_due_soon(queue, clock):
+    queue.enqueue(b"due", due_at=START - 1)
+    queue.enqueue(b"soon", due_at=START + 3)
+    queue.enqueue(b"later", due_at=START + 60)
+
+    assert queue.due_within(5) == 2
+    assert queue.due_within(0) == 1
+    assert queue.due_within(120) == 3

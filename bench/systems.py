@@ -35,9 +35,7 @@ _RELEASED: list[Scratch] = []
 # project, on the file system of its own ./data, not in /tmp (on the machine
 # these figures come from, creating a file anywhere under /tmp cost about
 # 60 times more CPU than elsewhere on the same disk). BENCH_SCRATCH moves it.
-SCRATCH_ROOT = Path(
-    os.environ.get("BENCH_SCRATCH") or Path(__file__).resolve().parent / "scratch"
-)
+SCRATCH_ROOT = Path(os.environ.get("BENCH_SCRATCH") or Path(__file__).resolve().parent / "scratch")
 
 
 @dataclass

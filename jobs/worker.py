@@ -71,7 +71,9 @@ class Supervisor:
 
     def run(self, is_alive) -> None:
         """Tick until ``is_alive()`` is false or :meth:`stop` is called."""
-        Prefetcher(self.stopping).start()
+        prefetch_stop = threading.Event()
+        prefetcher = Prefetcher(prefetch_stop)
+        prefetcher.start()
         try:
             while not self.stopping.is_set() and is_alive():
                 self.tick()
@@ -79,6 +81,8 @@ class Supervisor:
                 while not self.stopping.is_set() and is_alive() and time.monotonic() < deadline:
                     time.sleep(0.2)
         finally:
+            prefetch_stop.set()
+            prefetcher.join(timeout=5)  # a fetch in flight ends by its own timeout
             health.remove_heartbeat()
 
     def stop(self) -> None:

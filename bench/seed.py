@@ -115,7 +115,7 @@ def _weighted(rng: random.Random) -> str:
 def seed(args: argparse.Namespace) -> dict:
     _setup_django()
     from filestore.ids import new_id
-    from jobs import clock, services, store
+    from jobs import clock, documents, store
     from jobs.photos import DemoSource
     from jobs.queueing import enqueue_job
 
@@ -130,7 +130,7 @@ def seed(args: argparse.Namespace) -> dict:
     for created, run_at, status in _plan(args, now, rng):
         job_id = new_id(created)
         delay = max(0, round(run_at - created))
-        job = services._new_job_document(job_id, delay=delay, now=created)
+        job = documents.new_job_document(job_id, delay=delay, now=created)
         job["run_at"] = clock.to_iso(run_at)
         if status != "pending":
             job = _finished(job, status, dict(rng.choice(photos)), rng)

@@ -43,3 +43,24 @@ def record_event(job: Job, event: str, detail: str | None, now: float) -> None:
     stamp = clock.to_iso(now)
     job["updated_at"] = stamp
     job.setdefault("history", []).append({"at": stamp, "event": event, "detail": detail})
+
+
+def new_job_document(job_id: str, *, delay: int, now: float) -> Job:
+    """The document of a job just created: pending until ``now + delay``."""
+    created = clock.to_iso(now)
+    return {
+        "id": job_id,
+        "status": "pending",
+        "created_at": created,
+        "run_at": clock.to_iso(now + delay),
+        "updated_at": created,
+        "delay_seconds": delay,
+        "started_at": None,
+        "finished_at": None,
+        "attempts": 0,
+        "pending_reason": None,
+        "next_attempt_at": None,
+        "result": None,
+        "error": None,
+        "history": [{"at": created, "event": "created", "detail": f"due in {delay} s"}],
+    }

@@ -21,7 +21,7 @@ from django.conf import settings
 from filestore import repository as repo
 from filestore.ids import id_timestamp, is_valid_id, new_id
 from jobs import clock, events, store
-from jobs.documents import job_public, record_event
+from jobs.documents import job_public, new_job_document, record_event
 from jobs.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -79,26 +79,6 @@ class Created:
     job: Job
     replayed: bool
     response: dict[str, Any]
-
-
-def _new_job_document(job_id: str, *, delay: int, now: float) -> Job:
-    created = clock.to_iso(now)
-    return {
-        "id": job_id,
-        "status": "pending",
-        "created_at": created,
-        "run_at": clock.to_iso(now + delay),
-        "updated_at": created,
-        "delay_seconds": delay,
-        "started_at": None,
-        "finished_at": None,
-        "attempts": 0,
-        "pending_reason": None,
-        "next_attempt_at": None,
-        "result": None,
-        "error": None,
-        "history": [{"at": created, "event": "created", "detail": f"due in {delay} s"}],
-    }
 
 
 def _seconds_until(moment: str, now: float) -> int:
@@ -174,7 +154,7 @@ def job_create(
 def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = False) -> Job:
     try:
         job = store.repository().create(
-            _new_job_document(job_id, delay=delay, now=now), may_exist=may_exist
+            new_job_document(job_id, delay=delay, now=now), may_exist=may_exist
         )
     except repo.JobExists:
         job = store.repository().get(job_id)

@@ -11,6 +11,7 @@ from django_q.signing import SignedPackage
 
 from filestore.ids import new_id
 from jobs import clock, health, services, store
+from jobs.documents import new_job_document
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 from jobs.tasks import run_job
 from jobs.worker import Supervisor
@@ -29,22 +30,9 @@ def stored_without_message(
 ) -> str:
     """A job whose writer died after writing its file and before enqueuing its message."""
     written = now() - age
-    stamp = clock.to_iso(written)
     document = {
-        "id": new_id(written),
+        **new_job_document(new_id(written), delay=5, now=written),
         "status": status,
-        "created_at": stamp,
-        "run_at": clock.to_iso(written + 5),
-        "updated_at": stamp,
-        "delay_seconds": 5,
-        "started_at": None,
-        "finished_at": None,
-        "attempts": 0,
-        "pending_reason": None,
-        "next_attempt_at": None,
-        "result": None,
-        "error": None,
-        "history": [{"at": stamp, "event": "created", "detail": "due in 5 s"}],
         **fields,
     }
     return store.repository().create(document)["id"]

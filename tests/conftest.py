@@ -27,3 +27,16 @@ def data_dir(tmp_path: Path, settings) -> Path:
 def api(client):
     """Django's test client, speaking JSON to the API."""
     return client
+
+
+@pytest.fixture
+def move_clock(monkeypatch):
+    """Set the jobs' clock to the test's start plus the given seconds."""
+    from jobs import clock
+
+    start = clock.now()
+
+    def move(seconds: float) -> None:
+        monkeypatch.setattr(clock, "now", lambda: start + seconds)
+
+    return move

@@ -42,24 +42,13 @@ def csrf_client(staff) -> Client:
     return checked
 
 
-@pytest.fixture
-def later(monkeypatch):
-    """Move the jobs' clock forward by the given seconds."""
-    start = clock.now()
-
-    def move(seconds: float) -> None:
-        monkeypatch.setattr(clock, "now", lambda: start + seconds)
-
-    return move
-
-
 def new_job(delay: int = 5) -> str:
     return services.job_create(delay_seconds=delay).job["id"]
 
 
-def completed_job(later) -> str:
+def completed_job(move_clock) -> str:
     job_id = new_job()
-    later(10)
+    move_clock(10)
     assert tasks.run_job(job_id) == "completed"
     return job_id
 
@@ -142,8 +131,8 @@ def test_the_jobs_app_index_links_to_the_list(staff_client):
 # --- list ----------------------------------------------------------------------------
 
 
-def test_the_list_shows_jobs_newest_first_with_counts_and_thumbnails(staff_client, later):
-    done = completed_job(later)
+def test_the_list_shows_jobs_newest_first_with_counts_and_thumbnails(staff_client, move_clock):
+    done = completed_job(move_clock)
     cancelled = new_job()
     services.job_cancel(job_id=cancelled)
     pending = new_job()
@@ -231,8 +220,8 @@ def test_the_list_pages_older_and_back_newer(staff_client, monkeypatch):
 # --- detail ----------------------------------------------------------------------------
 
 
-def test_the_detail_page_shows_timeline_result_raw_file_and_queue_state(staff_client, later):
-    job_id = completed_job(later)
+def test_the_detail_page_shows_timeline_result_raw_file_and_queue_state(staff_client, move_clock):
+    job_id = completed_job(move_clock)
     job = services.job_get(job_id=job_id)
 
     response = staff_client.get(f"{LIST_URL}{job_id}/")
@@ -250,9 +239,9 @@ def test_the_detail_page_shows_timeline_result_raw_file_and_queue_state(staff_cl
     assert b"due at" in response.content
 
 
-def test_the_detail_page_shows_each_failed_attempt_with_its_error(staff_client, later):
+def test_the_detail_page_shows_each_failed_attempt_with_its_error(staff_client, move_clock):
     job_id = new_job()
-    later(10)
+    move_clock(10)
     tasks.dead_letter(job_id, b"")
 
     response = staff_client.get(f"{LIST_URL}{job_id}/")
@@ -274,7 +263,7 @@ def test_an_unknown_or_malformed_job_id_leads_back_to_the_list(staff_client):
 # --- actions ------------------------------------------------------------------------
 
 
-def test_retry_asks_first_and_changes_the_job_only_on_post(staff_client, later, caplog):
+def test_retry_asks_first_and_changes_the_job_only_on_post(staff_client, move_clock, caplog):
     job_id = failed_job()
     url = f"{LIST_URL}{job_id}/retry/"
 
@@ -284,7 +273,7 @@ def test_retry_asks_first_and_changes_the_job_only_on_post(staff_client, later, 
     staff_client.get(url, {"post": "yes"})
     assert status_of(job_id) == "failed"
 
-    later(100)
+    move_clock(100)
     with caplog.at_level(logging.INFO, logger="jobs.admin_views"):
         response = staff_client.post(url, {"post": "yes"}, follow=True)
 
@@ -298,13 +287,13 @@ def test_retry_asks_first_and_changes_the_job_only_on_post(staff_client, later, 
     assert f"Staff user alice retried job {job_id}" in caplog.text
 
 
-def test_a_cancelled_job_stays_cancelled_when_its_message_arrives(staff_client, later):
+def test_a_cancelled_job_stays_cancelled_when_its_message_arrives(staff_client, move_clock):
     job_id = new_job()
 
     staff_client.post(f"{LIST_URL}{job_id}/cancel/", {"post": "yes"})
     assert status_of(job_id) == "cancelled"
 
-    later(10)
+    move_clock(10)
     assert tasks.run_job(job_id) == "already cancelled"
     job = services.job_get(job_id=job_id)
     assert job["status"] == "cancelled"
@@ -326,8 +315,8 @@ def test_delete_removes_the_file_and_the_queue_messages(staff_client):
     assert f"Job {job_id} was deleted.".encode() in response.content
 
 
-def test_an_action_the_job_state_does_not_allow_is_refused_with_a_message(staff_client, later):
-    job_id = completed_job(later)
+def test_an_action_the_job_state_does_not_allow_is_refused_with_a_message(staff_client, move_clock):
+    job_id = completed_job(move_clock)
 
     confirmation = staff_client.get(f"{LIST_URL}{job_id}/cancel/")
     assert b"Nothing to cancel" in confirmation.content
@@ -338,9 +327,9 @@ def test_an_action_the_job_state_does_not_allow_is_refused_with_a_message(staff_
     assert b"Only pending jobs can be cancelled" in response.content
 
 
-def test_bulk_actions_confirm_then_act_on_the_selected_jobs(staff_client, later, caplog):
+def test_bulk_actions_confirm_then_act_on_the_selected_jobs(staff_client, move_clock, caplog):
     pending = [new_job(), new_job()]
-    done = completed_job(later)
+    done = completed_job(move_clock)
     selected = [*pending, done]
 
     confirmation = staff_client.post(
@@ -438,7 +427,7 @@ def test_the_list_form_posts_to_the_bulk_action_with_a_csrf_token(csrf_client):
 # --- queue health ---------------------------------------------------------------------
 
 
-def test_the_health_panel_shows_queue_worker_and_photo_source(staff_client, later):
+def test_the_health_panel_shows_queue_worker_and_photo_source(staff_client, move_clock):
     new_job(delay=5)
     new_job(delay=300)
     health.write_heartbeat(workers=2)

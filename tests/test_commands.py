@@ -23,17 +23,6 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def clock_at(monkeypatch):
-    """Set the jobs' clock to ``start + seconds``."""
-    start = clock.now()
-
-    def move(seconds: float) -> None:
-        monkeypatch.setattr(clock, "now", lambda: start + seconds)
-
-    return move
-
-
 def run(*args: str, stdout=None, stderr=None) -> tuple[str, str]:
     out, err = stdout or io.StringIO(), stderr or io.StringIO()
     call_command(*args, stdout=out, stderr=err)
@@ -114,19 +103,19 @@ def test_createjob_json_prints_only_the_jobs_on_stdout():
     assert err.count("Created job") == 2
 
 
-def run_due_jobs(clock_at):
+def run_due_jobs(move_clock):
     """A stand-in for the worker: each pause, the clock passes the due time and jobs run."""
 
     def pause(self) -> None:
-        clock_at(400)
+        move_clock(400)
         for job in services.job_list(statuses=["pending"], limit=services.MAX_PAGE).jobs:
             tasks.run_job(job["id"])
 
     return pause
 
 
-def test_createjob_wait_prints_each_photo_url(monkeypatch, clock_at):
-    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(clock_at))
+def test_createjob_wait_prints_each_photo_url(monkeypatch, move_clock):
+    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(move_clock))
 
     out, err = run("createjob", "--count", "2", "--wait")
 
@@ -140,8 +129,8 @@ def test_createjob_wait_prints_each_photo_url(monkeypatch, clock_at):
     assert "No worker seems to be running" in err
 
 
-def test_createjob_wait_draws_one_live_line_on_a_terminal(monkeypatch, clock_at):
-    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(clock_at))
+def test_createjob_wait_draws_one_live_line_on_a_terminal(monkeypatch, move_clock):
+    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(move_clock))
     terminal = Terminal()
 
     run("createjob", "--wait", stdout=terminal)
@@ -151,8 +140,8 @@ def test_createjob_wait_draws_one_live_line_on_a_terminal(monkeypatch, clock_at)
     assert "completed: /static/jobs/demo/" in out
 
 
-def test_createjob_wait_json_keeps_stdout_for_the_document(monkeypatch, clock_at):
-    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(clock_at))
+def test_createjob_wait_json_keeps_stdout_for_the_document(monkeypatch, move_clock):
+    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(move_clock))
 
     out, err = run("createjob", "--count", "2", "--wait", "--json")
 
@@ -163,8 +152,8 @@ def test_createjob_wait_json_keeps_stdout_for_the_document(monkeypatch, clock_at
     assert "2 job(s): 2 completed" in err
 
 
-def test_createjob_wait_exits_1_when_a_job_fails(monkeypatch, clock_at):
-    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(clock_at))
+def test_createjob_wait_exits_1_when_a_job_fails(monkeypatch, move_clock):
+    monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(move_clock))
 
     def refuse():
         raise PermanentPhotoError("unsplash_unauthorized", "Unsplash rejected the access key.")
@@ -279,13 +268,13 @@ def test_jobs_health_reports_the_queue_and_photo_source():
 # --- jobs cancel / retry / delete -----------------------------------------------------
 
 
-def test_jobs_cancel_retry_and_delete_change_the_files(clock_at):
+def test_jobs_cancel_retry_and_delete_change_the_files(move_clock):
     job_id = services.job_create(delay_seconds=5).job["id"]
 
     out, _ = run("jobs", "cancel", job_id)
     assert f"{job_id} cancelled" in out
     assert status_of(job_id) == "cancelled"
-    clock_at(10)
+    move_clock(10)
     assert tasks.run_job(job_id) == "already cancelled"
 
     run("jobs", "retry", job_id)
@@ -315,10 +304,10 @@ def test_jobs_changes_report_refusals_and_exit_2():
 # --- jobs recover --------------------------------------------------------------------
 
 
-def test_jobs_recover_requeues_a_pending_job_that_lost_its_message(clock_at):
+def test_jobs_recover_requeues_a_pending_job_that_lost_its_message(move_clock):
     job_id = services.job_create(delay_seconds=5).job["id"]
     store.broker().delete_key(job_id)
-    clock_at(60)  # past the recovery grace period
+    move_clock(60)  # past the recovery grace period
 
     document = json.loads(run("jobs", "recover", "--json")[0])
 
@@ -330,16 +319,16 @@ def test_jobs_recover_requeues_a_pending_job_that_lost_its_message(clock_at):
 
 
 @pytest.fixture
-def aged_jobs(clock_at):
+def aged_jobs(move_clock):
     """Jobs of every kind created and finished 8 days ago, and some recent ones."""
-    clock_at(-8 * DAY)
+    move_clock(-8 * DAY)
     old = {name: services.job_create(delay_seconds=5).job["id"] for name in ("done", "failed")}
     old["cancelled"] = services.job_create(delay_seconds=5).job["id"]
     old["pending"] = services.job_create(delay_seconds=5).job["id"]
     old["running"] = services.job_create(delay_seconds=5).job["id"]
     services.job_cancel(job_id=old["cancelled"])
     tasks.dead_letter(old["failed"], b"")
-    clock_at(-8 * DAY + 10)
+    move_clock(-8 * DAY + 10)
     assert tasks.run_job(old["done"]) == "completed"
     store.repository().update(old["running"], lambda job: {**job, "status": "running"})
     # An old idempotency key (the store's own clock) and a fresh one.
@@ -348,9 +337,9 @@ def aged_jobs(clock_at):
     keys.clock = lambda: real_clock() - 8 * DAY
     old["keyed"] = services.job_create(idempotency_key="old-key").job["id"]
     keys.clock = real_clock
-    clock_at(0)
+    move_clock(0)
     recent = services.job_create(delay_seconds=5).job["id"]
-    clock_at(10)
+    move_clock(10)
     assert tasks.run_job(recent) == "completed"
     services.job_create(idempotency_key="fresh-key")
     return old, recent

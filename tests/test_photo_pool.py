@@ -13,14 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from filestore.photo_pool import (
+from filestore.photo_pool import FilePhotoPoolStore
+from jobs.photos import (
+    BATCH_SIZE,
+    KEEP_UNUSED_SECONDS,
     PermanentPhotoError,
     PhotoBatch,
     PhotoPool,
     RateLimited,
     TransientPhotoError,
+    UnsplashSource,
 )
-from jobs.photos import UnsplashSource
 from tests.clocks import FakeClock
 from tests.fake_unsplash import FakeUnsplash
 
@@ -58,8 +61,11 @@ def clock():
     return FakeClock(START)
 
 
-def make_pool(tmp_path: Path, clock=time.time, **options) -> PhotoPool:
-    return PhotoPool(tmp_path / "photos", tmp_path / "tmp", clock=clock, **options)
+def make_pool(
+    tmp_path: Path, clock=time.time, *, ttl_seconds: float = KEEP_UNUSED_SECONDS, **options
+) -> PhotoPool:
+    store = FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=ttl_seconds)
+    return PhotoPool(store, clock=clock, **options)
 
 
 @pytest.fixture
@@ -80,10 +86,10 @@ def take_ids(pool: PhotoPool, fetch, times: int, **options) -> list[str]:
 
 
 def test_one_batch_serves_many_takes(pool, fetch):
-    ids = take_ids(pool, fetch, 30)
+    ids = take_ids(pool, fetch, BATCH_SIZE)
 
     assert fetch.calls == 1
-    assert len(set(ids)) == 30
+    assert len(set(ids)) == BATCH_SIZE
     assert pool.size() == 0
 
     pool.take(fetch)
@@ -107,11 +113,11 @@ def test_the_rest_of_a_batch_is_kept_on_disk_for_other_processes(tmp_path, clock
     first = make_pool(tmp_path, clock).take(fetch)
 
     other = make_pool(tmp_path, clock)
-    ids = take_ids(other, fetch, 29)
+    ids = take_ids(other, fetch, BATCH_SIZE - 1)
 
     assert fetch.calls == 1
     assert first["photo_id"] not in ids
-    assert len(set(ids)) == 29
+    assert len(set(ids)) == BATCH_SIZE - 1
     entries = sorted((tmp_path / "photos" / "pool").iterdir())
     assert entries == []
     assert list((tmp_path / "tmp").iterdir()) == []
@@ -160,7 +166,7 @@ def test_an_unreadable_entry_is_skipped(tmp_path, clock, fetch):
 def test_clear_empties_the_pool(pool, fetch):
     pool.take(fetch)
 
-    assert pool.clear() == 29
+    assert pool.clear() == BATCH_SIZE - 1
     assert pool.size() == 0
     pool.take(fetch)
     assert fetch.calls == 2
@@ -174,7 +180,7 @@ def test_entries_are_served_until_the_ttl(tmp_path, clock, fetch):
     pool.take(fetch)
 
     clock.advance(599)
-    assert pool.size() == 29
+    assert pool.size() == BATCH_SIZE - 1
     pool.take(fetch)
 
     assert fetch.calls == 1
@@ -186,7 +192,7 @@ def test_expired_entries_are_discarded_not_handed_out(tmp_path, clock, fetch):
 
     clock.advance(600)
     assert pool.size() == 0
-    later = take_ids(pool, fetch, 30)
+    later = take_ids(pool, fetch, BATCH_SIZE)
 
     assert fetch.calls == 2
     assert sorted(later) == sorted(fetch.batches[1])
@@ -239,7 +245,7 @@ def test_the_probe_interval_has_jitter(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock, jitter=0.2)
     waits = set()
     for _ in range(10):
-        pool._write_state({})  # back to the first interval
+        pool.store.write_gate({})  # back to the first interval
         fetch.errors = [rate_limited()]
         with pytest.raises(RateLimited) as caught:
             pool.take(fetch)
@@ -322,11 +328,11 @@ def test_a_longer_retry_after_from_the_source_wins(pool, fetch):
 
 def test_pooled_photos_are_served_while_the_gate_is_closed(pool, clock, fetch):
     pool.take(fetch)
-    pool._close_for_rate_limit(pool._read_state(), "test_rate_limited", "Out of requests.")
+    pool.gate.close_for_rate_limit(pool.gate.read(), "test_rate_limited", "Out of requests.")
 
-    ids = take_ids(pool, fetch, 29)
+    ids = take_ids(pool, fetch, BATCH_SIZE - 1)
 
-    assert len(set(ids)) == 29
+    assert len(set(ids)) == BATCH_SIZE - 1
     with pytest.raises(RateLimited):
         pool.take(fetch)
     assert fetch.calls == 1
@@ -335,7 +341,7 @@ def test_pooled_photos_are_served_while_the_gate_is_closed(pool, clock, fetch):
 def test_a_spent_budget_gates_the_next_fetch(pool, clock):
     fetch = Source(remaining=0)
 
-    take_ids(pool, fetch, 30)
+    take_ids(pool, fetch, BATCH_SIZE)
     with pytest.raises(RateLimited) as caught:
         pool.take(fetch)
 
@@ -430,7 +436,7 @@ def test_a_budget_of_50_calls_completes_500_takes(tmp_path, clock):
         ids = take_ids(pool, source.fetch_batch, 500)
 
         assert len(set(ids)) == 500
-        assert fake.calls == math.ceil(500 / 30)
+        assert fake.calls == math.ceil(500 / BATCH_SIZE)
         assert fake.remaining == 50 - fake.calls
         assert pool.rate_limit_state()["remaining"] == fake.remaining
 
@@ -440,7 +446,7 @@ def test_a_spent_budget_is_probed_and_recovers(tmp_path, clock):
         source = UnsplashSource(api_url=fake.url, access_key="k", app_name="jobs_test")
         pool = make_pool(tmp_path, clock, jitter=0)
 
-        take_ids(pool, source.fetch_batch, 60)
+        take_ids(pool, source.fetch_batch, 2 * BATCH_SIZE)
         with pytest.raises(RateLimited) as gated:
             pool.take(source.fetch_batch)
         assert gated.value.retry_after == 15
@@ -478,12 +484,12 @@ def test_threads_share_one_pool(tmp_path):
 
         assert len(taken) == 200
         assert len(set(taken)) == 200
-        assert fake.calls == math.ceil(200 / 30)
+        assert fake.calls == math.ceil(200 / BATCH_SIZE)
 
 
 def _take_in_process(root: str, api_url: str, times: int, start, out: str) -> None:
     source = UnsplashSource(api_url=api_url, access_key="k", app_name="jobs_test")
-    pool = PhotoPool(Path(root) / "photos", Path(root) / "tmp")
+    pool = make_pool(Path(root))
     start.wait(timeout=30)
     ids = take_ids(pool, source.fetch_batch, times)
     Path(out).write_text(json.dumps(ids))
@@ -510,33 +516,34 @@ def test_processes_share_one_pool_and_never_share_a_photo(tmp_path):
         taken = [photo_id for out in outputs for photo_id in json.loads(out.read_text())]
         assert len(taken) == 200
         assert len(set(taken)) == 200
-        assert fake.calls == math.ceil(200 / 30)
+        assert fake.calls == math.ceil(200 / BATCH_SIZE)
 
 
 # --- Fetching ahead ---
 
 
 def test_it_fetches_ahead_until_the_wanted_photos_wait(pool, fetch):
-    calls = pool.refill(fetch, want=45, batch_size=30)
+    calls = pool.refill(fetch, want=BATCH_SIZE + BATCH_SIZE // 2)
 
     assert calls == 2
-    assert pool.size() == 60
-    taken = take_ids(pool, fetch, 60)
-    assert len(set(taken)) == 60
+    assert [len(batch) for batch in fetch.batches] == [BATCH_SIZE, BATCH_SIZE]
+    assert pool.size() == 2 * BATCH_SIZE
+    taken = take_ids(pool, fetch, 2 * BATCH_SIZE)
+    assert len(set(taken)) == 2 * BATCH_SIZE
     assert fetch.calls == 2  # every take was served by what was fetched ahead
 
 
 def test_it_does_not_fetch_ahead_when_enough_photos_wait(pool, fetch):
-    pool.refill(fetch, want=10, batch_size=30)
+    pool.refill(fetch, want=10)
 
-    assert pool.refill(fetch, want=30, batch_size=30) == 0
+    assert pool.refill(fetch, want=BATCH_SIZE) == 0
     assert fetch.calls == 1
 
 
 def test_it_does_not_fetch_ahead_through_a_closed_gate(pool, fetch):
     fetch.errors = [rate_limited()]
 
-    assert pool.refill(fetch, want=100, batch_size=30) == 1  # the call that closed it
-    assert pool.refill(fetch, want=100, batch_size=30) == 0
+    assert pool.refill(fetch, want=100) == 1  # the call that closed it
+    assert pool.refill(fetch, want=100) == 0
     assert fetch.calls == 1
     assert pool.rate_limit_state()["blocked"]

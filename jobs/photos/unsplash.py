@@ -1,104 +1,39 @@
-"""Where a job's photo comes from: the Unsplash API, or an offline demo source.
+"""Random food photos from the Unsplash API (see UNSPLASH.md for the facts it relies on).
 
-Both sources have ``fetch_batch(count) -> list[dict]`` and return result
-dicts of one shape (every key always present, JSON-serialisable)::
+One request per batch: ``GET {api_url}/photos/random?topics=<Food & Drink>&count=N``.
+What an answer means is decided here, once:
 
-    photo_id, description, alt_description,
-    urls {raw, full, regular, small, thumb}, width, height, color, blur_hash,
-    photographer_name, photographer_username, photographer_url,
-    photo_url, unsplash_url, source ("unsplash" or "demo")
+- ``429``, a ``403`` whose body says ``Rate Limit Exceeded``, or any refusal
+  while ``X-Ratelimit-Remaining`` is ``0``: :class:`RateLimited` (the pool
+  then closes its gate, see :mod:`jobs.photos.gate`);
+- ``401``, any other ``403``, ``400``, another ``404``: :class:`PermanentPhotoError`,
+  with a message saying what to fix;
+- network errors, timeouts, ``5xx``, ``No photos found.``, a malformed body:
+  :class:`TransientPhotoError`.
 
-``description`` falls back to ``alt_description``; the three links carry
-``utm_source=<app name>&utm_medium=referral`` as Unsplash's guidelines ask.
-
-Errors are :class:`PhotoSourceError` subclasses with a ``code`` and a
-``message`` written for the person who reads them: :class:`TransientPhotoError`
-(worth retrying, with an optional ``retry_after``), :class:`RateLimited`
-(a transient error: the hourly budget is spent) and
-:class:`PermanentPhotoError` (retrying cannot help until the configuration
-is fixed). The client never retries by itself; the job layer does, with
-backoff, and ``filestore.photo_pool`` keeps every process from calling a
-rate-limited API.
+The client never retries by itself: the job task does, with backoff, and
+the pool keeps every process from calling a rate-limited API.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
 import re
-import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from filestore.photo_pool import (
+from jobs.photos.errors import (
     PermanentPhotoError,
-    PhotoBatch,
     PhotoSourceError,
     RateLimited,
     TransientPhotoError,
 )
+from jobs.photos.results import URL_SIZES, PhotoBatch, check_app_name, check_count, utm_link
 
-__all__ = [
-    "RESULT_KEYS",
-    "URL_SIZES",
-    "DemoSource",
-    "PermanentPhotoError",
-    "PhotoBatch",
-    "PhotoSourceError",
-    "RateLimited",
-    "TransientPhotoError",
-    "UnsplashSource",
-]
-
-log = logging.getLogger(__name__)
-
-URL_SIZES = ("raw", "full", "regular", "small", "thumb")
-RESULT_KEYS = (
-    "photo_id",
-    "description",
-    "alt_description",
-    "urls",
-    "width",
-    "height",
-    "color",
-    "blur_hash",
-    "photographer_name",
-    "photographer_username",
-    "photographer_url",
-    "photo_url",
-    "unsplash_url",
-    "source",
-)
-MAX_COUNT = 30  # the API's upper bound for ``count``
 FOOD_AND_DRINK_TOPIC = "xjPR4hlkBGA"
-
-
-def utm_link(url: str, app_name: str) -> str:
-    """``url`` with the referral parameters Unsplash's guidelines ask for."""
-    parts = urlsplit(url)
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key not in ("utm_source", "utm_medium")
-    ]
-    query += [("utm_source", app_name), ("utm_medium", "referral")]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _check_count(count: int) -> None:
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"count must be an integer from 1 to {MAX_COUNT}, not {count!r}")
-
-
-def _check_app_name(app_name: str) -> None:
-    if not app_name:
-        raise ValueError("app_name is required: Unsplash's referral links name the app")
-
-
-# --- Unsplash -------------------------------------------------------------------
 
 
 class UnsplashSource:
@@ -123,7 +58,7 @@ class UnsplashSource:
     ) -> None:
         if not access_key:
             raise ValueError("access_key is required; without one, use DemoSource")
-        _check_app_name(app_name)
+        check_app_name(app_name)
         self.api_url = api_url.rstrip("/")
         self.access_key = access_key
         self.app_name = app_name
@@ -134,7 +69,7 @@ class UnsplashSource:
 
     def fetch_batch(self, count: int) -> PhotoBatch:
         """Up to ``count`` distinct random photos (the API may return fewer)."""
-        _check_count(count)
+        check_count(count)
         response = self._get(
             "/photos/random",
             {"topics": self.topic_id, "count": count, "content_filter": "high"},
@@ -375,64 +310,3 @@ class _Fields:
         if value is not None and not _COLOR.match(value):
             raise self._bad(key, "a hex colour")
         return value
-
-
-# --- Offline demo -----------------------------------------------------------------
-
-# (file name under jobs/static/jobs/demo/, title, background colour)
-DEMO_DISHES = (
-    ("ramen", "A steaming bowl of ramen", "#f3d9b1"),
-    ("pizza", "A slice of pepperoni pizza", "#fbe3c4"),
-    ("burger", "A cheeseburger with lettuce and tomato", "#cfe8f3"),
-    ("sushi", "Salmon and cucumber sushi on a board", "#e3eedd"),
-    ("pancakes", "A stack of pancakes with syrup and berries", "#fdf0d5"),
-    ("salad", "A green salad bowl with tomatoes and egg", "#f6e7e1"),
-    ("donut", "A pink-glazed donut with sprinkles", "#d8ecf6"),
-    ("taco", "Two tacos with salsa and lime", "#fce8c8"),
-    ("watermelon", "Slices of watermelon on a plate", "#e6f4ea"),
-    ("cupcake", "A cupcake topped with a cherry", "#efe4f7"),
-)
-
-
-class DemoSource:
-    """Offline stand-in for Unsplash: hand-drawn food illustrations, no network.
-
-    Used when no access key is set. Each photo is clearly labelled as demo
-    (``source: "demo"``, photographer "Demo kitchen"), and every call
-    returns new photo ids so the pool treats demo photos like real ones.
-    """
-
-    name = "demo"
-    WIDTH = 800
-    HEIGHT = 600
-
-    def __init__(self, *, static_url: str = "/static/", app_name: str) -> None:
-        _check_app_name(app_name)
-        self.static_url = static_url if static_url.endswith("/") else static_url + "/"
-        self.app_name = app_name
-
-    def fetch_batch(self, count: int) -> PhotoBatch:
-        _check_count(count)
-        dishes = list(DEMO_DISHES)
-        secrets.SystemRandom().shuffle(dishes)
-        photos = [self._result(*dishes[index % len(dishes)]) for index in range(count)]
-        return PhotoBatch(photos, source=self.name)
-
-    def _result(self, slug: str, title: str, color: str) -> dict[str, Any]:
-        image = f"{self.static_url}jobs/demo/{slug}.svg"
-        return {
-            "photo_id": f"demo-{slug}-{secrets.token_hex(6)}",
-            "description": f"{title} (offline demo illustration, not an Unsplash photo)",
-            "alt_description": f"Illustration: {title[0].lower()}{title[1:]}",
-            "urls": {size: image for size in URL_SIZES},
-            "width": self.WIDTH,
-            "height": self.HEIGHT,
-            "color": color,
-            "blur_hash": None,
-            "photographer_name": "Demo kitchen",
-            "photographer_username": "demo-kitchen",
-            "photographer_url": f"{self.static_url}jobs/demo/about.html",
-            "photo_url": image,
-            "unsplash_url": utm_link("https://unsplash.com/", self.app_name),
-            "source": self.name,
-        }

@@ -1,0 +1,142 @@
+"""The pool of fetched-but-unused photos, shared by every worker process.
+
+One call to the photo source returns up to ``BATCH_SIZE`` random photos
+while a job needs one; with a demo key's 50 calls an hour, one call per job
+would cap the system at 50 jobs an hour. The pool keeps the rest of each
+batch, briefly (``KEEP_UNUSED_SECONDS``: random photos should stay fresh),
+and hands each photo to exactly one job. Photos are deduplicated by id
+before they are kept, so one batch never yields the same photo twice.
+
+A caller that finds the pool empty takes the store's fetch lock and looks
+again before it calls the source, so only one process fetches at a time
+and a batch is fetched only when the previous one is used up. Every call
+goes through the rate-limit gate (:mod:`jobs.photos.gate`).
+
+Where the photos are kept is the store's business
+(:class:`filestore.photo_pool.PhotoPoolStore`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from filestore.photo_pool import PhotoPoolStore
+from jobs.photos.errors import PhotoSourceError, TransientPhotoError
+from jobs.photos.gate import GateState, RateLimitGate
+from jobs.photos.results import BATCH_SIZE, Fetch
+
+KEEP_UNUSED_SECONDS = 600.0
+
+
+class PhotoPool:
+    """Hands out photos from a shared pool, fetching a batch when it is empty.
+
+    ``jitter`` and ``error_cooldown_seconds`` tune the gate (see
+    :class:`RateLimitGate`).
+    """
+
+    def __init__(
+        self,
+        store: PhotoPoolStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        jitter: float = 0.2,
+        error_cooldown_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.gate = RateLimitGate(
+            store, clock=clock, jitter=jitter, error_cooldown_seconds=error_cooldown_seconds
+        )
+        self._clock = clock
+
+    @property
+    def error_cooldown_seconds(self) -> float:
+        return self.gate.error_cooldown_seconds
+
+    def take(self, fetch: Fetch, *, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+        """Return one photo no other caller gets, calling ``fetch`` if the pool is empty.
+
+        Raises ``RateLimited`` (with ``retry_after``) while the gate is
+        closed, and whatever ``fetch`` raises otherwise.
+        """
+        photo = self.store.take(self._clock())
+        if photo is not None:
+            return photo
+        self.gate.raise_if_closed(self.gate.read())
+        with self.store.fetch_lock():
+            # While we waited for the lock, the holder may have refilled the
+            # pool or closed the gate: look again before calling the source.
+            photo = self.store.take(self._clock())
+            if photo is not None:
+                return photo
+            state = self.gate.read()
+            self.gate.raise_if_closed(state)
+            first, *rest = self._fetch(fetch, batch_size, state)
+            self.store.add(rest, self._clock())
+            return first
+
+    def refill(
+        self, fetch: Fetch, *, want: int, batch_size: int = BATCH_SIZE, max_calls: int = 10
+    ) -> int:
+        """Fetch batches ahead of need until ``want`` photos wait; return the calls made.
+
+        Called when jobs are about to fall due, so that they find their
+        photos waiting instead of queueing behind one fetch after another.
+        It never calls while the gate is closed, and a failure is recorded
+        as for :meth:`take` and ends the refill (the jobs then fetch and
+        retry as usual).
+        """
+        calls = 0
+        with self.store.fetch_lock():
+            while calls < max_calls and self.size() < want:
+                state = self.gate.read()
+                if self.gate.is_closed(state):
+                    break
+                calls += 1
+                try:
+                    photos = self._fetch(fetch, batch_size, state)
+                except TransientPhotoError:
+                    break
+                self.store.add(photos, self._clock())
+        return calls
+
+    def size(self) -> int:
+        """How many fresh photos wait in the pool."""
+        return self.store.size(self._clock())
+
+    def clear(self) -> int:
+        """Discard every pooled photo; return how many were removed."""
+        return self.store.clear()
+
+    def rate_limit_state(self) -> dict[str, Any]:
+        """The gate and the last known budget, for the admin page."""
+        return self.gate.report()
+
+    def _fetch(self, fetch: Fetch, batch_size: int, state: GateState) -> list[dict[str, Any]]:
+        """One call to the source through the gate (the fetch lock held): its distinct photos."""
+        try:
+            batch = fetch(batch_size)
+        except PhotoSourceError as error:
+            self.gate.on_failure(state, error)
+            raise
+        photos = _unique_by_id(batch)
+        if not photos:
+            raise TransientPhotoError(
+                "photo_source_empty", "The photo service returned no photos; trying again later."
+            )
+        self.gate.on_success(state, batch)
+        return photos
+
+
+def _unique_by_id(photos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[Any] = set()
+    unique = []
+    for photo in photos:
+        photo_id = photo.get("photo_id")
+        if photo_id in seen:
+            continue
+        seen.add(photo_id)
+        unique.append(photo)
+    return unique

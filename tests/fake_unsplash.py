@@ -39,6 +39,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+# The real API's bound for ``count``. Written out here, not imported from the
+# client: the fake stands for Unsplash, and the tests check the client against it.
+MAX_COUNT = 30
+
 BEHAVIOURS = {
     "ok": "200: an object without count, an array of count photos with it",
     "object": "200: one photo object even when count is given",
@@ -360,7 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b'[{"id": "broken", "urls": {', "application/json", rate)
         count = _count(query)
         if count == "invalid":
-            return self._send_json(400, {"errors": ["count must be between 1 and 30"]}, rate)
+            error = f"count must be between 1 and {MAX_COUNT}"
+            return self._send_json(400, {"errors": [error]}, rate)
         if behaviour == "empty_list":
             return self._send_json(200, [], rate)
         if behaviour == "object" or count is None:
@@ -408,7 +413,7 @@ def _count(query: dict[str, list[str]]) -> int | str | None:
         count = int(query["count"][0])
     except ValueError:
         return "invalid"
-    return count if 1 <= count <= 30 else "invalid"
+    return count if 1 <= count <= MAX_COUNT else "invalid"
 
 
 def _check_behaviour(behaviour: str) -> None:

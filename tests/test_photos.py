@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from jobs import photos
 from jobs.photos import (
+    BATCH_SIZE,
     RESULT_KEYS,
     URL_SIZES,
     DemoSource,
@@ -24,6 +26,7 @@ from jobs.photos import (
     TransientPhotoError,
     UnsplashSource,
 )
+from tests import fake_unsplash
 from tests.fake_unsplash import FakeUnsplash
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "jobs" / "static" / "jobs" / "demo"
@@ -56,13 +59,13 @@ def free_port() -> int:
 
 
 def test_it_sends_the_documented_request(fake, source):
-    source.fetch_batch(30)
+    source.fetch_batch(BATCH_SIZE)
 
     [request] = fake.requests
     assert request.path == "/photos/random"
     assert request.query == {
         "topics": ["xjPR4hlkBGA"],
-        "count": ["30"],
+        "count": [str(BATCH_SIZE)],
         "content_filter": ["high"],
     }
     assert request.headers["Authorization"] == "Client-ID test-key"
@@ -78,7 +81,7 @@ def test_it_uses_the_configured_topic_and_trims_a_trailing_slash(fake):
     assert request.query["topics"] == ["Fzo3zuOHN6w"]
 
 
-@pytest.mark.parametrize("count", [0, 31, -1, True, 2.0])
+@pytest.mark.parametrize("count", [0, BATCH_SIZE + 1, -1, True, 2.0])
 def test_it_refuses_a_count_the_api_does_not_accept(source, fake, count):
     with pytest.raises(ValueError):
         source.fetch_batch(count)
@@ -203,10 +206,16 @@ def test_it_records_the_rate_limit_headers(fake, source):
 def test_a_success_that_spends_the_budget_still_returns_its_photos(fake, source):
     fake.remaining = 1
 
-    batch = source.fetch_batch(30)
+    batch = source.fetch_batch(BATCH_SIZE)
 
-    assert len(batch) == 30
+    assert len(batch) == BATCH_SIZE
     assert batch.remaining == 0
+
+
+def test_a_batch_is_as_large_as_the_api_allows(fake, source):
+    assert BATCH_SIZE == fake_unsplash.MAX_COUNT
+
+    assert len(source.fetch_batch(BATCH_SIZE)) == BATCH_SIZE
 
 
 # --- Errors ---
@@ -383,6 +392,33 @@ def test_errors_survive_pickling():
         assert getattr(copy, "retry_after", None) == getattr(error, "retry_after", None)
 
 
+# --- The source in use ---
+
+
+def test_without_an_access_key_the_demo_source_is_in_use(settings):
+    settings.UNSPLASH_ACCESS_KEY = ""
+    settings.STATIC_URL = "/assets/"
+
+    assert photos.source_name() == "demo"
+    assert isinstance(photos.source(), DemoSource)
+    photo = photos.take_photo()
+    assert photo["source"] == "demo"
+    assert photo["urls"]["regular"].startswith("/assets/jobs/demo/")
+
+
+def test_with_an_access_key_unsplash_is_in_use(settings, fake):
+    settings.UNSPLASH_ACCESS_KEY = "configured-key"
+    settings.UNSPLASH_API_URL = fake.url
+
+    assert photos.source_name() == "unsplash"
+    photo = photos.take_photo()
+
+    assert photo["source"] == "unsplash"
+    [request] = fake.requests
+    assert request.headers["Authorization"] == "Client-ID configured-key"
+    assert request.query["count"] == [str(BATCH_SIZE)]
+
+
 # --- The demo source ---
 
 
@@ -391,9 +427,9 @@ def test_the_demo_source_needs_no_network(monkeypatch):
         raise AssertionError("the demo source opened a connection")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    batch = DemoSource(static_url="/static/", app_name="jobs_test").fetch_batch(30)
+    batch = DemoSource(static_url="/static/", app_name="jobs_test").fetch_batch(BATCH_SIZE)
 
-    assert len(batch) == 30
+    assert len(batch) == BATCH_SIZE
     assert batch.source == "demo"
 
 
@@ -412,13 +448,13 @@ def test_demo_results_have_every_key_and_are_labelled_demo():
 def test_demo_ids_are_new_on_every_call():
     source = DemoSource(app_name="jobs_test")
 
-    ids = [photo["photo_id"] for _ in range(20) for photo in source.fetch_batch(30)]
+    ids = [photo["photo_id"] for _ in range(20) for photo in source.fetch_batch(BATCH_SIZE)]
 
-    assert len(set(ids)) == 600
+    assert len(set(ids)) == 20 * BATCH_SIZE
 
 
 def test_demo_urls_point_at_files_that_exist():
-    batch = DemoSource(static_url="/assets", app_name="jobs_test").fetch_batch(30)
+    batch = DemoSource(static_url="/assets", app_name="jobs_test").fetch_batch(BATCH_SIZE)
 
     names = set()
     for photo in batch:

@@ -68,6 +68,11 @@ class IdempotencyStore:
             "job_id": job_id,
             "response": None,
         }
+        # Read before writing anything: the retry of a finished request must
+        # get its answer even when the disk is full or read-only.
+        existing = self._read(path)
+        if existing is not None:
+            return self._decide(path, existing, fingerprint)
         data = atomic.dumps(record)
         atomic.ensure_dir(path.parent)
         for _ in range(3):
@@ -83,11 +88,17 @@ class IdempotencyStore:
             # Unreadable every time: it holds no answer to honour; take the key.
             atomic.write_atomic(path, data, tmp_dir=self.tmp_dir)
             return Claim("claimed", record)
+        return self._decide(path, existing, fingerprint)
+
+    def _decide(self, path: Path, existing: dict[str, Any], fingerprint: str) -> Claim:
         if existing.get("fingerprint") != fingerprint:
             return Claim("mismatch", existing)
         if existing.get("state") == "done":
             return Claim("replay", existing)
-        if self.clock() - float(existing.get("created_at", 0)) > self.stale_after:
+        created_at = existing.get("created_at", 0)
+        if not isinstance(created_at, int | float) or isinstance(created_at, bool):
+            created_at = 0.0
+        if self.clock() - float(created_at) > self.stale_after:
             return self._take_over(path, existing)
         return Claim("in_progress", existing)
 
@@ -133,7 +144,9 @@ class IdempotencyStore:
                 continue
             for path in bucket.iterdir():
                 record = self._read(path)
-                created = float(record.get("created_at", 0)) if record else 0.0
+                created = record.get("created_at", 0) if record else 0.0
+                if not isinstance(created, int | float):
+                    created = 0.0
                 if record is None or created < cutoff:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -145,7 +158,11 @@ class IdempotencyStore:
         try:
             with open(path, "rb") as handle:
                 record = json.loads(handle.read())
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError):
+            # Unreadable (damaged, a directory, no permission): it holds no
+            # answer that can be honoured.
             return None
         return record if isinstance(record, dict) else None
 

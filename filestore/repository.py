@@ -53,7 +53,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from filestore import atomic
 from filestore.ids import ID_PATTERN, is_valid_id
@@ -66,6 +66,29 @@ LOCK_STRIPES = 256
 STALE_TEMP_SECONDS = 600
 
 Document = dict[str, Any]
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """How the items a repository hands out map to and from their JSON documents.
+
+    ``load`` raises ``ValueError`` for a document that is not a valid item:
+    the file is then quarantined like one that does not parse.
+    """
+
+    def load(self, document: Document) -> T: ...
+
+    def dump(self, item: T) -> Document: ...
+
+
+class DocumentCodec:
+    """Items are the documents themselves."""
+
+    def load(self, document: Document) -> Document:
+        return document
+
+    def dump(self, item: Document) -> Document:
+        return item
 
 
 class JobNotFound(Exception):
@@ -116,9 +139,24 @@ def _listdir_desc(path: Path, upto: str | None) -> list[str]:
     return names
 
 
-class JobRepository:
-    def __init__(self, root: Path) -> None:
+@dataclass(frozen=True)
+class _Stored(Generic[T]):
+    document: Document
+    item: T
+
+
+@dataclass(frozen=True)
+class Applied(Generic[T]):
+    """A job after :meth:`JobRepository.apply`, and whether the change took effect."""
+
+    item: T
+    changed: bool
+
+
+class JobRepository(Generic[T]):
+    def __init__(self, root: Path, codec: Codec[T] | None = None) -> None:
         self.root = Path(root)
+        self.codec: Codec[Any] = codec or DocumentCodec()
         self.jobs_dir = self.root / "jobs"
         self.tmp_dir = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
@@ -142,8 +180,8 @@ class JobRepository:
 
     # -- writes -------------------------------------------------------------
 
-    def create(self, document: Document, *, may_exist: bool = False) -> Document:
-        """Store a new job durably. ``document`` must carry ``id`` and ``status``.
+    def create(self, item: T, *, may_exist: bool = False) -> T:
+        """Store a new job durably. Its document must carry ``id`` and ``status``.
 
         A fresh id cannot exist yet, and the exclusive link of the write
         suffices. With ``may_exist`` (an id reserved earlier, whose job may
@@ -152,6 +190,7 @@ class JobRepository:
         they rename, so the probe is reliable.
         """
         self.setup()
+        document = self.codec.dump(item)
         job_id, status = document["id"], document["status"]
         if not is_valid_id(job_id) or status not in STATUSES:
             raise ValueError(f"bad id or status: {job_id!r} {status!r}")
@@ -160,23 +199,34 @@ class JobRepository:
         if not may_exist:
             if not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
-            return document
+            return self.codec.load(document)
         with self._locked(job_id):
             if self._any_name(job_id) or not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
-        return document
+        return self.codec.load(document)
 
     def update(
         self,
         job_id: str,
-        change: Callable[[Document], Document | None],
+        change: Callable[[T], T | None],
         *,
         durable: bool = True,
-    ) -> Document:
-        """Apply ``change`` to the current document under the job's lock.
+    ) -> T:
+        """Like :meth:`apply`, returning only the job after the change."""
+        return self.apply(job_id, change, durable=durable).item
 
-        ``change`` gets a copy of the current document and returns the new
-        one, or None to leave the job as it is; it may raise to refuse.
+    def apply(
+        self,
+        job_id: str,
+        change: Callable[[T], T | None],
+        *,
+        durable: bool = True,
+    ) -> Applied[T]:
+        """Apply ``change`` to the current job under the job's lock.
+
+        ``change`` gets the current job and returns the new one, or None to
+        leave the job as it is; it may raise to refuse. Returns the job after
+        the change and whether ``change`` changed it.
 
         With ``durable=False`` the new state is written atomically but not
         fsynced: a power cut may bring back the previous state. For a state
@@ -189,33 +239,32 @@ class JobRepository:
         self.setup()
         with self._locked(job_id):
             current, paths = self._resolve(job_id)
-            new = change(dict(current))
-            if new is None:
-                return current
+            changed = change(current.item)
+            if changed is None:
+                return Applied(current.item, False)
+            new = dict(self.codec.dump(changed))
             if new.get("id") != job_id or new.get("status") not in STATUSES:
                 raise ValueError("a change must keep the id and set a known status")
-            new["revision"] = current["revision"] + 1
+            new["revision"] = current.document["revision"] + 1
             target = self.path_for(job_id, new["status"])
             self._write(target, new, durable=durable)
             for path in paths:
                 if path != target:
                     atomic.unlink_durable(path, durable=False)
-            return new
+            return Applied(self.codec.load(new), True)
 
-    def delete(
-        self, job_id: str, *, only_if: Callable[[Document], bool] | None = None
-    ) -> Document | None:
+    def delete(self, job_id: str, *, only_if: Callable[[T], bool] | None = None) -> T | None:
         """Remove a job's files; with ``only_if``, only when it holds for the
-        current document (checked under the job's lock). Returns the removed
-        document, or None when ``only_if`` refused."""
+        current job (checked under the job's lock). Returns the removed
+        job, or None when ``only_if`` refused."""
         self.setup()
         with self._locked(job_id):
             current, paths = self._resolve(job_id)
-            if only_if is not None and not only_if(current):
+            if only_if is not None and not only_if(current.item):
                 return None
             for path in paths:
                 atomic.unlink_durable(path)
-            return current
+            return current.item
 
     def _write(
         self, path: Path, document: Document, *, exclusive: bool = False, durable: bool = True
@@ -247,23 +296,23 @@ class JobRepository:
 
     # -- reads --------------------------------------------------------------
 
-    def get(self, job_id: str) -> Document:
+    def get(self, job_id: str) -> T:
         if not is_valid_id(job_id):
             raise JobNotFound(str(job_id)[:40])
-        document, _ = self._resolve(job_id)
-        return document
+        current, _ = self._resolve(job_id)
+        return current.item
 
-    def _resolve(self, job_id: str) -> tuple[Document, list[Path]]:
-        """The current document of a job and every path that holds a version of it."""
+    def _resolve(self, job_id: str) -> tuple[_Stored[T], list[Path]]:
+        """The current version of a job and every path that holds a version of it."""
         for _ in range(5):
-            found: list[tuple[Document, Path]] = []
+            found: list[tuple[_Stored[T], Path]] = []
             for status in STATUSES:
                 path = self.path_for(job_id, status)
-                document = self._read(path)
-                if document is not None:
-                    found.append((document, path))
+                stored = self._read(path)
+                if stored is not None:
+                    found.append((stored, path))
             if found:
-                best = max(found, key=lambda item: item[0]["revision"])
+                best = max(found, key=lambda pair: pair[0].document["revision"])
                 return best[0], [path for _, path in found]
             if not self.leaf_dir(job_id).is_dir():
                 break
@@ -276,15 +325,23 @@ class JobRepository:
     def _any_name(self, job_id: str) -> bool:
         return any(self.path_for(job_id, status).exists() for status in STATUSES)
 
-    def _read(self, path: Path) -> Document | None:
-        """The document in ``path``; None when the name does not exist.
+    def _read(self, path: Path) -> _Stored[T] | None:
+        """The job in ``path``; None when the name does not exist or cannot be read.
 
-        A file that exists but cannot be parsed is quarantined.
+        Whatever sits under a job's name and cannot be read as one (bad
+        JSON, JSON nested too deep to parse, a document the codec refuses, a
+        directory, a file the process may not read, a disk error) is
+        quarantined, or skipped and logged when even that fails, so that
+        one damaged file costs one job, never the page or pass reading it.
         """
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
+            return None
+        except OSError as exc:
+            # EISDIR, EACCES, EIO...: not a readable job file.
+            self._quarantine(path, exc)
             return None
         try:
             document = json.loads(data)
@@ -295,22 +352,39 @@ class JobRepository:
                 or document.get("id") != entry.id
                 or document.get("status") != entry.status
                 or not isinstance(document.get("revision"), int)
+                or isinstance(document.get("revision"), bool)
             ):
                 raise CorruptJobFile("not a job document matching its file name")
-        except (ValueError, CorruptJobFile) as exc:
+            item = self.codec.load(document)
+        except (ValueError, TypeError, KeyError, RecursionError, CorruptJobFile) as exc:
             self._quarantine(path, exc)
             return None
-        return document
+        return _Stored(document, item)
 
-    def _quarantine(self, path: Path, reason: Exception) -> None:
-        atomic.ensure_dir(self.quarantine_dir)
+    def _quarantine(self, path: Path, reason: BaseException) -> None:
         target = self.quarantine_dir / f"{path.name}.{time.time_ns()}"
         try:
+            atomic.ensure_dir(self.quarantine_dir)
             os.rename(path, target)
+            atomic.fsync_dir(path.parent)
         except FileNotFoundError:
             return
-        atomic.fsync_dir(path.parent)
+        except OSError as exc:
+            logger.error(
+                "Skipped unreadable job file %s (%s); could not quarantine it: %s",
+                path,
+                reason,
+                exc,
+            )
+            return
         logger.error("Moved unreadable job file %s to %s: %s", path, target, reason)
+
+    def quarantined(self) -> int:
+        """How many unreadable files have been moved aside."""
+        try:
+            return sum(1 for _ in os.scandir(self.quarantine_dir))
+        except FileNotFoundError:
+            return 0
 
     def entries(
         self, *, statuses: Iterable[str] | None = None, before: str | None = None
@@ -349,15 +423,16 @@ class JobRepository:
                 entries.append(Entry(job_id, statuses[0]))
             else:
                 try:
-                    entries.append(Entry(job_id, self.get(job_id)["status"]))
+                    current, _ = self._resolve(job_id)
+                    entries.append(Entry(job_id, current.document["status"]))
                 except JobNotFound:
                     continue
         return entries
 
     def list(
         self, *, statuses: Iterable[str] | None = None, before: str | None = None, limit: int
-    ) -> tuple[list[Document], bool]:
-        """One page of documents newest first, and whether more follow."""
+    ) -> tuple[list[T], bool]:
+        """One page of jobs newest first, and whether more follow."""
         page: list[Entry] = []
         more = False
         for entry in self.entries(statuses=statuses, before=before):
@@ -365,18 +440,19 @@ class JobRepository:
                 more = True
                 break
             page.append(entry)
-        documents = []
+        items: list[T] = []
         for entry in page:
-            document = self._read(self.path_for(entry.id, entry.status))
-            if document is None:
-                # Its status changed since the names were listed, or it was
-                # deleted: take its current state if there is one.
-                try:
-                    document = self.get(entry.id)
-                except JobNotFound:
-                    continue
-            documents.append(document)
-        return documents, more
+            stored = self._read(self.path_for(entry.id, entry.status))
+            if stored is not None:
+                items.append(stored.item)
+                continue
+            # Its status changed since the names were listed, it was deleted,
+            # or its file was unreadable: take its current state if there is one.
+            try:
+                items.append(self.get(entry.id))
+            except JobNotFound:
+                continue
+        return items, more
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -409,7 +485,7 @@ class JobRepository:
                             current, paths = self._resolve(job_id)
                         except JobNotFound:
                             continue
-                        keep = self.path_for(job_id, current["status"])
+                        keep = self.path_for(job_id, current.document["status"])
                         for path in paths:
                             if path != keep and atomic.unlink_durable(path):
                                 report["stale_names_removed"] += 1

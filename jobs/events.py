@@ -13,7 +13,7 @@ from typing import Any
 
 from filestore.eventlog import EventLog
 from jobs import store
-from jobs.documents import job_public
+from jobs.model import Job
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ def _append(event: dict[str, Any]) -> None:
         logger.exception("Could not append a job event")
 
 
-def publish(job: dict[str, Any]) -> None:
-    _append({"type": "job", "job": job_public(job)})
+def publish(job: Job) -> None:
+    """Tell every event stream that ``job`` changed (the one place each change passes)."""
+    _append({"type": "job", "job": job.to_public()})
 
 
 def publish_deleted(job_id: str) -> None:

@@ -16,6 +16,10 @@ left in the store, then finds jobs whose queue message is gone:
 
 Jobs changed in the last ``GRACE_SECONDS`` are left alone: another process
 may be between its write and its enqueue right now.
+
+Each job is handled on its own: a job that cannot be read or changed is
+logged (its file quarantined by the repository when it is damaged), and the
+pass goes on with the others.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import logging
 from dataclasses import dataclass, field
 
 from filestore import repository as repo
+from filestore.broker import FileBroker
 from jobs import clock, events, store
-from jobs.documents import record_event
+from jobs.model import Job, Status
 from jobs.queueing import enqueue_job
 from jobs.tasks import dead_letter
 
@@ -39,12 +44,14 @@ class RecoveryReport:
     requeued: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     store: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return (
             f"requeued {len(self.requeued)} pending, restarted {len(self.restarted)} stale "
-            f"running, failed {len(self.dead_lettered)} dead-lettered; store: {self.store}"
+            f"running, failed {len(self.dead_lettered)} dead-lettered, "
+            f"{len(self.errors)} could not be handled; store: {self.store}"
         )
 
 
@@ -54,7 +61,7 @@ def recover_jobs(*, grace: float = GRACE_SECONDS) -> RecoveryReport:
     broker = store.broker()
     report.store = repository.recover()
     now = clock.now()
-    candidates = list(repository.entries(statuses=("pending", "running")))
+    candidates = list(repository.entries(statuses=(Status.PENDING, Status.RUNNING)))
     if not candidates:
         return report
     # Messages are listed after the jobs: a job created after the listing of
@@ -66,54 +73,55 @@ def recover_jobs(*, grace: float = GRACE_SECONDS) -> RecoveryReport:
         if entry.id in live:
             continue
         try:
-            job = repository.get(entry.id)
-        except repo.JobNotFound:
-            continue
-        if now - clock.from_iso(job["updated_at"]) < grace:
-            continue
-        if entry.id in dead and _died_since_last_change(broker, job):
-            dead_letter(entry.id, b"")
-            report.dead_lettered.append(entry.id)
-        elif job["status"] == "pending":
-            _requeue(job)
-            report.requeued.append(entry.id)
-        elif float((job.get("lease") or {}).get("until", 0)) < now and _restart(entry.id, now):
-            report.restarted.append(entry.id)
-    if report.requeued or report.restarted or report.dead_lettered:
+            _recover_one(entry.id, entry.id in dead, now=now, grace=grace, report=report)
+        except Exception:
+            logger.exception("Recovery of job %s failed; going on with the others", entry.id)
+            report.errors.append(entry.id)
+    if report.requeued or report.restarted or report.dead_lettered or report.errors:
         logger.warning("Recovery: %s", report)
     return report
 
 
-def _died_since_last_change(broker, job: dict) -> bool:
+def _recover_one(
+    job_id: str, has_dead_message: bool, *, now: float, grace: float, report: RecoveryReport
+) -> None:
+    try:
+        job = store.repository().get(job_id)
+    except repo.JobNotFound:
+        return  # deleted, or unreadable and quarantined by the read
+    if now - clock.from_iso(job.updated_at) < grace:
+        return
+    if has_dead_message and _died_since_last_change(store.broker(), job):
+        dead_letter(job_id, b"")
+        report.dead_lettered.append(job_id)
+    elif job.status is Status.PENDING:
+        enqueue_job(job_id, due_at=job.due_at, broker=store.broker())
+        report.requeued.append(job_id)
+    elif job.lease_expired(now) and _restart(job_id, now):
+        report.restarted.append(job_id)
+
+
+def _died_since_last_change(broker: FileBroker, job: Job) -> bool:
     # Only for jobs that have a dead message, which are few: find() scans the queue.
-    dead_at = [m.dead_at for m in broker.find(job["id"]) if m.state == "dead"]
-    return bool(dead_at) and max(dead_at) >= clock.from_iso(job["updated_at"])
-
-
-def _requeue(job: dict) -> None:
-    due = clock.from_iso(job.get("next_attempt_at") or job["run_at"])
-    enqueue_job(job["id"], due_at=due, broker=store.broker())
+    dead_at = [m.dead_at for m in broker.find(job.id) if m.state == "dead"]
+    return bool(dead_at) and max(dead_at) >= clock.from_iso(job.updated_at)
 
 
 def _restart(job_id: str, now: float) -> bool:
-    def back_to_pending(job: dict) -> dict | None:
-        if job["status"] != "running" or float((job.get("lease") or {}).get("until", 0)) >= now:
+    """Send a running job whose lease ran out back to pending (:meth:`Job.requeue`)."""
+
+    def requeue(job: Job) -> Job | None:
+        if job.status is not Status.RUNNING or not job.lease_expired(now):
             return None
-        job.update(
-            status="pending",
-            lease=None,
-            next_attempt_at=clock.to_iso(now),
-            pending_reason="The worker stopped during the run; trying again.",
-        )
-        record_event(job, "requeued", "run lease expired", now)
-        return job
+        return job.requeue(now=now)
 
     try:
-        job = store.repository().update(job_id, back_to_pending)
+        restarted = store.repository().apply(job_id, requeue)
     except repo.JobNotFound:
         return False
-    if job["status"] != "pending":
+    if not restarted.changed:
         return False
-    _requeue(job)
+    job = restarted.item
+    enqueue_job(job_id, due_at=job.due_at, broker=store.broker())
     events.publish(job)
     return True

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,25 +21,20 @@ from django.conf import settings
 from filestore import repository as repo
 from filestore.ids import id_timestamp, is_valid_id, new_id
 from jobs import clock, events, store
-from jobs.documents import job_public, new_job_document, record_event
 from jobs.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InvalidInput,
-    InvalidTransition,
     JobNotFound,
 )
+from jobs.model import FINAL_STATUSES, STATUSES, Job
 from jobs.queueing import enqueue_job
 
 logger = logging.getLogger(__name__)
 
-STATUSES = repo.STATUSES
-FINAL_STATUSES = ("completed", "failed", "cancelled")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:~+/=-]{1,255}")
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-
-Job = dict[str, Any]
 
 # --- create ----------------------------------------------------------------
 
@@ -76,9 +71,16 @@ def validate_idempotency_key(key: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Created:
-    job: Job
+    """A create's answer: ``response`` is what the client is told (the same on a replay)."""
+
+    job_id: str
     replayed: bool
     response: dict[str, Any]
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The job as the client was shown it (its public view)."""
+        return self.response["job"]
 
 
 def _seconds_until(moment: str, now: float) -> int:
@@ -86,7 +88,7 @@ def _seconds_until(moment: str, now: float) -> int:
 
 
 def _creation_response(job: Job, *, now: float) -> dict[str, Any]:
-    return {"job": job_public(job), "retry_after": _seconds_until(job["run_at"], now)}
+    return {"job": job.to_public(), "retry_after": _seconds_until(job.run_at, now)}
 
 
 def job_create(
@@ -107,7 +109,7 @@ def job_create(
     now = clock.now()
     if key is None:
         job = _store_new_job(new_id(now), delay=delay, now=now)
-        return Created(job, False, _creation_response(job, now=now))
+        return Created(job.id, False, _creation_response(job, now=now))
 
     fingerprint = hashlib.sha256(
         json.dumps({"delay_seconds": delay_seconds}, sort_keys=True).encode()
@@ -123,39 +125,40 @@ def job_create(
         # The same job and answer as the first time, with the wait that is
         # left now rather than the one at the first answer.
         response = claim.record["response"]
-        job = response["job"]
-        response = {**response, "retry_after": _seconds_until(job["run_at"], now)}
-        return Created(job, True, response)
+        shown = response["job"]
+        response = {**response, "retry_after": _seconds_until(shown["run_at"], now)}
+        return Created(shown["id"], True, response)
     if claim.outcome == "in_progress":
         raise IdempotencyKeyInProgress(
             "A request with this Idempotency-Key is still being processed; retry shortly."
         )
     job_id = claim.record["job_id"]
-    try:
-        if claim.outcome == "stale":
-            # The first request died mid-way: finish its work with its job id.
-            try:
-                job = store.repository().get(job_id)
-            except repo.JobNotFound:
-                job = _store_new_job(job_id, delay=delay, now=now, may_exist=True)
-            else:
-                _enqueue(job)
+    if claim.outcome == "stale":
+        # The first request died mid-way: finish its work with its job id.
+        try:
+            job = store.repository().get(job_id)
+        except repo.JobNotFound:
+            job = _store_new_job(job_id, delay=delay, now=now, may_exist=True)
         else:
+            _enqueue(job)
+    else:
+        try:
             job = _store_new_job(job_id, delay=delay, now=now)
-    except BaseException:
-        if claim.outcome == "claimed":
-            keys.release(key)
-        raise
+        except BaseException:
+            # Once the job file exists, the key stays bound to it (a retry
+            # after the claim goes stale finishes this request's work); when
+            # nothing was stored, the key is free for the client's retry.
+            if not _stored(job_id):
+                keys.release(key)
+            raise
     response = _creation_response(job, now=now)
     keys.complete(key, claim.record, response)
-    return Created(job, False, response)
+    return Created(job.id, False, response)
 
 
 def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = False) -> Job:
     try:
-        job = store.repository().create(
-            new_job_document(job_id, delay=delay, now=now), may_exist=may_exist
-        )
+        job = store.repository().create(Job.new(job_id, delay=delay, now=now), may_exist=may_exist)
     except repo.JobExists:
         job = store.repository().get(job_id)
     _enqueue(job)
@@ -163,9 +166,27 @@ def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = Fal
     return job
 
 
+def _stored(job_id: str) -> bool:
+    try:
+        store.repository().get(job_id)
+    except repo.JobNotFound:
+        return False
+    except OSError:
+        return True  # cannot tell: keep the key bound, the safe side
+    return True
+
+
 def _enqueue(job: Job) -> None:
-    due = job.get("next_attempt_at") or job["run_at"]
-    enqueue_job(job["id"], due_at=clock.from_iso(due), broker=store.broker())
+    """Queue the job's run for its due time.
+
+    The job file is the record of an accepted job: once it exists, a queue
+    that cannot take the message (full, read-only) does not undo the
+    create. The recovery pass queues any pending job that has no message.
+    """
+    try:
+        enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
+    except Exception:
+        logger.exception("Could not queue job %s; the recovery pass will queue it", job.id)
 
 
 # --- read ------------------------------------------------------------------
@@ -224,7 +245,7 @@ def job_list(
     if cursor is not None and not is_valid_id(cursor):
         raise InvalidInput("cursor is not valid; use the `next` link of a previous page.")
     jobs, more = store.repository().list(statuses=statuses, before=cursor, limit=limit)
-    return JobPage(jobs, jobs[-1]["id"] if more and jobs else None)
+    return JobPage(jobs, jobs[-1].id if more and jobs else None)
 
 
 def job_counts() -> dict[str, int]:
@@ -235,52 +256,17 @@ def job_counts() -> dict[str, int]:
 
 
 def job_cancel(*, job_id: str) -> Job:
-    """Cancel a pending job; its queued message, when delivered, finds it cancelled."""
+    """Cancel a pending job (:meth:`Job.cancel`)."""
     now = clock.now()
-
-    def cancel(job: Job) -> Job:
-        if job["status"] != "pending":
-            raise InvalidTransition(
-                f"Only pending jobs can be cancelled; this one is {job['status']}."
-            )
-        job.update(
-            status="cancelled",
-            finished_at=clock.to_iso(now),
-            pending_reason=None,
-            next_attempt_at=None,
-        )
-        record_event(job, "cancelled", None, now)
-        return job
-
-    job = _update(job_id, cancel)
+    job = _update(job_id, lambda job: job.cancel(now=now))
     events.publish(job)
     return job
 
 
 def job_retry(*, job_id: str) -> Job:
-    """Send a failed or cancelled job back to pending, due now."""
+    """Send a failed or cancelled job back to pending, due now (:meth:`Job.retry`)."""
     now = clock.now()
-
-    def retry(job: Job) -> Job:
-        if job["status"] not in ("failed", "cancelled"):
-            raise InvalidTransition(
-                f"Only failed or cancelled jobs can be retried; this one is {job['status']}."
-            )
-        job.update(
-            status="pending",
-            run_at=clock.to_iso(now),
-            finished_at=None,
-            error=None,
-            result=None,
-            pending_reason=None,
-            next_attempt_at=None,
-            transient_failures=0,
-            lease=None,
-        )
-        record_event(job, "retried", None, now)
-        return job
-
-    job = _update(job_id, retry)
+    job = _update(job_id, lambda job: job.retry(now=now))
     # A dead-lettered message of the earlier run has nothing more to say.
     store.broker().delete_key(job_id)
     _enqueue(job)
@@ -301,7 +287,7 @@ def job_delete(*, job_id: str) -> Job:
     return job
 
 
-def _update(job_id: str, change) -> Job:
+def _update(job_id: str, change: Callable[[Job], Job | None]) -> Job:
     if not is_valid_id(job_id):
         raise JobNotFound(job_id[:64])
     try:
@@ -356,7 +342,7 @@ def job_search(
             jobs.append(store.repository().get(entry.id))
         except repo.JobNotFound:
             continue  # deleted since the names were listed
-    return JobPage(jobs, jobs[-1]["id"] if more and jobs else None)
+    return JobPage(jobs, jobs[-1].id if more and jobs else None)
 
 
 @dataclass(frozen=True)
@@ -419,7 +405,6 @@ def job_prune(*, older_than_seconds: float, dry_run: bool = False) -> PruneRepor
 
 
 def _finished_before(job: Job, cutoff: float) -> bool:
-    if job["status"] not in FINAL_STATUSES:
+    if not job.is_final:
         return False
-    finished = job.get("finished_at") or job.get("updated_at") or job["created_at"]
-    return clock.from_iso(finished) < cutoff
+    return clock.from_iso(job.finished_at or job.updated_at) < cutoff

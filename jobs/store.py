@@ -11,6 +11,17 @@ from django.conf import settings
 from filestore.idempotency import IdempotencyStore
 from filestore.repository import JobRepository
 from jobs import clock
+from jobs.model import Job
+
+
+class JobCodec:
+    """Jobs to and from the JSON documents in their files."""
+
+    def load(self, document: dict[str, Any]) -> Job:
+        return Job.from_document(document)
+
+    def dump(self, job: Job) -> dict[str, Any]:
+        return job.to_document()
 
 
 def data_dir() -> Path:
@@ -19,13 +30,13 @@ def data_dir() -> Path:
 
 
 @functools.cache
-def _repository(root: Path) -> JobRepository:
-    repository = JobRepository(root)
+def _repository(root: Path) -> JobRepository[Job]:
+    repository = JobRepository(root, JobCodec())
     repository.setup()
     return repository
 
 
-def repository() -> JobRepository:
+def repository() -> JobRepository[Job]:
     return _repository(data_dir())
 
 

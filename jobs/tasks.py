@@ -22,22 +22,18 @@ one job, even at the same time:
 from __future__ import annotations
 
 import logging
-import math
 import random
 import secrets
-from typing import Any
 
 from django.conf import settings
 
 from filestore import repository as repo
 from jobs import clock, events, photo_source, store
-from jobs.documents import record_event
+from jobs.model import Failure, Job
 from jobs.photos import PermanentPhotoError, PhotoSourceError, RateLimited
 from jobs.queueing import enqueue_job
 
 logger = logging.getLogger(__name__)
-
-Job = dict[str, Any]
 
 # Transient failures (network, 5xx, malformed answers) in a row before a job fails.
 MAX_TRANSIENT_FAILURES = 8
@@ -57,139 +53,75 @@ def run_lease_seconds() -> float:
     return float(settings.Q_CLUSTER["retry"])
 
 
-def _due_at(job: Job) -> float:
-    return clock.from_iso(job.get("next_attempt_at") or job["run_at"])
-
-
-def _iso_not_before(moment: float) -> str:
-    # Timestamps keep milliseconds; rounding down would name an instant
-    # before ``moment`` (a job woken then would find the rate-limit gate
-    # still closed for a fraction of a millisecond).
-    return clock.to_iso(math.ceil(moment * 1000) / 1000)
-
-
 def run_job(job_id: str) -> str:
     """Run one delivery of a job's message; returns what it did (for logs and tests)."""
     token = secrets.token_hex(8)
     now = clock.now()
-    outcome = {"value": "skipped"}
-    come_back_at: list[float] = []
 
     def claim(job: Job) -> Job | None:
-        status = job["status"]
-        if status in ("completed", "failed", "cancelled"):
-            outcome["value"] = f"already {status}"
+        if job.claim_refusal(now) is not None:
             return None
-        if status == "running":
-            lease = job.get("lease") or {}
-            if float(lease.get("until", 0)) > now:
-                outcome["value"] = "running elsewhere"
-                come_back_at.append(float(lease["until"]))
-                return None
-            record_event(job, "lease-expired", "the previous run stopped without finishing", now)
-        elif _due_at(job) > now:
-            outcome["value"] = "not due"
-            come_back_at.append(_due_at(job))
-            return None
-        job["status"] = "running"
-        job["attempts"] = int(job.get("attempts", 0)) + 1
-        job["started_at"] = job.get("started_at") or clock.to_iso(now)
-        job["lease"] = {"token": token, "until": now + run_lease_seconds()}
-        job["pending_reason"] = None
-        job["next_attempt_at"] = None
-        record_event(job, "started", f"attempt {job['attempts']}", now)
-        outcome["value"] = "claimed"
-        return job
+        return job.claim(token=token, lease_seconds=run_lease_seconds(), now=now)
 
     try:
         # Not fsynced: a claim lost in a power cut only means the job runs again.
-        job = store.repository().update(job_id, claim, durable=False)
+        claimed = store.repository().apply(job_id, claim, durable=False)
     except repo.JobNotFound:
         return "deleted"
-    if come_back_at:
-        enqueue_job(job_id, due_at=come_back_at[0], broker=store.broker())
-    if outcome["value"] != "claimed":
-        return outcome["value"]
+    job = claimed.item
+    if not claimed.changed:
+        refusal = job.claim_refusal(now)
+        assert refusal is not None
+        if refusal.come_back_at is not None:
+            # This message may be the job's only one: a job must never be
+            # left without a message that will run it.
+            enqueue_job(job_id, due_at=refusal.come_back_at, broker=store.broker())
+        return refusal.reason
     events.publish(job)
 
     try:
         photo = photo_source.take_photo()
     except PhotoSourceError as error:
-        return _finish_with_error(job_id, token, error)
-    return _finish(job_id, token, "completed", lambda job, now: job.update(result=photo))
+        return _finish(job, token, _after_error(job, error))
+    return _finish(job, token, lambda job, now: job.complete(photo, now=now))
 
 
-def _finish(job_id: str, token: str, status: str, apply) -> str:
-    now = clock.now()
-    outcome = {"value": "lost lease"}
-
-    def finish(job: Job) -> Job | None:
-        if job["status"] != "running" or (job.get("lease") or {}).get("token") != token:
-            return None  # another delivery took over; it decides the outcome
-        job["status"] = status
-        job["lease"] = None
-        apply(job, now)
-        if status in ("completed", "failed"):
-            job["finished_at"] = clock.to_iso(now)
-            job["transient_failures"] = 0
-        record_event(
-            job, status, (job.get("error") or {}).get("message") or job.get("pending_reason"), now
-        )
-        outcome["value"] = status
-        return job
-
-    try:
-        job = store.repository().update(job_id, finish)
-    except repo.JobNotFound:
-        return "deleted"
-    if outcome["value"] == "lost lease":
-        return outcome["value"]
-    if job["status"] == "pending":
-        enqueue_job(job_id, due_at=_due_at(job), broker=store.broker())
-    events.publish(job)
-    return outcome["value"]
-
-
-def _finish_with_error(job_id: str, token: str, error: PhotoSourceError) -> str:
+def _after_error(job: Job, error: PhotoSourceError):
+    """What a photo error does to the job: fail it, or make it wait and try again."""
     if isinstance(error, PermanentPhotoError):
-        return _finish(job_id, token, "failed", _set_error(error))
-
-    def wait_again(job: Job, now: float) -> None:
-        if isinstance(error, RateLimited):
-            delay = error.retry_after or BACKOFF_BASE
-        else:
-            job["transient_failures"] = int(job.get("transient_failures") or 0) + 1
-            delay = max(error.retry_after or 0, backoff_delay(job["transient_failures"]))
-        job["pending_reason"] = error.message
-        job["next_attempt_at"] = _iso_not_before(now + delay)
-
-    if (
-        not isinstance(error, RateLimited)
-        and _transient_failures(job_id) + 1 >= MAX_TRANSIENT_FAILURES
-    ):
-        give_up = PermanentPhotoError(
+        failure = Failure(error.code, error.message)
+        return lambda job, now: job.fail(failure, now=now)
+    if isinstance(error, RateLimited):
+        delay = error.retry_after or BACKOFF_BASE
+        return lambda job, now: job.wait(error.message, until=now + delay, now=now, transient=False)
+    failures = job.transient_failures + 1
+    if failures >= MAX_TRANSIENT_FAILURES:
+        failure = Failure(
             error.code,
             f"{error.message} (gave up after {MAX_TRANSIENT_FAILURES} attempts in a row)",
         )
-        return _finish(job_id, token, "failed", _set_error(give_up))
-    logger.warning("Job %s will try again: %s", job_id, error.message)
-    return _finish(job_id, token, "pending", wait_again)
+        return lambda job, now: job.fail(failure, now=now)
+    logger.warning("Job %s will try again: %s", job.id, error.message)
+    delay = max(error.retry_after or 0, backoff_delay(failures))
+    return lambda job, now: job.wait(error.message, until=now + delay, now=now)
 
 
-def _transient_failures(job_id: str) -> int:
+def _finish(claimed: Job, token: str, change) -> str:
+    """Apply ``change`` if this run still holds the job: each job gets one final state."""
+    now = clock.now()
     try:
-        return int(store.repository().get(job_id).get("transient_failures") or 0)
+        finished = store.repository().apply(
+            claimed.id, lambda job: change(job, now) if job.holds(token) else None
+        )
     except repo.JobNotFound:
-        return 0
-
-
-def _set_error(error: PhotoSourceError):
-    def apply(job: Job, now: float) -> None:
-        job["error"] = {"code": error.code, "message": error.message}
-        job["pending_reason"] = None
-        job["next_attempt_at"] = None
-
-    return apply
+        return "deleted"
+    if not finished.changed:
+        return "lost lease"  # another delivery took over; it decides the outcome
+    job = finished.item
+    if job.status == "pending":
+        enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
+    events.publish(job)
+    return job.status.value
 
 
 def dead_letter(key: str | None, payload: bytes) -> None:
@@ -197,29 +129,16 @@ def dead_letter(key: str | None, payload: bytes) -> None:
     if key is None:
         return
     now = clock.now()
-    deliveries = settings.JOBS_MAX_DELIVERIES
-
-    def fail(job: Job) -> Job | None:
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return None
-        job["status"] = "failed"
-        job["lease"] = None
-        job["finished_at"] = clock.to_iso(now)
-        job["pending_reason"] = None
-        job["next_attempt_at"] = None
-        job["transient_failures"] = 0
-        job["error"] = {
-            "code": "delivery_failed",
-            "message": (
-                f"The worker could not finish this job after {deliveries} deliveries "
-                "(it crashed or hit an unexpected error each time); see the worker log."
-            ),
-        }
-        record_event(job, "failed", job["error"]["message"], now)
-        return job
-
+    failure = Failure(
+        "delivery_failed",
+        f"The worker could not finish this job after {settings.JOBS_MAX_DELIVERIES} "
+        "deliveries (it crashed or hit an unexpected error each time); see the worker log.",
+    )
     try:
-        job = store.repository().update(key, fail)
+        failed = store.repository().apply(
+            key, lambda job: None if job.is_final else job.give_up(failure, now=now)
+        )
     except repo.JobNotFound:
         return
-    events.publish(job)
+    if failed.changed:
+        events.publish(failed.item)

@@ -23,7 +23,6 @@ from jobs.api.serializers import (
     ProblemSerializer,
     StatsSerializer,
 )
-from jobs.documents import job_etag, job_public
 from jobs.health import health_report
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="application/problem+json")
@@ -113,16 +112,16 @@ class JobViewSet(viewsets.ViewSet):
             if statuses:
                 query["status"] = ",".join(statuses)
             next_url = f"/api/jobs?{urlencode(query)}"
-        data = {"results": [job_public(job) for job in page.jobs], "next": next_url}
+        data = {"results": [job.to_public() for job in page.jobs], "next": next_url}
         digest = hashlib.sha256(
-            json.dumps([[job["id"], job["revision"]] for job in page.jobs] + [next_url]).encode()
+            json.dumps([[job.id, job.revision] for job in page.jobs] + [next_url]).encode()
         ).hexdigest()[:32]
         return _conditional(request, data, f'"{digest}"')
 
     @extend_schema(responses={200: JobSerializer, 304: None, 404: PROBLEM})
     def retrieve(self, request: Request, pk: str) -> Response:
         job = services.job_get(job_id=pk)
-        return _conditional(request, job_public(job), job_etag(job))
+        return _conditional(request, job.to_public(), job.etag)
 
 
 @extend_schema(responses={200: StatsSerializer})

@@ -1,0 +1,443 @@
+"""A job, and every way it may change.
+
+This module is the one place that says what happens to a job: what a
+claim, a transient failure or a cancel does to it, and which status may go
+where (:data:`TRANSITIONS`). Everything above the file layer (services, the
+worker task, recovery, the admin, the commands) holds :class:`Job` values
+and changes them only through the methods below; each method returns a new
+job (a ``Job`` is frozen) or raises :class:`~jobs.errors.InvalidTransition`.
+
+On disk a job is a JSON document (:meth:`Job.to_document`,
+:meth:`Job.from_document`); its ``format`` says which version of the
+document wrote it. Documents of format 1 (no ``format`` key) still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from jobs import clock
+from jobs.errors import InvalidTransition
+
+DOCUMENT_FORMAT = 2
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+STATUSES = tuple(Status)
+FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+# Every change a job may go through: the statuses it may start from, and the
+# status it leads to (None: the job is gone). A claim of a running job is
+# allowed only once that run's lease ran out (the worker died), which
+# :meth:`Job.claim_refusal` checks.
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
+    "claim": (frozenset({Status.PENDING, Status.RUNNING}), Status.RUNNING),
+    "complete": (frozenset({Status.RUNNING}), Status.COMPLETED),
+    "fail": (frozenset({Status.RUNNING}), Status.FAILED),
+    "wait": (frozenset({Status.RUNNING}), Status.PENDING),
+    "requeue": (frozenset({Status.RUNNING}), Status.PENDING),
+    "give_up": (frozenset({Status.PENDING, Status.RUNNING}), Status.FAILED),
+    "cancel": (frozenset({Status.PENDING}), Status.CANCELLED),
+    "retry": (frozenset({Status.FAILED, Status.CANCELLED}), Status.PENDING),
+    "delete": (frozenset(Status), None),
+}
+
+# What staff may do to a job, from the admin page or ``manage.py jobs``.
+STAFF_ACTIONS = ("retry", "cancel", "delete")
+
+# The fields of a job in the API, in order; every one is always present.
+PUBLIC_FIELDS = (
+    "id",
+    "url",
+    "status",
+    "created_at",
+    "run_at",
+    "updated_at",
+    "delay_seconds",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "pending_reason",
+    "next_attempt_at",
+    "result",
+    "error",
+)
+
+
+def may(action: str, status: Status | str) -> bool:
+    """Whether ``action`` applies to a job in ``status``."""
+    return Status(status) in TRANSITIONS[action][0]
+
+
+def statuses_for(action: str) -> tuple[Status, ...]:
+    """The statuses ``action`` applies to, in the order of :class:`Status`."""
+    return tuple(status for status in Status if status in TRANSITIONS[action][0])
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job failed: a stable ``code`` and a ``message`` for people."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The run that holds a running job, and until when it is presumed alive."""
+
+    token: str
+    until: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a job's history, as the admin timeline shows it."""
+
+    at: str
+    event: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimRefusal:
+    """Why a delivery may not run a job now, and when to look again (None: never)."""
+
+    reason: str
+    come_back_at: float | None = None
+
+
+class InvalidDocument(ValueError):
+    """A stored document that is not a job of any known format."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    status: Status
+    created_at: str
+    run_at: str
+    updated_at: str
+    delay_seconds: int
+    revision: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    pending_reason: str | None = None
+    next_attempt_at: str | None = None
+    result: Mapping[str, Any] | None = None
+    error: Failure | None = None
+    transient_failures: int = 0
+    lease: Lease | None = None
+    history: tuple[Event, ...] = field(default=(), repr=False)
+
+    # -- creation and reading ------------------------------------------------
+
+    @classmethod
+    def new(cls, job_id: str, *, delay: int, now: float) -> Job:
+        """A job just created: pending until ``now + delay``."""
+        created = clock.to_iso(now)
+        return cls(
+            id=job_id,
+            status=Status.PENDING,
+            created_at=created,
+            run_at=clock.to_iso(now + delay),
+            updated_at=created,
+            delay_seconds=delay,
+            history=(Event(created, "created", f"due in {delay} s"),),
+        )
+
+    @property
+    def due_at(self) -> float:
+        """When the job should run next (epoch seconds): its next attempt, or its run time."""
+        return clock.from_iso(self.next_attempt_at or self.run_at)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.id}.{self.revision}"'
+
+    def holds(self, token: str) -> bool:
+        """Whether the run with ``token`` still owns this job."""
+        return (
+            self.status is Status.RUNNING and self.lease is not None and (self.lease.token == token)
+        )
+
+    def lease_expired(self, now: float) -> bool:
+        return self.lease is None or self.lease.until <= now
+
+    def actions(self) -> tuple[str, ...]:
+        """The staff actions that apply to this job now."""
+        return tuple(action for action in STAFF_ACTIONS if may(action, self.status))
+
+    def claim_refusal(self, now: float) -> ClaimRefusal | None:
+        """Why a delivery at ``now`` may not claim this job; None when it may."""
+        if self.is_final:
+            return ClaimRefusal(f"already {self.status}")
+        if self.status is Status.RUNNING and not self.lease_expired(now):
+            assert self.lease is not None
+            return ClaimRefusal("running elsewhere", self.lease.until)
+        if self.status is Status.PENDING and self.due_at > now:
+            return ClaimRefusal("not due", self.due_at)
+        return None
+
+    # -- changes --------------------------------------------------------------
+
+    def claim(self, *, token: str, lease_seconds: float, now: float) -> Job:
+        """A run starts: ``running`` under a lease of ``lease_seconds`` held by ``token``."""
+        refusal = self.claim_refusal(now)
+        if refusal is not None:
+            raise InvalidTransition(f"This job cannot be started now: {refusal.reason}.")
+        job = self
+        if self.status is Status.RUNNING:
+            job = job._noted("lease-expired", "the previous run stopped without finishing", now)
+        attempts = self.attempts + 1
+        return job._to(
+            "claim",
+            now,
+            attempts=attempts,
+            started_at=self.started_at or clock.to_iso(now),
+            lease=Lease(token, now + lease_seconds),
+            pending_reason=None,
+            next_attempt_at=None,
+        )._noted("started", f"attempt {attempts}", now)
+
+    def complete(self, result: Mapping[str, Any], *, now: float) -> Job:
+        """The run got its photo."""
+        return self._to(
+            "complete",
+            now,
+            result=dict(result),
+            lease=None,
+            finished_at=clock.to_iso(now),
+            transient_failures=0,
+        )._noted("completed", None, now)
+
+    def fail(self, failure: Failure, *, now: float) -> Job:
+        """The run hit an error that retrying cannot fix."""
+        return self._failed("fail", failure, now)
+
+    def give_up(self, failure: Failure, *, now: float) -> Job:
+        """The queue gave up on the job's message (delivered too often)."""
+        return self._failed("give_up", failure, now)
+
+    def wait(self, reason: str, *, until: float, now: float, transient: bool = True) -> Job:
+        """The run hit a passing problem: pending again, with why and until when.
+
+        ``transient`` counts the failure towards giving up; a rate limit does
+        not count (the job did nothing wrong, the budget is spent).
+        """
+        return self._to(
+            "wait",
+            now,
+            lease=None,
+            pending_reason=reason,
+            # Timestamps keep milliseconds; rounding down would name an
+            # instant before ``until`` (a job woken then would find a
+            # rate-limit gate still closed for a fraction of a millisecond).
+            next_attempt_at=clock.to_iso(math.ceil(until * 1000) / 1000),
+            transient_failures=self.transient_failures + (1 if transient else 0),
+        )._noted("pending", reason, now)
+
+    def requeue(self, *, now: float) -> Job:
+        """The run's worker died (its lease ran out): pending again, due now."""
+        if self.status is Status.RUNNING and not self.lease_expired(now):
+            raise InvalidTransition("This job's run is still alive.")
+        return self._to(
+            "requeue",
+            now,
+            lease=None,
+            next_attempt_at=clock.to_iso(now),
+            pending_reason="The worker stopped during the run; trying again.",
+        )._noted("requeued", "run lease expired", now)
+
+    def cancel(self, *, now: float) -> Job:
+        """Staff cancel a pending job; its queued message, when delivered, finds it cancelled."""
+        return self._to(
+            "cancel",
+            now,
+            finished_at=clock.to_iso(now),
+            pending_reason=None,
+            next_attempt_at=None,
+        )._noted("cancelled", None, now)
+
+    def retry(self, *, now: float) -> Job:
+        """Staff send a failed or cancelled job back to pending, due now, with a clean slate."""
+        return self._to(
+            "retry",
+            now,
+            run_at=clock.to_iso(now),
+            finished_at=None,
+            error=None,
+            result=None,
+            pending_reason=None,
+            next_attempt_at=None,
+            transient_failures=0,
+            lease=None,
+        )._noted("retried", None, now)
+
+    def _failed(self, action: str, failure: Failure, now: float) -> Job:
+        return self._to(
+            action,
+            now,
+            error=failure,
+            lease=None,
+            finished_at=clock.to_iso(now),
+            pending_reason=None,
+            next_attempt_at=None,
+            transient_failures=0,
+        )._noted("failed", failure.message, now)
+
+    def _to(self, action: str, now: float, **changes: Any) -> Job:
+        sources, target = TRANSITIONS[action]
+        if self.status not in sources or target is None:
+            raise InvalidTransition(_refusal(action, self.status))
+        return dataclasses.replace(self, status=target, **changes)
+
+    def _noted(self, event: str, detail: str | None, now: float) -> Job:
+        stamp = clock.to_iso(now)
+        return dataclasses.replace(
+            self, updated_at=stamp, history=(*self.history, Event(stamp, event, detail))
+        )
+
+    # -- views ----------------------------------------------------------------
+
+    def to_public(self) -> dict[str, Any]:
+        """The job as the API, the event stream and the commands show it."""
+        return {
+            "id": self.id,
+            "url": f"/api/jobs/{self.id}",
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "run_at": self.run_at,
+            "updated_at": self.updated_at,
+            "delay_seconds": self.delay_seconds,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "attempts": self.attempts,
+            "pending_reason": self.pending_reason,
+            "next_attempt_at": self.next_attempt_at,
+            "result": None if self.result is None else dict(self.result),
+            "error": None if self.error is None else dataclasses.asdict(self.error),
+        }
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document stored in the job's file."""
+        document = self.to_public()
+        del document["url"]
+        document.update(
+            format=DOCUMENT_FORMAT,
+            revision=self.revision,
+            transient_failures=self.transient_failures,
+            lease=None
+            if self.lease is None
+            else {"token": self.lease.token, "until": self.lease.until},
+            history=[dataclasses.asdict(item) for item in self.history],
+        )
+        return document
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Job:
+        """The job a stored document describes; :class:`InvalidDocument` when it is not one."""
+        try:
+            return _load(document)
+        except InvalidDocument:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidDocument(f"not a job document: {exc!r}") from None
+
+
+_REFUSALS = {
+    "cancel": "Only pending jobs can be cancelled",
+    "retry": "Only failed or cancelled jobs can be retried",
+}
+
+
+def _refusal(action: str, status: Status) -> str:
+    rule = _REFUSALS.get(action) or f"A {status} job cannot be changed by {action!r}"
+    return f"{rule}; this one is {status}."
+
+
+def _load(document: Mapping[str, Any]) -> Job:
+    if not isinstance(document, Mapping):
+        raise InvalidDocument("a job document is a JSON object")
+    version = document.get("format", 1)
+    if version not in (1, DOCUMENT_FORMAT):
+        raise InvalidDocument(f"unknown document format {version!r}")
+    created_at = _timestamp(document, "created_at", required=True)
+    lease = document.get("lease")
+    error = document.get("error")
+    result = document.get("result")
+    if result is not None and not isinstance(result, Mapping):
+        raise InvalidDocument("result must be an object or null")
+    return Job(
+        id=_text(document, "id", required=True),
+        status=Status(document["status"]),
+        created_at=created_at,
+        run_at=_timestamp(document, "run_at", required=True),
+        # Older documents may lack the time of their last change: their
+        # creation is the best lower bound.
+        updated_at=_timestamp(document, "updated_at") or created_at,
+        delay_seconds=_integer(document, "delay_seconds"),
+        revision=_integer(document, "revision"),
+        started_at=_timestamp(document, "started_at"),
+        finished_at=_timestamp(document, "finished_at"),
+        attempts=_integer(document, "attempts", default=0),
+        pending_reason=_text(document, "pending_reason"),
+        next_attempt_at=_timestamp(document, "next_attempt_at"),
+        result=result,
+        error=None if error is None else Failure(str(error["code"]), str(error["message"])),
+        transient_failures=_integer(document, "transient_failures", default=0),
+        lease=None if not lease else Lease(str(lease["token"]), float(lease["until"])),
+        history=tuple(
+            Event(str(item["at"]), str(item["event"]), item.get("detail"))
+            for item in document.get("history") or ()
+        ),
+    )
+
+
+def _text(document: Mapping[str, Any], key: str, *, required: bool = False) -> Any:
+    value = document.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidDocument(f"{key} must be a string, not {value!r}"[:200])
+    return value
+
+
+def _timestamp(document: Mapping[str, Any], key: str, *, required: bool = False) -> Any:
+    value = _text(document, key, required=required)
+    if value is not None:
+        try:
+            clock.from_iso(value)
+        except ValueError:
+            raise InvalidDocument(f"{key} is not a timestamp: {value!r}"[:200]) from None
+    return value
+
+
+def _integer(document: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
+    value = document.get(key, default)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidDocument(f"{key} must be an integer, not {value!r}"[:200])
+    return value

@@ -82,6 +82,44 @@ def take_ids(pool: PhotoPool, fetch, times: int, **options) -> list[str]:
     return [pool.take(fetch, **options)["photo_id"] for _ in range(times)]
 
 
+# --- The store: what any backend of the pool keeps ---
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600)
+
+
+def test_the_store_hands_out_the_oldest_photos_first_and_each_once(tmp_path, store):
+    store.add([{"photo_id": "old-1"}, {"photo_id": "old-2"}], START)
+    store.add([{"photo_id": "new-1"}], START + 1)
+    other = FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600)
+
+    taken = [store.take(START + 2), other.take(START + 2), store.take(START + 2)]
+
+    assert [photo["photo_id"] for photo in taken] == ["old-1", "old-2", "new-1"]
+    assert store.take(START + 2) is None
+    assert other.size(START + 2) == 0
+
+
+def test_the_store_keeps_photos_for_its_time_to_live(store):
+    store.add([{"photo_id": "a"}, {"photo_id": "b"}], START)
+
+    assert store.size(START + 599) == 2
+    assert store.size(START + 600) == 0
+    assert store.take(START + 600) is None
+
+
+def test_the_gate_state_is_shared_and_starts_empty(tmp_path, store):
+    assert store.read_gate() == {}
+
+    with store.fetch_lock():
+        store.write_gate({"strikes": 2, "blocked_until": START + 30})
+
+    other = FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600)
+    assert other.read_gate() == {"strikes": 2, "blocked_until": START + 30}
+
+
 # --- Sharing one batch ---
 
 

@@ -116,14 +116,14 @@ def seed(args: argparse.Namespace) -> dict:
     _setup_django()
     from filestore.ids import new_id
     from jobs import clock, documents, store
-    from jobs.photos import DemoSource
+    from jobs.photos import BATCH_SIZE, DemoSource
     from jobs.queueing import enqueue_job
 
     started = time.perf_counter()
     rng = random.Random(args.seed)
     repository = store.repository()
     broker = store.broker()
-    photos = list(DemoSource(app_name="food_jobs").fetch_batch(30))
+    photos = list(DemoSource(app_name="food_jobs").fetch_batch(BATCH_SIZE))
     now = time.time()
     ids: list[str] = []
     counts: dict[str, int] = {}

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from filestore import atomic
-from jobs import clock, store
+from jobs import clock, photos, store
 
 
 def _heartbeat_dir() -> Path:
@@ -99,6 +99,6 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         "status": "ok" if all(checks.values()) else "unhealthy",
         "checks": checks,
         "worker_heartbeat_age_seconds": None if age is None else round(age, 1),
-        "photo_source": "unsplash" if settings.UNSPLASH_ACCESS_KEY else "demo",
+        "photo_source": photos.source_name(),
     }
     return all(checks.values()), report

@@ -104,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times every request and sees every final status.
+    "jobs.metrics.MetricsMiddleware",
     "jobs.api.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -223,11 +225,50 @@ Q_CLUSTER = {
     "recycle": 500,
 }
 
+# --- Metrics and logs -------------------------------------------------------
+# GET /metrics: "staff" (a staff login), "token" (Authorization: Bearer
+# JOBS_METRICS_TOKEN, or a staff login), "open" (anyone who can reach the
+# port), "off" (404, nothing recorded). Setting a token selects "token".
+JOBS_METRICS_TOKEN = envstr("JOBS_METRICS_TOKEN", "")
+JOBS_METRICS = envstr("JOBS_METRICS", "token" if JOBS_METRICS_TOKEN else "staff").lower()
+if JOBS_METRICS not in {"staff", "token", "open", "off"}:
+    raise ImproperlyConfigured(
+        f"JOBS_METRICS={JOBS_METRICS!r} is not one of staff, token, open, off."
+    )
+if JOBS_METRICS == "token" and len(JOBS_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "JOBS_METRICS=token needs a JOBS_METRICS_TOKEN of at least 32 characters."
+    )
+if JOBS_METRICS != "token" and JOBS_METRICS_TOKEN:
+    # A token that is silently not checked would look like protection.
+    raise ImproperlyConfigured(
+        f"JOBS_METRICS_TOKEN is set but JOBS_METRICS={JOBS_METRICS}; use JOBS_METRICS=token."
+    )
+# Per-process metric files; keep it on a local disk when the data directory is shared.
+JOBS_METRICS_DIR = envpath("JOBS_METRICS_DIR", JOBS_DATA_DIR / "metrics")
+
+JOBS_LOG_FORMAT = envstr("JOBS_LOG_FORMAT", "text").lower()
+if JOBS_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"JOBS_LOG_FORMAT={JOBS_LOG_FORMAT!r} is not one of text, json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Puts job_id, batch_id and worker (see jobsite.logs.job_log_context) on each record.
+    "filters": {"job_context": {"()": "jobsite.logs.JobContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "jobsite.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "jobsite.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": JOBS_LOG_FORMAT,
+            "filters": ["job_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": envstr("DJANGO_LOG_LEVEL", "INFO").upper()},
     "loggers": {"django-q": {"level": "WARNING", "propagate": True}},
 }

@@ -14,7 +14,5 @@ urlpatterns = [
     re_path(r"^(?!api/|admin/|assets/|static/).*$", page.index, name="page"),
 ]
 
-handler400 = "jobs.api.handlers.bad_request"
-handler403 = "jobs.api.handlers.permission_denied"
 handler404 = "jobs.api.handlers.not_found"
 handler500 = "jobs.api.handlers.server_error"

@@ -1,0 +1,274 @@
+"""GET /metrics: every process's counts in one scrape, for staff or a token only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobs import metrics
+
+PROJECT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db
+
+TOKEN = "a-scraper-token-that-is-long-enough-0123"
+
+
+def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def _value(body: bytes, name: str, **labels: str) -> float:
+    return _samples(body).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(User.objects.create_user("alice", is_staff=True))
+    return client
+
+
+def _scrape(client) -> bytes:
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.content
+    return response.content
+
+
+def _environ(data_dir: Path, **env: str) -> dict[str, str]:
+    """A fresh Django process's environment: configured by ``env`` alone."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_", "PROMETHEUS_"))
+    }
+    environ.update(JOBS_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="jobsite.settings", **env)
+    return environ
+
+
+def _django_command(code: str) -> list[str]:
+    return [sys.executable, "-c", f"import django; django.setup(); {code}"]
+
+
+# --- what a scrape shows -----------------------------------------------------------
+
+
+def test_counts_from_two_other_processes_add_up_in_one_scrape(staff_client, tmp_path):
+    before = _value(_scrape(staff_client), "jobs_created_total")
+    # Two processes, as web and worker are, writing into this process's directory.
+    runs = [
+        subprocess.Popen(
+            _django_command(
+                f"from jobs import metrics; [metrics.job_created() for _ in range({n})]"
+            ),
+            cwd=PROJECT,
+            env=_environ(tmp_path / f"data{n}", JOBS_METRICS_DIR=str(metrics.directory())),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (3, 4)
+    ]
+    for run in runs:
+        assert run.wait(timeout=60) == 0, run.stderr.read()
+
+    assert _value(_scrape(staff_client), "jobs_created_total") == before + 7
+    # Each wrote its own file; starting while this process held the directory
+    # wiped nothing.
+    names = [path.name for path in metrics.directory().glob("counter_*.db")]
+    for run in runs:
+        assert any(name.endswith(f"-{run.pid}.db") for name in names), names
+
+
+def test_job_helpers_record_their_families(staff_client):
+    before = _scrape(staff_client)
+
+    metrics.job_finished("completed")
+    metrics.job_finished("cancelled")
+    metrics.job_started(-0.5)  # a hair early counts as on time
+    metrics.job_started(3.0)
+    metrics.batch_delivered(12)
+    metrics.unsplash_call("rate_limited")
+    metrics.rate_limit_wait()
+
+    after = _scrape(staff_client)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert grew("jobs_finished_total", status="completed") == 1
+    assert grew("jobs_finished_total", status="cancelled") == 1
+    assert grew("jobs_finished_total", status="failed") == 0
+    assert grew("jobs_start_lateness_seconds_bucket", le="0.01") == 1
+    assert grew("jobs_start_lateness_seconds_bucket", le="5.0") == 2
+    assert grew("jobs_start_lateness_seconds_count") == 2
+    assert grew("jobs_batch_size_bucket", le="10.0") == 0
+    assert grew("jobs_batch_size_bucket", le="20.0") == 1
+    assert grew("jobs_unsplash_calls_total", outcome="rate_limited") == 1
+    assert grew("jobs_unsplash_rate_limit_waits_total") == 1
+
+
+def test_a_bad_label_is_logged_and_never_raised(staff_client):
+    metrics.unsplash_call("no-such-outcome")
+    metrics.job_finished("pending")
+
+    body = _scrape(staff_client)
+    assert b"no-such-outcome" not in body
+    assert b'status="pending"' not in body
+
+
+def test_queue_depth_is_read_from_the_broker_at_scrape_time(staff_client):
+    assert _value(_scrape(staff_client), "jobs_queue_messages", state="ready") == 0
+
+    response = staff_client.post(
+        "/api/jobs", data={"delay_seconds": 30}, content_type="application/json"
+    )
+    assert response.status_code == 202
+
+    body = _scrape(staff_client)
+    assert _value(body, "jobs_queue_messages", state="ready") == 1
+    assert _value(body, "jobs_queue_messages", state="due") == 0
+    assert _value(body, "jobs_queue_messages", state="leased") == 0
+    assert _value(body, "jobs_queue_messages", state="dead") == 0
+
+
+def test_requests_are_labelled_by_route_never_by_path(staff_client):
+    job_id = "01KB0000000000000000000000"
+    before = _scrape(staff_client)
+
+    assert staff_client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert staff_client.get("/api/config").status_code == 200
+
+    after = _scrape(staff_client)
+    assert job_id.encode() not in after
+    detail = {"route": "job-detail", "status": "404"}
+    assert _value(after, "jobs_http_requests_total", **detail) == (
+        _value(before, "jobs_http_requests_total", **detail) + 1
+    )
+    config = {"route": "config", "status": "200"}
+    assert _value(after, "jobs_http_requests_total", **config) == (
+        _value(before, "jobs_http_requests_total", **config) + 1
+    )
+    assert _value(after, "jobs_http_request_duration_seconds_count", route="config") >= 1
+
+
+def test_a_request_that_matches_no_route_is_labelled_unmatched(staff_client):
+    before = _scrape(staff_client)
+    assert staff_client.get("/static/no-such-file.css").status_code == 404
+
+    labels = {"route": metrics.UNMATCHED_ROUTE, "status": "404"}
+    assert _value(_scrape(staff_client), "jobs_http_requests_total", **labels) == (
+        _value(before, "jobs_http_requests_total", **labels) + 1
+    )
+
+
+def test_a_metrics_failure_never_fails_the_request(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics.HTTP_REQUESTS, "labels", broken)
+
+    assert client.get("/api/config").status_code == 200
+
+
+# --- who may scrape ----------------------------------------------------------------
+
+
+def test_it_refuses_anyone_but_staff_by_default(client):
+    assert client.get("/metrics").status_code == 403
+
+    client.force_login(User.objects.create_user("bob"))
+    assert client.get("/metrics").status_code == 403
+
+
+def test_staff_get_the_prometheus_text_format(staff_client):
+    response = staff_client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    assert response["Cache-Control"] == "no-store"
+    assert b"# TYPE jobs_created_total counter" in response.content
+
+
+def test_a_token_opens_it_to_a_scraper(client, settings):
+    settings.JOBS_METRICS = "token"
+    settings.JOBS_METRICS_TOKEN = TOKEN
+
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    wrong = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}x"})
+    assert wrong.status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+
+    allowed = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200
+    assert b"jobs_created_total" in allowed.content
+
+
+def test_open_mode_needs_no_login(client, settings):
+    settings.JOBS_METRICS = "open"
+
+    assert client.get("/metrics").status_code == 200
+
+
+def test_off_mode_has_no_metrics_page(staff_client, settings):
+    settings.JOBS_METRICS = "off"
+
+    assert staff_client.get("/metrics").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JOBS_METRICS": "public"}, "JOBS_METRICS='public' is not one of staff, token, open"),
+        ({"JOBS_METRICS": "token"}, "needs a JOBS_METRICS_TOKEN of at least 32 characters"),
+        ({"JOBS_METRICS_TOKEN": "short"}, "needs a JOBS_METRICS_TOKEN of at least 32"),
+        (
+            {"JOBS_METRICS": "open", "JOBS_METRICS_TOKEN": TOKEN},
+            "JOBS_METRICS_TOKEN is set but JOBS_METRICS=open",
+        ),
+    ],
+    ids=["unknown mode", "token mode without token", "short token", "token ignored"],
+)
+def test_it_stops_on_a_bad_access_setting(tmp_path, env, message):
+    result = subprocess.run(
+        _django_command(""),
+        cwd=PROJECT,
+        env=_environ(tmp_path / "data", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --- the directory of per-process files ----------------------------------------------
+
+
+def test_the_directory_is_private_and_wiped_only_when_no_process_holds_it(tmp_path):
+    path = tmp_path / "metrics"
+    first = metrics.claim_directory(path)
+    try:
+        assert path.stat().st_mode & 0o777 == 0o700
+        stale = path / "counter_host-1.db"
+        stale.write_bytes(b"")
+
+        # Another process starting while this one runs keeps its files.
+        os.close(metrics.claim_directory(path))
+        assert stale.exists()
+    finally:
+        os.close(first)
+
+    # The first process to start after all have ended starts from zero.
+    os.close(metrics.claim_directory(path))
+    assert not stale.exists()

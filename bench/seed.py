@@ -31,6 +31,7 @@ seconds the seeding took.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -56,32 +57,22 @@ def _setup_django() -> None:
     django.setup()
 
 
-def _finished(job: dict, status: str, photo: dict, rng: random.Random) -> dict:
-    from jobs import clock
+def _finished(job, status: str, photo: dict, rng: random.Random):
+    """``job`` taken to ``status`` through the same transitions the worker and staff use."""
+    from jobs.model import Failure
 
-    run_at = clock.from_iso(job["run_at"])
-    started = run_at + rng.uniform(0.005, 0.05)
-    finished = started + rng.uniform(0.05, 0.4)
-    stamp = clock.to_iso(finished)
-    job["updated_at"] = stamp
     if status == "cancelled":
-        job.update(status="cancelled", finished_at=clock.to_iso(run_at - 1))
-        job["history"].append({"at": job["finished_at"], "event": "cancelled", "detail": None})
-        return job
-    job.update(status=status, started_at=clock.to_iso(started), finished_at=stamp, attempts=1)
-    job["history"].append(
-        {"at": job["started_at"], "event": "started", "detail": "attempt 1"},
-    )
+        return job.cancel(now=job.due_at - 1)
+    started = job.due_at + rng.uniform(0.005, 0.05)
+    finished = started + rng.uniform(0.05, 0.4)
+    running = job.claim(token="seed", lease_seconds=90, now=started)
     if status == "completed":
-        job["result"] = photo
-        job["history"].append({"at": stamp, "event": "completed", "detail": None})
-    else:
-        job["error"] = {
-            "code": "unsplash_unauthorized",
-            "message": "Unsplash refused the access key (401); check UNSPLASH_ACCESS_KEY.",
-        }
-        job["history"].append({"at": stamp, "event": "failed", "detail": job["error"]["message"]})
-    return job
+        return running.complete(photo, now=finished)
+    failure = Failure(
+        "unsplash_unauthorized",
+        "Unsplash refused the access key (401); check UNSPLASH_ACCESS_KEY.",
+    )
+    return running.fail(failure, now=finished)
 
 
 def _plan(args: argparse.Namespace, now: float, rng: random.Random):
@@ -115,7 +106,8 @@ def _weighted(rng: random.Random) -> str:
 def seed(args: argparse.Namespace) -> dict:
     _setup_django()
     from filestore.ids import new_id
-    from jobs import clock, documents, store
+    from jobs import clock, store
+    from jobs.model import Job
     from jobs.photos import BATCH_SIZE, DemoSource
     from jobs.queueing import enqueue_job
 
@@ -130,8 +122,9 @@ def seed(args: argparse.Namespace) -> dict:
     for created, run_at, status in _plan(args, now, rng):
         job_id = new_id(created)
         delay = max(0, round(run_at - created))
-        job = documents.new_job_document(job_id, delay=delay, now=created)
-        job["run_at"] = clock.to_iso(run_at)
+        job = dataclasses.replace(
+            Job.new(job_id, delay=delay, now=created), run_at=clock.to_iso(run_at)
+        )
         if status != "pending":
             job = _finished(job, status, dict(rng.choice(photos)), rng)
         repository.create(job)

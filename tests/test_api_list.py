@@ -8,6 +8,7 @@ import pytest
 
 from filestore.ids import new_id
 from jobs import clock, services, store
+from jobs.model import Job
 
 T0 = 1_790_000_000.0
 
@@ -41,8 +42,11 @@ def _create(now: Clock, count: int, step: float = 0.5) -> list[dict]:
     return jobs
 
 
-def _set_status(job_id: str, status: str, **fields) -> dict:
-    return store.repository().update(job_id, lambda job: {**job, "status": status, **fields})
+def _set_status(job_id: str, status: str, **fields) -> Job:
+    def change(job: Job) -> Job:
+        return Job.from_document({**job.to_document(), "status": status, **fields})
+
+    return store.repository().update(job_id, change)
 
 
 def _ids(response) -> list[str]:
@@ -77,7 +81,7 @@ def test_it_lists_jobs_newest_first_with_every_field(client, now):
     assert _ids(response) == [jobs[2]["id"], jobs[1]["id"], jobs[0]["id"]]
     assert body["results"][0] == client.get(f"/api/jobs/{jobs[2]['id']}").json()
     assert body["results"][2]["status"] == "completed"
-    assert body["results"][2]["result"] == photo == done["result"]
+    assert body["results"][2]["result"] == photo == done.result
     assert all(set(job) == set(body["results"][0]) for job in body["results"])
     assert client.get("/api/jobs/").json() == body
 
@@ -111,7 +115,7 @@ def test_it_skips_and_repeats_nothing_while_jobs_are_created(client, now):
 def test_it_serves_pages_of_up_to_500(client):
     repository = store.repository()
     for i in range(501):
-        repository.create({"id": new_id(T0 + i), "status": "pending"})
+        repository.create(Job.new(new_id(T0 + i), delay=60, now=T0 + i))
 
     page = client.get("/api/jobs?limit=500").json()
 

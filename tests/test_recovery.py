@@ -11,7 +11,7 @@ from django_q.signing import SignedPackage
 
 from filestore.ids import new_id
 from jobs import clock, health, services, store
-from jobs.documents import new_job_document
+from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 from jobs.tasks import run_job
 from jobs.worker import Supervisor
@@ -31,11 +31,11 @@ def stored_without_message(
     """A job whose writer died after writing its file and before enqueuing its message."""
     written = now() - age
     document = {
-        **new_job_document(new_id(written), delay=5, now=written),
+        **Job.new(new_id(written), delay=5, now=written).to_document(),
         "status": status,
         **fields,
     }
-    return store.repository().create(document)["id"]
+    return store.repository().create(Job.from_document(document)).id
 
 
 def messages(job_id: str) -> list:
@@ -51,7 +51,7 @@ def test_it_enqueues_a_pending_job_that_has_no_message(now):
     assert report.requeued == [job_id]
     [message] = messages(job_id)
     assert message.state == "ready"
-    assert message.due_at == pytest.approx(clock.from_iso(store.repository().get(job_id)["run_at"]))
+    assert message.due_at == pytest.approx(clock.from_iso(store.repository().get(job_id).run_at))
     # The message is a real task for the worker: it runs this job.
     [(_ack_id, payload)] = store.broker().connection.dequeue(1)
     task = SignedPackage.loads(payload.decode())
@@ -104,11 +104,11 @@ def test_a_running_job_whose_lease_ran_out_and_has_no_message_runs_again(now):
 
     assert report.restarted == [job_id]
     job = store.repository().get(job_id)
-    assert job["status"] == "pending"
-    assert job["lease"] is None
-    assert job["next_attempt_at"] == clock.to_iso(now())
-    assert "worker stopped" in job["pending_reason"]
-    assert job["history"][-1]["event"] == "requeued"
+    assert job.status == "pending"
+    assert job.lease is None
+    assert job.next_attempt_at == clock.to_iso(now())
+    assert "worker stopped" in job.pending_reason
+    assert job.history[-1].event == "requeued"
     [message] = messages(job_id)
     assert message.due_at == pytest.approx(now(), abs=0.002)
     assert run_job(job_id) == "completed"
@@ -126,7 +126,7 @@ def test_a_running_job_under_a_live_lease_is_left_alone(now):
     report = recover_jobs()
 
     assert report.restarted == [] and messages(job_id) == []
-    assert store.repository().get(job_id)["status"] == "running"
+    assert store.repository().get(job_id).status == "running"
 
 
 def test_a_job_whose_message_is_dead_is_failed(now, settings):
@@ -137,16 +137,16 @@ def test_a_job_whose_message_is_dead_is_failed(now, settings):
     now.advance(5)
     [(ack_id, _payload)] = queue.dequeue(1)
     queue.fail(ack_id)
-    assert store.repository().get(job_id)["status"] == "pending"
+    assert store.repository().get(job_id).status == "pending"
     now.advance(GRACE_SECONDS)
 
     report = recover_jobs()
 
     assert report.dead_lettered == [job_id]
     job = store.repository().get(job_id)
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "delivery_failed"
-    assert "deliveries" in job["error"]["message"]
+    assert job.status == "failed"
+    assert job.error.code == "delivery_failed"
+    assert "deliveries" in job.error.message
 
 
 def test_an_old_dead_message_does_not_fail_a_job_that_was_retried_since(now):
@@ -156,7 +156,7 @@ def test_an_old_dead_message_does_not_fail_a_job_that_was_retried_since(now):
     now.advance(5)
     [(ack_id, _payload)] = queue.dequeue(1)
     queue.fail(ack_id)  # the dead-letter handler runs and fails the job
-    assert store.repository().get(job_id)["status"] == "failed"
+    assert store.repository().get(job_id).status == "failed"
     now.advance(60)
     services.job_retry(job_id=job_id)
     # Its new message is lost: the process died between a write and an enqueue.
@@ -167,7 +167,7 @@ def test_an_old_dead_message_does_not_fail_a_job_that_was_retried_since(now):
     report = recover_jobs()
 
     assert report.dead_lettered == [] and report.requeued == [job_id]
-    assert store.repository().get(job_id)["status"] == "pending"
+    assert store.repository().get(job_id).status == "pending"
     assert run_job(job_id) == "completed"
 
 
@@ -233,17 +233,17 @@ def test_the_loop_ends_when_the_cluster_dies_and_removes_its_heartbeat(now):
 def test_a_retried_job_keeps_no_dead_message_of_its_earlier_run(data_dir):
     from jobs import services, store
 
-    job = services.job_create(delay_seconds=5).job
+    job_id = services.job_create(delay_seconds=5).job_id
     broker = store.broker()
-    for info in broker.find(job["id"]):
+    for info in broker.find(job_id):
         broker.delete(info.message_id)
-    broker.enqueue("unreadable", key=job["id"])
+    broker.enqueue("unreadable", key=job_id)
     [(ack_id, _)] = broker.connection.dequeue(1)
     broker.fail(ack_id)  # dead-lettered: the handler fails the job
-    assert services.job_get(job_id=job["id"])["status"] == "failed"
+    assert services.job_get(job_id=job_id).status == "failed"
 
-    services.job_retry(job_id=job["id"])
+    services.job_retry(job_id=job_id)
 
-    states = [info.state for info in broker.find(job["id"])]
+    states = [info.state for info in broker.find(job_id)]
     assert states == ["ready"]
-    assert services.job_get(job_id=job["id"])["status"] == "pending"
+    assert services.job_get(job_id=job_id).status == "pending"

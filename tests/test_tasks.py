@@ -72,7 +72,7 @@ def assert_queued_for(job_id: str, iso: str) -> None:
 
 
 def events(job: dict) -> list[str]:
-    return [entry["event"] for entry in job["history"]]
+    return [entry.event for entry in job.history]
 
 
 # --- the happy path ----------------------------------------------------------------
@@ -84,11 +84,11 @@ def test_it_completes_a_due_job_with_a_photo_and_its_credit(now, fake):
     assert run_job(job_id) == "completed"
 
     job = read(job_id)
-    assert job["status"] == "completed"
-    assert job["started_at"] == job["finished_at"] == clock.to_iso(now())
-    assert job["attempts"] == 1
-    assert job["error"] is None and job["lease"] is None and job["pending_reason"] is None
-    photo = job["result"]
+    assert job.status == "completed"
+    assert job.started_at == job.finished_at == clock.to_iso(now())
+    assert job.attempts == 1
+    assert job.error is None and job.lease is None and job.pending_reason is None
+    photo = job.result
     assert photo["source"] == "unsplash"
     assert photo["photo_id"].startswith("fake")
     assert set(photo["urls"]) == {"raw", "full", "regular", "small", "thumb"}
@@ -114,11 +114,11 @@ def test_it_never_starts_a_job_before_its_run_at(now, fake):
     assert read(job_id) == before
     assert fake.calls == 0
     # The early message is replaced by one that becomes visible on time.
-    assert_queued_for(job_id, before["run_at"])
+    assert_queued_for(job_id, before.run_at)
 
-    now.to(before["run_at"])
+    now.to(before.run_at)
     assert run_job(job_id) == "completed"
-    assert read(job_id)["started_at"] == before["run_at"]
+    assert read(job_id).started_at == before.run_at
 
 
 def test_running_it_twice_changes_nothing_the_second_time(now, fake):
@@ -184,8 +184,8 @@ def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
         run_job(job_id)
     monkeypatch.setattr(photo_source, "take_photo", real_take_photo)
     running = read(job_id)
-    assert running["status"] == "running"
-    lease_until = running["lease"]["until"]
+    assert running.status == "running"
+    lease_until = running.lease.until
     assert lease_until == now() + run_lease_seconds()
 
     # Another delivery while the lease lives leaves the run alone, but keeps a
@@ -199,8 +199,8 @@ def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
     assert run_job(job_id) == "completed"
 
     job = read(job_id)
-    assert job["status"] == "completed"
-    assert job["attempts"] == 2
+    assert job.status == "completed"
+    assert job.attempts == 2
     assert events(job) == ["created", "started", "lease-expired", "started", "completed"]
     assert fake.calls == 1
 
@@ -262,18 +262,18 @@ def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_atte
     assert run_job(job_id) == "pending"
 
     job = read(job_id)
-    assert job["status"] == "pending"
-    assert job["lease"] is None and job["error"] is None and job["result"] is None
-    assert TRANSIENT[behaviour] in job["pending_reason"]
-    wait = clock.from_iso(job["next_attempt_at"]) - now()
+    assert job.status == "pending"
+    assert job.lease is None and job.error is None and job.result is None
+    assert TRANSIENT[behaviour] in job.pending_reason
+    wait = clock.from_iso(job.next_attempt_at) - now()
     assert 1 <= wait <= max(BACKOFF_BASE, photo_source.pool().error_cooldown_seconds) + 0.001
-    assert_queued_for(job_id, job["next_attempt_at"])
+    assert_queued_for(job_id, job.next_attempt_at)
     assert events(job)[-1] == "pending"
-    assert job["history"][-1]["detail"] == job["pending_reason"]
+    assert job.history[-1].detail == job.pending_reason
     shown = client.get(f"/api/jobs/{job_id}").json()
     assert shown["status"] == "pending"
-    assert shown["pending_reason"] == job["pending_reason"]
-    assert shown["next_attempt_at"] == job["next_attempt_at"]
+    assert shown["pending_reason"] == job.pending_reason
+    assert shown["next_attempt_at"] == job.next_attempt_at
 
 
 def test_it_fails_after_the_bounded_number_of_transient_failures(now, fake):
@@ -284,18 +284,18 @@ def test_it_fails_after_the_bounded_number_of_transient_failures(now, fake):
     for attempt in range(1, MAX_TRANSIENT_FAILURES):
         assert run_job(job_id) == "pending", attempt
         job = read(job_id)
-        waits.append(clock.from_iso(job["next_attempt_at"]) - now())
-        assert_queued_for(job_id, job["next_attempt_at"])
-        now.to(job["next_attempt_at"])
+        waits.append(clock.from_iso(job.next_attempt_at) - now())
+        assert_queued_for(job_id, job.next_attempt_at)
+        now.to(job.next_attempt_at)
 
     assert run_job(job_id) == "failed"
 
     job = read(job_id)
-    assert job["status"] == "failed"
-    assert job["attempts"] == MAX_TRANSIENT_FAILURES
-    assert job["error"]["code"] == "unsplash_unavailable"
-    assert f"gave up after {MAX_TRANSIENT_FAILURES} attempts" in job["error"]["message"]
-    assert job["pending_reason"] is None and job["next_attempt_at"] is None
+    assert job.status == "failed"
+    assert job.attempts == MAX_TRANSIENT_FAILURES
+    assert job.error.code == "unsplash_unavailable"
+    assert f"gave up after {MAX_TRANSIENT_FAILURES} attempts" in job.error.message
+    assert job.pending_reason is None and job.next_attempt_at is None
     assert fake.calls == MAX_TRANSIENT_FAILURES
     cooldown = photo_source.pool().error_cooldown_seconds
     for failures, wait in enumerate(waits, start=1):
@@ -308,14 +308,14 @@ def test_a_success_resets_the_count_of_transient_failures(now, fake):
     first = due_job(now)
     for _ in range(MAX_TRANSIENT_FAILURES - 1):
         assert run_job(first) == "pending"
-        now.to(read(first)["next_attempt_at"])
+        now.to(read(first).next_attempt_at)
     assert run_job(first) == "completed"
     photo_source.pool().clear()  # the next job must call the source again
 
     fake.script(["server_error_500"])
     second = due_job(now)
     assert run_job(second) == "pending"
-    assert read(second)["transient_failures"] == 1
+    assert read(second).transient_failures == 1
 
 
 def test_backoff_grows_exponentially_with_full_jitter_up_to_a_cap():
@@ -346,21 +346,21 @@ def test_a_rate_limit_makes_jobs_wait_with_growing_probes_until_it_lifts(now, fa
         assert [run_job(job_id) for job_id in job_ids] == ["pending"] * len(job_ids)
         assert fake.calls == probe + 1, "one probe per interval, not one call per job"
         jobs = [read(job_id) for job_id in job_ids]
-        next_attempts = {job["next_attempt_at"] for job in jobs}
+        next_attempts = {job.next_attempt_at for job in jobs}
         assert len(next_attempts) == 1
         [next_attempt] = next_attempts
         interval = min(15 * 2**probe, 300)
         assert interval <= clock.from_iso(next_attempt) - now() <= interval * 1.2 + 0.001
         for job in jobs:
-            assert "limit" in job["pending_reason"]
-            assert job["error"] is None
-            assert_queued_for(job["id"], next_attempt)
+            assert "limit" in job.pending_reason
+            assert job.error is None
+            assert_queued_for(job.id, next_attempt)
         now.to(next_attempt)
 
     fake.behaviour = "ok"
     assert [run_job(job_id) for job_id in job_ids] == ["completed"] * len(job_ids)
     assert fake.calls == probes + 1
-    assert len({read(job_id)["result"]["photo_id"] for job_id in job_ids}) == len(job_ids)
+    assert len({read(job_id).result["photo_id"] for job_id in job_ids}) == len(job_ids)
 
 
 def test_an_invalid_access_key_fails_the_job_at_once(now, fake):
@@ -371,11 +371,11 @@ def test_an_invalid_access_key_fails_the_job_at_once(now, fake):
     assert run_job(job_id) == "failed"
 
     job = read(job_id)
-    assert job["status"] == "failed"
-    assert job["attempts"] == 1
-    assert job["error"]["code"] == "unsplash_unauthorized"
-    assert "UNSPLASH_ACCESS_KEY" in job["error"]["message"]
-    assert job["finished_at"] == clock.to_iso(now())
+    assert job.status == "failed"
+    assert job.attempts == 1
+    assert job.error.code == "unsplash_unauthorized"
+    assert "UNSPLASH_ACCESS_KEY" in job.error.message
+    assert job.finished_at == clock.to_iso(now())
     assert ready_due_times(job_id) == messages_before  # no retry is queued
 
 
@@ -399,10 +399,10 @@ def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypa
     assert queue.dequeue(1) == []  # the expired lease goes to dead/, which fails the job
 
     job = read(job_id)
-    assert job["status"] == "failed"
-    assert job["lease"] is None
-    assert job["error"]["code"] == "delivery_failed"
-    assert f"after {settings.JOBS_MAX_DELIVERIES} deliveries" in job["error"]["message"]
+    assert job.status == "failed"
+    assert job.lease is None
+    assert job.error.code == "delivery_failed"
+    assert f"after {settings.JOBS_MAX_DELIVERIES} deliveries" in job.error.message
     assert [m.state for m in store.broker().find(job_id)] == ["dead"]
 
 
@@ -414,10 +414,10 @@ def test_a_dead_message_fails_a_waiting_job_without_leaving_its_wait_behind(now,
     dead_letter(job_id, b"")
 
     job = read(job_id)
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "delivery_failed"
-    assert job["pending_reason"] is None and job["next_attempt_at"] is None
-    assert job["transient_failures"] == 0  # a retry by an operator starts afresh
+    assert job.status == "failed"
+    assert job.error.code == "delivery_failed"
+    assert job.pending_reason is None and job.next_attempt_at is None
+    assert job.transient_failures == 0  # a retry by an operator starts afresh
 
 
 def test_a_dead_message_leaves_a_finished_job_alone(now, fake):
@@ -443,7 +443,7 @@ def test_a_demo_key_budget_of_50_calls_completes_500_jobs(now, fake, monkeypatch
     outcomes = [run_job(job_id) for job_id in job_ids]
 
     assert outcomes == ["completed"] * 500
-    photos = {read(job_id)["result"]["photo_id"] for job_id in job_ids}
+    photos = {read(job_id).result["photo_id"] for job_id in job_ids}
     assert len(photos) == 500, "each photo goes to exactly one job"
     assert fake.calls == 17  # ceil(500 / 30): one call per batch of 30
     assert fake.remaining == 50 - 17

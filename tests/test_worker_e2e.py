@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs import clock, services, store
+from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS
 from tests.fake_unsplash import FakeUnsplash
 from tests.test_recovery import stored_without_message
@@ -60,17 +61,17 @@ def create_jobs(delays) -> list[str]:
     return [services.job_create(delay_seconds=delay).job["id"] for delay in delays]
 
 
-def finished(job_ids: list[str]) -> list[dict] | None:
+def finished(job_ids: list[str]) -> list[Job] | None:
     jobs = [store.repository().get(job_id) for job_id in job_ids]
-    return jobs if all(job["status"] in FINAL for job in jobs) else None
+    return jobs if all(job.status in FINAL for job in jobs) else None
 
 
 def job_files(data_dir: Path, job_id: str) -> list[str]:
     return sorted(path.name for path in (data_dir / "jobs").rglob(f"{job_id}_*.json"))
 
 
-def started_at(job: dict) -> list[float]:
-    return [clock.from_iso(e["at"]) for e in job["history"] if e["event"] == "started"]
+def started_at(job: Job) -> list[float]:
+    return [clock.from_iso(e.at) for e in job.history if e.event == "started"]
 
 
 def test_jobs_complete_with_photos_and_none_starts_before_its_run_at(start_cluster, fake):
@@ -80,15 +81,15 @@ def test_jobs_complete_with_photos_and_none_starts_before_its_run_at(start_clust
     jobs = wait_for(lambda: finished(job_ids), timeout=30, what="the jobs to finish")
 
     for job in jobs:
-        assert job["status"] == "completed", job
-        assert job["result"]["source"] == "unsplash"
-        assert job["result"]["urls"]["regular"].startswith(fake.url)
-        assert job["result"]["photographer_name"]
-        run_at = clock.from_iso(job["run_at"])
-        assert all(start >= run_at for start in started_at(job)), job["history"]
+        assert job.status == "completed", job
+        assert job.result["source"] == "unsplash"
+        assert job.result["urls"]["regular"].startswith(fake.url)
+        assert job.result["photographer_name"]
+        run_at = clock.from_iso(job.run_at)
+        assert all(start >= run_at for start in started_at(job)), job.history
         # ...and not much later either: the delay is the broker's, not a poll's.
-        assert clock.from_iso(job["started_at"]) - run_at < 3
-    assert len({job["result"]["photo_id"] for job in jobs}) == len(jobs)
+        assert clock.from_iso(job.started_at) - run_at < 3
+    assert len({job.result["photo_id"] for job in jobs}) == len(jobs)
     assert fake.calls == 1  # one batch of 30 serves all ten
 
     assert cluster.stop() == 0
@@ -106,12 +107,12 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
     job_ids = create_jobs([1] * 6)
 
     def two_running() -> list[str]:
-        running = [j for j in job_ids if store.repository().get(j)["status"] == "running"]
+        running = [j for j in job_ids if store.repository().get(j).status == "running"]
         return running if len(running) == 2 else []
 
     interrupted = wait_for(two_running, timeout=20, what="both workers to be mid-job")
     first.kill()
-    assert {store.repository().get(j)["status"] for j in interrupted} == {"running"}
+    assert {store.repository().get(j).status for j in interrupted} == {"running"}
 
     fake.behaviour = "ok"
     restarted_at = time.monotonic()
@@ -121,13 +122,13 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
     took = time.monotonic() - restarted_at
 
     for job in jobs:
-        assert job["status"] == "completed", job
-        assert job_files(data_dir, job["id"]) == [f"{job['id']}_completed.json"]
-        events = [entry["event"] for entry in job["history"]]
+        assert job.status == "completed", job
+        assert job_files(data_dir, job.id) == [f"{job['id']}_completed.json"]
+        events = [entry.event for entry in job.history]
         assert events.count("completed") == 1
-        if job["id"] in interrupted:
+        if job.id in interrupted:
             assert "lease-expired" in events, events  # taken over from the killed run
-            assert job["attempts"] == 2
+            assert job.attempts == 2
     assert took < 6 + 20
     assert second.stop() == 0
 
@@ -138,7 +139,7 @@ def test_a_sigterm_mid_job_stops_the_cluster_cleanly_and_loses_nothing(start_clu
     first = start_cluster(fake=fake, **env)
     job_ids = create_jobs([1] * 4)
     wait_for(
-        lambda: [store.repository().get(j)["status"] for j in job_ids].count("running") == 2,
+        lambda: [store.repository().get(j).status for j in job_ids].count("running") == 2,
         timeout=20,
         what="both workers to be mid-job",
     )
@@ -150,7 +151,7 @@ def test_a_sigterm_mid_job_stops_the_cluster_cleanly_and_loses_nothing(start_clu
     fake.behaviour = "ok"
     second = start_cluster(fake=fake, **env)
     jobs = wait_for(lambda: finished(job_ids), timeout=6 + 20, what="every job to finish")
-    assert [job["status"] for job in jobs] == ["completed"] * 4
+    assert [job.status for job in jobs] == ["completed"] * 4
     assert second.stop() == 0
 
 
@@ -162,8 +163,8 @@ def test_a_job_stored_without_its_message_runs_after_a_restart(start_cluster, da
     cluster = start_cluster()
 
     [job] = wait_for(lambda: finished([job_id]), timeout=20, what="the orphaned job to run")
-    assert job["status"] == "completed"
-    assert job["result"]["source"] == "demo"
+    assert job.status == "completed"
+    assert job.result["source"] == "demo"
     assert "requeued 1 pending" in cluster.log()
     assert cluster.stop() == 0
 
@@ -201,8 +202,8 @@ def test_a_thousand_pending_jobs_cost_files_not_processes_or_threads(start_clust
         assert census.processes <= idle.processes, (idle, census)
         # django-q2's queues start a feeder thread on first use; nothing more.
         assert census.threads <= idle.threads + 3, (idle, census)
-    assert all(job["status"] == "completed" for job in jobs)
-    assert all(clock.from_iso(job["started_at"]) >= clock.from_iso(job["run_at"]) for job in jobs)
+    assert all(job.status == "completed" for job in jobs)
+    assert all(clock.from_iso(job.started_at) >= clock.from_iso(job.run_at) for job in jobs)
     assert store.repository().counts() == {
         "pending": 0,
         "running": 0,

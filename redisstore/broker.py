@@ -1,0 +1,106 @@
+"""django-q2's broker interface over :class:`redisstore.queue.RedisQueue`.
+
+Configured with ``Q_CLUSTER["broker_class"] = "redisstore.broker.RedisBroker"``.
+It is :class:`filestore.broker.FileBroker` with the queue in Redis: the
+same methods, the same settings, the same lease (``Q_CLUSTER["retry"]``
+seconds), plus
+
+- ``JOBS_REDIS_URL`` (required): ``redis://host:port/db``.
+
+With Redis out of reach, putting a message on the queue raises
+:class:`redisstore.Unavailable` (nothing is acknowledged to the client
+that asked for it), while the worker's side waits and tries again: the
+pusher does not die, and an acknowledgement that cannot be sent leaves the
+lease to run out, after which the (idempotent) task runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import redis
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django_q.conf import Conf
+
+from filestore.broker import DEFAULT_MAX_DELIVERIES, FileBroker, _dead_letter_handler
+from redisstore.connection import Unavailable, connect, describe
+from redisstore.queue import NAME_PATTERN, RedisQueue
+
+logger = logging.getLogger(__name__)
+
+# How long the pusher waits before asking an unreachable Redis again.
+RECONNECT_PAUSE_SECONDS = 1.0
+
+
+class RedisBroker(FileBroker):
+    """Task messages in Redis; see :mod:`redisstore.queue` for the keys."""
+
+    connection: RedisQueue  # type: ignore[assignment]
+
+    @staticmethod
+    def get_connection(list_key: str | None = None) -> RedisQueue:  # type: ignore[override]
+        return open_queue(list_key or Conf.CLUSTER_NAME)
+
+    def dequeue(self) -> list[tuple[str, str]] | None:
+        try:
+            messages = super().dequeue()
+        except Unavailable as exc:
+            # django-q2's pusher stops for good on an exception from here;
+            # waiting and asking again is what makes the worker reconnect.
+            logger.warning(
+                "queue unavailable, asking again in %.0f s: %s", RECONNECT_PAUSE_SECONDS, exc
+            )
+            time.sleep(RECONNECT_PAUSE_SECONDS)
+            return None
+        return messages
+
+    def acknowledge(self, task_id: str) -> None:
+        try:
+            self.connection.acknowledge(task_id)
+        except Unavailable:
+            logger.warning("could not acknowledge %s; its lease will run out", task_id)
+
+    def fail(self, task_id: str) -> None:
+        try:
+            self.connection.fail(task_id)
+        except Unavailable:
+            logger.warning("could not dead-letter %s; its lease will run out", task_id)
+
+    def info(self) -> str:
+        if not self._info:
+            self._info = f"Redis queue {describe(self.connection.client)} {self.connection.prefix}"
+        return self._info
+
+
+def open_queue(name: str) -> RedisQueue:
+    """The queue ``name`` as the settings describe it."""
+    if NAME_PATTERN.fullmatch(name) is None:
+        raise ImproperlyConfigured(f"queue name {name!r} cannot be used in a Redis key")
+    url = getattr(settings, "JOBS_REDIS_URL", None)
+    if not url:
+        raise ImproperlyConfigured("JOBS_REDIS_URL must be set to use the Redis broker")
+    max_deliveries = getattr(settings, "JOBS_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES)
+    if not isinstance(max_deliveries, int) or max_deliveries < 1:
+        raise ImproperlyConfigured(
+            f"JOBS_MAX_DELIVERIES must be an integer >= 1, not {max_deliveries!r}"
+        )
+    return RedisQueue(
+        client(url),
+        name,
+        lease_seconds=Conf.RETRY,
+        max_deliveries=max_deliveries,
+        on_dead=_dead_letter_handler(),
+    )
+
+
+@functools.cache
+def client(url: str) -> redis.Redis:
+    """One client (one connection pool) per URL and process, shared by its users."""
+    try:
+        return connect(url)
+    except ValueError as exc:
+        # Not the URL itself: it may carry a password.
+        raise ImproperlyConfigured(f"JOBS_REDIS_URL is not a Redis URL: {exc}") from exc

@@ -1,0 +1,476 @@
+"""A message queue on Redis with delayed delivery and leases: :class:`RedisQueue`.
+
+It keeps the promises of :class:`filestore.queue.FileQueue` (same methods,
+same :class:`~filestore.queue.MessageInfo`), for queues shared by several
+machines. Keys of the queue ``name`` (``<p>`` is ``<namespace>:queue:{name}``;
+the braces make Redis Cluster keep them in one slot, which scripts need)::
+
+    <p>:ready       sorted set  message id, scored by its due time (ms)
+    <p>:leased      sorted set  message id, scored by its lease expiry (ms)
+    <p>:dead        sorted set  message id, scored by when it was dead-lettered (ms)
+    <p>:body        hash        message id -> payload
+    <p>:deliveries  hash        message id -> how often it was handed out
+    <p>:key         hash        message id -> key (job id), for keyed messages
+    <p>:bykey       sorted set  "<key>/<message id>", all scores 0: by key, by range
+
+A message is in exactly one of the three sorted sets. Every change is one
+Lua script, which Redis runs alone, start to end: a claim (ready ->
+leased), an acknowledgement, a lease running out (leased -> ready, or ->
+dead after ``max_deliveries``), a dead-lettering. So of several consumers
+on any number of machines exactly one claims a message, and a message is
+never half moved; nothing is decided in Python between a read and a write.
+
+Times come from the caller's ``clock``, not from the Redis server: the
+injected clock of the tests, and the same clock the file queue uses. Hosts
+sharing a queue must keep their clocks in step (NTP), as they must for
+the job files' times anyway.
+
+The ack id of a lease is ``<message id>-<deliveries>``, and a lease is
+acknowledged only if the message is still leased with that delivery count:
+a consumer whose lease ran out cannot remove the message's next lease.
+
+Durability is Redis's own: with ``appendonly yes`` and ``appendfsync
+everysec`` (the usual production setting) an acknowledged enqueue survives a
+crash of the Redis process and at most the last second is lost in a power
+cut; ``durable`` makes no difference here. Job messages survive such a loss
+anyway: the recovery pass enqueues again a pending job that has no message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+import redis
+
+from filestore.queue import KEY_PATTERN, MessageInfo, State
+from redisstore.connection import Unavailable, reporting_unavailable
+
+logger = logging.getLogger(__name__)
+
+# A queue name becomes part of a key; braces would break the hash tag.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+_MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{20}")
+_ACK_ID_PATTERN = re.compile(r"(?P<message_id>[0-9a-f]{20})-(?P<deliveries>[1-9]\d{0,5})")
+
+# Leases expired per dequeue: bounds the time one script holds Redis when a
+# whole cluster died with many leases; the rest go on the next dequeues.
+_EXPIRE_BATCH = 200
+# Messages removed per script by purge: same reason.
+_PURGE_BATCH = 1000
+
+# The keys every script receives, in this order.
+_KEY_NAMES = ("ready", "leased", "dead", "body", "deliveries", "key", "bykey")
+
+_PRELUDE = """
+local READY, LEASED, DEAD, BODY, DELIVERIES, KEY, BYKEY =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
+local function forget(id)
+    local key = redis.call('HGET', KEY, id)
+    if key then
+        redis.call('ZREM', BYKEY, key .. '/' .. id)
+    end
+    redis.call('ZREM', READY, id)
+    redis.call('ZREM', LEASED, id)
+    redis.call('ZREM', DEAD, id)
+    redis.call('HDEL', BODY, id)
+    redis.call('HDEL', DELIVERIES, id)
+    redis.call('HDEL', KEY, id)
+end
+
+-- Whether id is leased under the ack id's delivery count.
+local function holds_lease(id, deliveries)
+    return redis.call('ZSCORE', LEASED, id)
+        and redis.call('HGET', DELIVERIES, id) == deliveries
+end
+"""
+
+# ARGV: message id, due ms, payload, key ('' for none)
+_ENQUEUE = """
+redis.call('HSET', BODY, ARGV[1], ARGV[3])
+redis.call('HSET', DELIVERIES, ARGV[1], 0)
+if ARGV[4] ~= '' then
+    redis.call('HSET', KEY, ARGV[1], ARGV[4])
+    redis.call('ZADD', BYKEY, 0, ARGV[4] .. '/' .. ARGV[1])
+end
+redis.call('ZADD', READY, ARGV[2], ARGV[1])
+return 1
+"""
+
+# ARGV: now ms, limit, lease ms, max deliveries, expire batch
+# Returns {claimed {id, deliveries, payload}..., buried {id, deliveries, key,
+# payload}..., requeued {id, deliveries, key}..., next due ms or ''}.
+_DEQUEUE = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local lease_ms = tonumber(ARGV[3])
+local max_deliveries = tonumber(ARGV[4])
+
+local buried, requeued = {}, {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASED, '-inf', now, 'LIMIT', 0, ARGV[5])) do
+    redis.call('ZREM', LEASED, id)
+    local deliveries = tonumber(redis.call('HGET', DELIVERIES, id) or '0')
+    local key = redis.call('HGET', KEY, id) or ''
+    if deliveries >= max_deliveries then
+        redis.call('ZADD', DEAD, now, id)
+        buried[#buried + 1] = {id, deliveries, key, redis.call('HGET', BODY, id) or ''}
+    else
+        redis.call('ZADD', READY, now, id)
+        requeued[#requeued + 1] = {id, deliveries, key}
+    end
+end
+
+local claimed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', READY, '-inf', now, 'LIMIT', 0, limit)) do
+    redis.call('ZREM', READY, id)
+    local deliveries = redis.call('HINCRBY', DELIVERIES, id, 1)
+    redis.call('ZADD', LEASED, now + lease_ms, id)
+    claimed[#claimed + 1] = {id, deliveries, redis.call('HGET', BODY, id) or ''}
+end
+
+local next_due = ''
+if #claimed < limit then
+    local first = redis.call('ZRANGE', READY, 0, 0, 'WITHSCORES')
+    if first[2] then
+        next_due = first[2]
+    end
+end
+return {claimed, buried, requeued, next_due}
+"""
+
+# ARGV: message id, deliveries
+_ACKNOWLEDGE = """
+if holds_lease(ARGV[1], ARGV[2]) then
+    forget(ARGV[1])
+    return 1
+end
+return 0
+"""
+
+# ARGV: message id, deliveries, now ms. Returns {key, payload} or nil.
+_FAIL = """
+if not holds_lease(ARGV[1], ARGV[2]) then
+    return nil
+end
+redis.call('ZREM', LEASED, ARGV[1])
+redis.call('ZADD', DEAD, ARGV[3], ARGV[1])
+return {redis.call('HGET', KEY, ARGV[1]) or '', redis.call('HGET', BODY, ARGV[1]) or ''}
+"""
+
+# ARGV: key. Returns {id, state, score, deliveries}... for the key's messages.
+_FIND = """
+local found = {}
+local prefix = ARGV[1] .. '/'
+for _, member in ipairs(redis.call('ZRANGEBYLEX', BYKEY, '[' .. prefix, '(' .. ARGV[1] .. '0')) do
+    local id = string.sub(member, #prefix + 1)
+    local deliveries = redis.call('HGET', DELIVERIES, id) or '0'
+    for _, state in ipairs({{'ready', READY}, {'leased', LEASED}, {'dead', DEAD}}) do
+        local score = redis.call('ZSCORE', state[2], id)
+        if score then
+            found[#found + 1] = {id, state[1], score, deliveries}
+        end
+    end
+end
+return found
+"""
+
+# ARGV: key. Returns how many messages were removed.
+_DELETE_KEY = """
+local removed = 0
+local prefix = ARGV[1] .. '/'
+for _, member in ipairs(redis.call('ZRANGEBYLEX', BYKEY, '[' .. prefix, '(' .. ARGV[1] .. '0')) do
+    forget(string.sub(member, #prefix + 1))
+    removed = removed + 1
+end
+return removed
+"""
+
+# ARGV: message id
+_DELETE = """
+if redis.call('HEXISTS', DELIVERIES, ARGV[1]) == 0 then
+    return 0
+end
+forget(ARGV[1])
+return 1
+"""
+
+# ARGV: batch size. Returns how many ready and leased messages were removed.
+_PURGE = """
+local removed = 0
+for _, set in ipairs({READY, LEASED}) do
+    for _, id in ipairs(redis.call('ZRANGE', set, 0, tonumber(ARGV[1]) - 1)) do
+        forget(id)
+        removed = removed + 1
+    end
+end
+return removed
+"""
+
+# Returns the keys of dead messages (with repeats, without unkeyed ones).
+_DEAD_KEYS = """
+local keys = {}
+for _, id in ipairs(redis.call('ZRANGE', DEAD, 0, -1)) do
+    local key = redis.call('HGET', KEY, id)
+    if key then
+        keys[#keys + 1] = key
+    end
+end
+return keys
+"""
+
+# Returns the keys of ready and leased messages (with repeats).
+_LIVE_KEYS = """
+local keys = {}
+for _, member in ipairs(redis.call('ZRANGE', BYKEY, 0, -1)) do
+    local slash = string.find(member, '/', 1, true)
+    if not redis.call('ZSCORE', DEAD, string.sub(member, slash + 1)) then
+        keys[#keys + 1] = string.sub(member, 1, slash - 1)
+    end
+end
+return keys
+"""
+
+
+class RedisQueue:
+    """One named queue in Redis; see the module docstring for the keys."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        *,
+        lease_seconds: float,
+        max_deliveries: int,
+        clock: Callable[[], float] = time.time,
+        on_dead: Callable[[str | None, bytes], None] | None = None,
+        namespace: str = "jobs",
+    ) -> None:
+        if NAME_PATTERN.fullmatch(name) is None:
+            raise ValueError(f"invalid queue name {name!r}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
+        if max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+        self.client = client
+        self.name = name
+        self.lease_seconds = lease_seconds
+        self.max_deliveries = max_deliveries
+        self.clock = clock
+        self.on_dead = on_dead
+        self.prefix = f"{namespace}:queue:{{{name}}}"
+        self._keys = [f"{self.prefix}:{part}" for part in _KEY_NAMES]
+        self._ready, self._leased, self._dead = self._keys[:3]
+        # Set by dequeue when it found nothing more due: when the next message
+        # falls due (None: nothing waiting), so a consumer can sleep until then.
+        self.next_due_at: float | None = None
+        # Scripts are sent by their SHA; after a Redis restart empties its
+        # script cache, the client sends the source again by itself.
+        self._scripts = {
+            name: client.register_script(_PRELUDE + source)
+            for name, source in (
+                ("enqueue", _ENQUEUE),
+                ("dequeue", _DEQUEUE),
+                ("acknowledge", _ACKNOWLEDGE),
+                ("fail", _FAIL),
+                ("find", _FIND),
+                ("delete_key", _DELETE_KEY),
+                ("delete", _DELETE),
+                ("purge", _PURGE),
+                ("dead_keys", _DEAD_KEYS),
+                ("live_keys", _LIVE_KEYS),
+            )
+        }
+
+    def _run(self, script: str, *args: object) -> object:
+        with reporting_unavailable(self.client):
+            return self._scripts[script](keys=self._keys, args=args)
+
+    # -- producing and consuming ---------------------------------------------
+
+    def enqueue(
+        self,
+        payload: bytes | str,
+        *,
+        due_at: float | None = None,
+        key: str | None = None,
+        durable: bool = True,
+    ) -> str:
+        """Add a message that becomes visible at ``due_at`` (default: now); return its id.
+
+        ``durable`` is accepted for the file queue's sake; Redis's own
+        persistence settings decide (see the module docstring).
+        """
+        if key is not None and KEY_PATTERN.fullmatch(key) is None:
+            raise ValueError(f"invalid message key {key!r}")
+        if isinstance(payload, str):
+            payload = payload.encode()
+        at = self.clock() if due_at is None else due_at
+        message_id = secrets.token_hex(10)
+        self._run("enqueue", message_id, _to_ms(at), payload, key or "")
+        return message_id
+
+    def dequeue(self, limit: int) -> list[tuple[str, bytes]]:
+        """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
+
+        Leases that ran out are handled first, in the same script: each goes
+        back to ready (due now) or, after ``max_deliveries``, to dead.
+        """
+        self.next_due_at = None
+        if limit < 1:
+            return []
+        now_ms = _to_ms(self.clock())
+        claimed, buried, requeued, next_due = self._run(
+            "dequeue",
+            now_ms,
+            limit,
+            _to_ms(self.lease_seconds),
+            self.max_deliveries,
+            _EXPIRE_BATCH,
+        )
+        for message_id, deliveries, key in requeued:
+            logger.warning(
+                "message %s (key %s) lease ran out after delivery %d; ready again",
+                message_id.decode(),
+                key.decode() or None,
+                deliveries,
+            )
+        for message_id, deliveries, key, payload in buried:
+            self._report_dead(message_id.decode(), key.decode() or None, payload, deliveries)
+        if next_due:
+            self.next_due_at = int(float(next_due)) / 1000
+        return [
+            (f"{message_id.decode()}-{deliveries}", payload)
+            for message_id, deliveries, payload in claimed
+        ]
+
+    def acknowledge(self, ack_id: str) -> None:
+        """Remove a leased message for good; an unknown or already removed ack id is fine."""
+        message_id, deliveries = _parse_ack_id(ack_id)
+        self._run("acknowledge", message_id, deliveries)
+
+    def fail(self, ack_id: str) -> None:
+        """Dead-letter a leased message at once and report it through ``on_dead``."""
+        message_id, deliveries = _parse_ack_id(ack_id)
+        buried = self._run("fail", message_id, deliveries, _to_ms(self.clock()))
+        if buried is not None:
+            key, payload = buried
+            self._report_dead(message_id, key.decode() or None, payload, int(deliveries))
+
+    def due_within(self, seconds: float) -> int:
+        """How many ready messages fall due within ``seconds`` from now (or are due)."""
+        with reporting_unavailable(self.client):
+            return int(self.client.zcount(self._ready, "-inf", _to_ms(self.clock() + seconds)))
+
+    # -- introspection and maintenance ------------------------------------------
+
+    def counts(self) -> dict[str, int | float]:
+        """Messages per state; ``due`` is the part of ``ready`` that may be handed out now."""
+        now_ms = _to_ms(self.clock())
+        with reporting_unavailable(self.client):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zcard(self._ready)
+            pipe.zcount(self._ready, "-inf", now_ms)
+            pipe.zcard(self._leased)
+            pipe.zcard(self._dead)
+            pipe.zrange(self._ready, 0, 0, withscores=True)
+            ready, due, leased, dead, first = pipe.execute()
+        lateness_ms = 0
+        if first and first[0][1] <= now_ms:
+            lateness_ms = now_ms - int(first[0][1])
+        return {
+            "ready": ready,
+            "due": due,
+            "leased": leased,
+            "dead": dead,
+            "oldest_due_lateness_seconds": lateness_ms / 1000,
+        }
+
+    def keys(self) -> set[str]:
+        """Keys of all ready and leased messages: the jobs that still have a message."""
+        return {key.decode() for key in self._run("live_keys")}
+
+    def dead_keys(self) -> set[str]:
+        """Keys of all dead-lettered messages."""
+        return {key.decode() for key in self._run("dead_keys")}
+
+    def find(self, key: str) -> list[MessageInfo]:
+        """Every message of ``key``, in any state."""
+        if KEY_PATTERN.fullmatch(key) is None:
+            return []
+        found = []
+        for message_id, state_name, score, deliveries in self._run("find", key):
+            state: State = state_name.decode()
+            at = int(float(score)) / 1000
+            found.append(
+                MessageInfo(
+                    message_id=message_id.decode(),
+                    key=key,
+                    state=state,
+                    deliveries=int(deliveries),
+                    due_at=at if state == "ready" else None,
+                    lease_until=at if state == "leased" else None,
+                    dead_at=at if state == "dead" else None,
+                )
+            )
+        return found
+
+    def delete_key(self, key: str) -> int:
+        """Remove every message of ``key`` (any state); return how many."""
+        if KEY_PATTERN.fullmatch(key) is None:
+            return 0
+        return int(self._run("delete_key", key))
+
+    def delete(self, message_id: str) -> bool:
+        """Remove the message ``message_id`` (any state); return whether it existed."""
+        if not isinstance(message_id, str) or _MESSAGE_ID_PATTERN.fullmatch(message_id) is None:
+            return False
+        return self._run("delete", message_id) == 1
+
+    def purge(self) -> int:
+        """Remove every ready and leased message; return how many. Dead letters are kept."""
+        removed = 0
+        while batch := int(self._run("purge", _PURGE_BATCH)):
+            removed += batch
+        return removed
+
+    def ping(self) -> bool:
+        """Whether Redis answers."""
+        try:
+            with reporting_unavailable(self.client):
+                return bool(self.client.ping())
+        except Unavailable:
+            logger.exception("queue %s is unreachable", self.prefix)
+            return False
+
+    # -- internals ------------------------------------------------------------
+
+    def _report_dead(
+        self, message_id: str, key: str | None, payload: bytes, deliveries: int
+    ) -> None:
+        logger.error(
+            "message %s (key %s) dead-lettered after %d deliveries", message_id, key, deliveries
+        )
+        if self.on_dead is None:
+            return
+        try:
+            self.on_dead(key, payload)
+        except Exception:
+            # The message is safely dead-lettered whatever the handler does; a
+            # handler error must not stop the consumer that found it.
+            logger.exception("dead-letter handler failed for key %s", key)
+
+
+def _to_ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _parse_ack_id(ack_id: str) -> tuple[str, str]:
+    match = _ACK_ID_PATTERN.fullmatch(ack_id) if isinstance(ack_id, str) else None
+    if match is None:
+        raise ValueError(f"invalid ack id {ack_id!r}")
+    return match["message_id"], match["deliveries"]

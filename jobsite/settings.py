@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "jobs.metrics.MetricsMiddleware",
     "jobs.api.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before whitenoise, so the files it serves carry a CSP too.
+    "jobsite.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -177,9 +179,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.JsonParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # No authentication: nothing under /api/ reads the session cookie, so
+    # the API needs no CSRF checks (DRF views are CSRF-exempt without
+    # SessionAuthentication). Unsafe requests must be JSON: see jobs.api.parsers.
+    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.parsers.RequestsSendJson"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.CreateThrottle"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -194,6 +200,51 @@ SPECTACULAR_SETTINGS = {
         "jobs.api.schema.finish_schema",
     ],
 }
+
+# --- Security: HTTPS, headers, throttling -----------------------------------
+# JOBS_HTTPS=true when the site is served over TLS (directly or behind a
+# proxy): redirect http to https, send HSTS, mark cookies Secure. Off for
+# `make run` on plain http.
+JOBS_HTTPS = envbool("JOBS_HTTPS", False)
+SECURE_SSL_REDIRECT = JOBS_HTTPS
+# Load balancers probe health over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SESSION_COOKIE_SECURE = JOBS_HTTPS
+CSRF_COOKIE_SECURE = JOBS_HTTPS
+SECURE_HSTS_SECONDS = envint("JOBS_HSTS_SECONDS", 365 * 24 * 3600 if JOBS_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("JOBS_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("JOBS_HSTS_PRELOAD", False)
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto).
+# Set it only behind a proxy that always sets or strips it: a client could
+# otherwise claim https itself.
+_PROXY_SSL_HEADER = envstr("JOBS_PROXY_SSL_HEADER", "")
+if _PROXY_SSL_HEADER and not all(c.isalnum() or c == "-" for c in _PROXY_SSL_HEADER):
+    raise ImproperlyConfigured(
+        f"JOBS_PROXY_SSL_HEADER={_PROXY_SSL_HEADER!r} is not a header name "
+        "(e.g. X-Forwarded-Proto)."
+    )
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https") if _PROXY_SSL_HEADER else None
+)
+# How many proxies of ours add to X-Forwarded-For; 0: the peer is the client.
+JOBS_NUM_PROXIES = envint("JOBS_NUM_PROXIES", 0, minimum=0, maximum=10)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Where the page may load photos from (its Content-Security-Policy img-src).
+JOBS_PHOTO_HOSTS = envlist("JOBS_PHOTO_HOSTS", ["https://images.unsplash.com"])
+for _host in JOBS_PHOTO_HOSTS:
+    if not _host.startswith("https://") or any(c in _host for c in " ;,'\""):
+        raise ImproperlyConfigured(
+            f"JOBS_PHOTO_HOSTS holds {_host!r}; list https:// origins, comma-separated."
+        )
+# Creates per client address: a token bucket of BURST refilled at RATE per
+# second (0 turns it off), kept in each web process's memory.
+JOBS_THROTTLE_CREATE_RATE = envint("JOBS_THROTTLE_CREATE_RATE", 50, minimum=0)
+JOBS_THROTTLE_CREATE_BURST = envint("JOBS_THROTTLE_CREATE_BURST", 200, minimum=1)
+# Failed admin logins per address and username: this many, then one more
+# per WINDOW / FAILURES seconds.
+JOBS_THROTTLE_LOGIN_FAILURES = envint("JOBS_THROTTLE_LOGIN_FAILURES", 5, minimum=1)
+JOBS_THROTTLE_LOGIN_WINDOW = envint("JOBS_THROTTLE_LOGIN_WINDOW", 300, minimum=1)
 
 # --- django-q2 -------------------------------------------------------------
 # The broker is our file queue; no job data and no task results go to the

@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from jobs import metrics, page
-from jobs.api.views import not_found as api_not_found
+from jobs.api.handlers import unknown_api_path
 
 urlpatterns = [
-    re_path(r"^api$", api_not_found),
+    re_path(r"^api$", unknown_api_path),
     path("api/", include("jobs.api.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
@@ -14,5 +14,7 @@ urlpatterns = [
     re_path(r"^(?!api/|admin/|assets/|static/).*$", page.index, name="page"),
 ]
 
+handler400 = "jobs.api.handlers.bad_request"
+handler403 = "jobs.api.handlers.permission_denied"
 handler404 = "jobs.api.handlers.not_found"
 handler500 = "jobs.api.handlers.server_error"

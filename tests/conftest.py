@@ -40,3 +40,11 @@ def move_clock(monkeypatch):
         monkeypatch.setattr(clock, "now", lambda: start + seconds)
 
     return move
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Throttle buckets live in the process's memory: each test starts with full ones."""
+    from jobs.api import throttling
+
+    throttling.reset()

@@ -37,7 +37,10 @@ def fixed_clock(monkeypatch):
 def _post(client, body="", content_type="application/json", path="/api/jobs", **headers):
     if not isinstance(body, str | bytes):
         body = json.dumps(body)
-    return client.post(path, data=body, content_type=content_type, headers=headers)
+    # CONTENT_TYPE too: the test client drops the content type of an empty body.
+    return client.post(
+        path, data=body, content_type=content_type, headers=headers, CONTENT_TYPE=content_type
+    )
 
 
 def _stored_jobs() -> list[dict]:
@@ -100,8 +103,8 @@ def test_it_answers_with_and_without_a_trailing_slash(client, path):
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [("", "application/json"), ("", "text/plain"), ({}, "application/json")],
-    ids=["no body", "no body, no JSON type", "empty object"],
+    [("", "application/json"), ({}, "application/json")],
+    ids=["no body", "empty object"],
 )
 def test_it_picks_a_random_delay_when_none_is_given(client, body, content_type):
     response = _post(client, body, content_type=content_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from django.core.exceptions import RequestDataTooBig
@@ -9,9 +10,30 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 from jobs.api.problems import problem_response
+from jobs.api.throttling import retry_after
 from jobs.errors import InvalidInput, JobError
 
 logger = logging.getLogger(__name__)
+
+# Errors of the file system that no retry by the client can fix, but an
+# operator can (free space, remount, fix permissions or the disk): the
+# service is unavailable, not broken, so clients get a 503 to retry later.
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EROFS, errno.EPERM, errno.EACCES, errno.EIO, errno.EDQUOT}
+)
+STORAGE_RETRY_AFTER = 30
+
+
+def storage_error(exc: BaseException) -> OSError | None:
+    """The storage failure behind ``exc``, if it is one or was raised because of one."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, OSError) and current.errno in STORAGE_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 def _flatten(detail) -> str:
@@ -53,6 +75,15 @@ def problem_for_exception(exc: Exception):
         return problem_response(
             405, "Method not allowed", _flatten(exc.detail), code="method_not_allowed"
         )
+    if isinstance(exc, drf.Throttled):
+        wait = retry_after(exc.wait or 1)
+        return problem_response(
+            429,
+            "Too many requests",
+            f"Too many requests from your address; retry in {wait} s.",
+            code="throttled",
+            headers={"Retry-After": wait},
+        )
     if isinstance(exc, (Http404, drf.NotFound)):
         return problem_response(
             404, "Not found", "There is nothing at this address.", code="not_found"
@@ -63,6 +94,22 @@ def problem_for_exception(exc: Exception):
             exc.default_detail.__str__(),
             _flatten(exc.detail),
             code=exc.default_code,
+        )
+    failure = storage_error(exc)
+    if failure is not None:
+        logger.error(
+            "Storage unavailable: %s (%s)",
+            failure.strerror or failure,
+            errno.errorcode.get(failure.errno, failure.errno),
+            exc_info=exc,
+        )
+        return problem_response(
+            503,
+            "Storage unavailable",
+            "Storage is unavailable right now (for example, the disk is full or "
+            "read-only); the error has been logged. Retry later.",
+            code="storage_unavailable",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
         )
     logger.exception("Unhandled error in the API", exc_info=exc)
     return problem_response(

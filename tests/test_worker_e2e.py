@@ -200,8 +200,11 @@ def test_a_thousand_pending_jobs_cost_files_not_processes_or_threads(start_clust
         # Equal or fewer: a worker recycled after Q_CLUSTER["recycle"] tasks is
         # replaced by a new one.
         assert census.processes <= idle.processes, (idle, census)
-        # django-q2's queues start a feeder thread on first use; nothing more.
-        assert census.threads <= idle.threads + 3, (idle, census)
+        # A thousand waiting jobs must not cost a thread each. A few threads
+        # do start once work flows (django-q2's queue feeder threads on first
+        # use, a recycled worker's replacement starting while the old one
+        # exits), so the bound is a small constant per process, not one per job.
+        assert census.threads <= idle.threads + 2 * idle.processes, (idle, census)
     assert all(job.status == "completed" for job in jobs)
     assert all(clock.from_iso(job.started_at) >= clock.from_iso(job.run_at) for job in jobs)
     assert store.repository().counts() == {

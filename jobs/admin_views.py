@@ -2,19 +2,17 @@
 
 Every view here is wrapped by ``admin.site.admin_view`` (see
 :mod:`jobs.admin`): staff only, never cached, CSRF-protected. Reads go
-through the job selectors, changes through ``services.job_retry``,
-``job_cancel`` and ``job_delete``, the same functions the operator commands
-call. An action runs only on a POST carrying ``post=yes``, which only the
-confirmation page sends; a GET shows that page and changes nothing.
+through the job selectors of :mod:`jobs.services` and
+:func:`jobs.operations.job_inspect`; actions through
+:func:`jobs.operations.perform`, as ``manage.py jobs`` does. An action runs
+only on a POST carrying ``post=yes``, which only the confirmation page
+sends; a GET shows that page and changes nothing. How a job is shown is
+:mod:`jobs.admin_format`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,77 +24,16 @@ from django.urls import reverse
 from django.utils.text import capfirst
 
 from filestore.ids import is_valid_id
-from jobs import clock, services, store
-from jobs.errors import InvalidInput, JobError, JobNotFound
-from jobs.operations import queue_status
-
-logger = logging.getLogger(__name__)
+from jobs import admin_format, services
+from jobs.errors import InvalidInput, JobNotFound
+from jobs.model import STATUSES, Job, Status
+from jobs.operations import ACTIONS, StaffAction, job_inspect, perform, queue_status
 
 PAGE_SIZE = 50
 # A bulk action acts on one page of the list at most.
 MAX_SELECTED = services.MAX_PAGE
 # Every message about refused jobs is shown up to this many; the rest are counted.
 MAX_REFUSAL_MESSAGES = 5
-
-Job = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class JobAction:
-    name: str
-    label: str  # "Retry"
-    past: str  # "retried"
-    explanation: str  # what the action does, on the confirmation page
-    applies_to: tuple[str, ...]  # the statuses it accepts
-    run: Callable[..., Job]
-
-    def applies(self, job: Job) -> bool:
-        return job["status"] in self.applies_to
-
-
-ACTIONS = {
-    action.name: action
-    for action in (
-        JobAction(
-            "retry",
-            "Retry",
-            "retried",
-            "Retried jobs go back to pending, due now, and are queued for a new run.",
-            ("failed", "cancelled"),
-            services.job_retry,
-        ),
-        JobAction(
-            "cancel",
-            "Cancel",
-            "cancelled",
-            "Cancelled jobs do not run: when their queued message arrives, it finds them "
-            "cancelled and does nothing.",
-            ("pending",),
-            services.job_cancel,
-        ),
-        JobAction(
-            "delete",
-            "Delete",
-            "deleted",
-            "The job files and their queue messages are removed for good; the result of a "
-            "job still running is discarded.",
-            services.STATUSES,
-            services.job_delete,
-        ),
-    )
-}
-
-TIMELINE_LABELS = {
-    "created": "Created",
-    "started": "Started",
-    "completed": "Completed",
-    "failed": "Failed",
-    "pending": "Will try again",
-    "cancelled": "Cancelled",
-    "retried": "Retried",
-    "lease-expired": "Run lost",
-    "requeued": "Requeued",
-}
 
 
 # --- the entry on the admin index ------------------------------------------------
@@ -143,7 +80,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     # The cursors of the pages before this one, so "Newer" goes back exactly
     # one page: the repository walks newest first only.
     trail = [part for part in request.GET.get("trail", "").split(",") if is_valid_id(part)]
-    if status is not None and status not in services.STATUSES:
+    if status is not None and status not in STATUSES:
         messages.error(request, f"Unknown status {status!r}; showing all jobs.")
         status = None
     statuses = [status] if status else None
@@ -182,7 +119,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "url": list_url(status=name),
             "selected": status == name,
         }
-        for name in services.STATUSES
+        for name in STATUSES
     ]
     newer_url = None
     if cursor:
@@ -196,7 +133,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Jobs",
         "subtitle": None,
-        "rows": [_row(job) for job in page.jobs],
+        "rows": [admin_format.row(job) for job in page.jobs],
         "status": status,
         "query": query,
         "status_choices": status_choices,
@@ -214,145 +151,49 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/jobs/job_list.html", context)
 
 
-def _row(job: Job) -> dict[str, Any]:
-    result = job.get("result") or {}
-    error = job.get("error") or {}
-    due = job.get("next_attempt_at") or job.get("run_at")
-    thumb = None
-    if job["status"] == "completed":
-        thumb = (result.get("urls") or {}).get("thumb")
-    return {
-        "id": job["id"],
-        "url": reverse("admin:jobs_job_change", args=[job["id"]]),
-        "status": job["status"],
-        "created_at": _moment(job.get("created_at")),
-        "run_at": _moment(due),
-        "started_at": _moment(job.get("started_at")),
-        "finished_at": _moment(job.get("finished_at")),
-        "attempts": job.get("attempts") or 0,
-        "thumb": thumb,
-        "alt": result.get("alt_description") or result.get("description") or "photo",
-        "note": error.get("message") or job.get("pending_reason") or "",
-        "due_in": _seconds_text(clock.from_iso(due) - clock.now()) if due else "",
-    }
-
-
-def _seconds_text(seconds: float) -> str:
-    """A short relative time: "in 35 s", "in 4 min", "12 s late"."""
-    amount = abs(seconds)
-    text = f"{amount:.0f} s" if amount < 120 else f"{amount / 60:.0f} min"
-    return f"in {text}" if seconds >= 0 else f"{text} late"
-
-
-def _moment(value: str | float | None) -> datetime | None:
-    if value is None:
-        return None
-    timestamp = clock.from_iso(value) if isinstance(value, str) else float(value)
-    return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
 # --- detail ----------------------------------------------------------------------
 
 
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = _job_or_none(request, job_id)
-    if job is None:
+    try:
+        inspection = job_inspect(job_id)
+    except JobNotFound:
+        _say_missing(request, job_id)
         return redirect("admin:jobs_job_changelist")
+    job = inspection.job
     context = {
         **admin.site.each_context(request),
-        "title": f"Job {job['id']}",
+        "title": f"Job {job.id}",
         "subtitle": None,
         "job": job,
-        "summary": _summary(job),
-        "photo": job.get("result") if job["status"] == "completed" else None,
-        "timeline": _timeline(job),
-        "queue_messages": _queue_messages(job["id"]),
-        "raw_json": json.dumps(job, indent=2, ensure_ascii=False),
-        "file_path": store.repository().path_for(job["id"], job["status"]),
+        "summary": admin_format.summary(job),
+        "photo": job.result if job.status is Status.COMPLETED else None,
+        "timeline": admin_format.timeline(job),
+        "queue_messages": admin_format.queue_messages(inspection.messages),
+        "raw_json": json.dumps(job.to_document(), indent=2, ensure_ascii=False),
+        "file_path": inspection.path,
         "actions": [
-            {"action": action, "url": reverse("admin:jobs_job_action", args=[job["id"], name])}
-            for name, action in ACTIONS.items()
-            if action.applies(job)
+            {"action": ACTIONS[name], "url": reverse("admin:jobs_job_action", args=[job.id, name])}
+            for name in job.actions()
         ],
     }
     return TemplateResponse(request, "admin/jobs/job_detail.html", context)
 
 
 def _job_or_none(request: HttpRequest, job_id: str) -> Job | None:
-    """The job, or None after telling the user it is gone (as the admin does)."""
+    """The job, or None after telling the user it is gone."""
     try:
         return services.job_get(job_id=job_id)
     except JobNotFound:
-        messages.warning(
-            request, f"Job with ID {job_id[:64]!r} does not exist. Perhaps it was deleted?"
-        )
+        _say_missing(request, job_id)
         return None
 
 
-def _summary(job: Job) -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = [
-        ("Status", job["status"]),
-        ("Created", _moment(job.get("created_at"))),
-        ("Due", _moment(job.get("run_at"))),
-        ("Delay", f"{job.get('delay_seconds')} s"),
-        ("Started", _moment(job.get("started_at"))),
-        ("Finished", _moment(job.get("finished_at"))),
-        ("Attempts", job.get("attempts") or 0),
-    ]
-    if job.get("pending_reason"):
-        rows.append(("Waiting because", job["pending_reason"]))
-    if job.get("next_attempt_at"):
-        rows.append(("Next attempt", _moment(job["next_attempt_at"])))
-    if job.get("error"):
-        rows.append(("Error", f"{job['error'].get('message')} ({job['error'].get('code')})"))
-    return rows
-
-
-def _timeline(job: Job) -> list[dict[str, Any]]:
-    """The job's history with its due time (and next attempt) placed among it."""
-    entries = [
-        {
-            "at": _moment(item.get("at")),
-            "event": TIMELINE_LABELS.get(item.get("event"), capfirst(str(item.get("event")))),
-            "kind": item.get("event"),
-            "detail": item.get("detail") or "",
-        }
-        for item in job.get("history") or []
-    ]
-    now = clock.now()
-    due_times = [("Due", job.get("run_at"))]
-    if job.get("next_attempt_at"):
-        due_times.append(("Next attempt due", job["next_attempt_at"]))
-    for label, value in due_times:
-        if value is None:
-            continue
-        moment = _moment(value)
-        future = clock.from_iso(value) > now
-        entries.append(
-            {
-                "at": moment,
-                "event": label,
-                "kind": "due",
-                "detail": "scheduled" if future else "",
-                "future": future,
-            }
-        )
-    entries.sort(key=lambda entry: (entry["at"] is None, entry["at"] or datetime.min))
-    return entries
-
-
-def _queue_messages(job_id: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "state": message.state,
-            "message_id": message.message_id,
-            "deliveries": message.deliveries,
-            "due_at": _moment(message.due_at),
-            "lease_until": _moment(message.lease_until),
-            "dead_at": _moment(message.dead_at),
-        }
-        for message in store.broker().find(job_id)
-    ]
+def _say_missing(request: HttpRequest, job_id: str) -> None:
+    # The wording of Django's own admin for an object that is gone.
+    messages.warning(
+        request, f"Job with ID {job_id[:64]!r} does not exist. Perhaps it was deleted?"
+    )
 
 
 # --- actions ---------------------------------------------------------------------
@@ -367,9 +208,9 @@ def job_action(request: HttpRequest, job_id: str, action: str) -> HttpResponse:
     job = _job_or_none(request, job_id)
     if job is None:
         return redirect("admin:jobs_job_changelist")
-    detail_url = reverse("admin:jobs_job_change", args=[job["id"]])
+    detail_url = reverse("admin:jobs_job_change", args=[job.id])
     if request.method == "POST" and request.POST.get("post") == "yes":
-        _perform(request, chosen, [job["id"]])
+        _perform(request, chosen, [job.id])
         if chosen.name == "delete":
             return redirect("admin:jobs_job_changelist")
         return redirect(detail_url)
@@ -378,8 +219,8 @@ def job_action(request: HttpRequest, job_id: str, action: str) -> HttpResponse:
     return _confirmation(
         request,
         chosen,
-        [job["id"]],
-        form_action=reverse("admin:jobs_job_action", args=[job["id"], chosen.name]),
+        [job.id],
+        form_action=reverse("admin:jobs_job_action", args=[job.id, chosen.name]),
         back_url=detail_url,
         job=job,
     )
@@ -428,7 +269,7 @@ def _list_url(filters: str) -> str:
 
 def _confirmation(
     request: HttpRequest,
-    action: JobAction,
+    action: StaffAction,
     job_ids: list[str],
     *,
     form_action: str,
@@ -445,10 +286,10 @@ def _confirmation(
             continue
         targets.append(
             {
-                "id": found["id"],
-                "status": found["status"],
+                "id": found.id,
+                "status": found.status,
                 "applies": action.applies(found),
-                "url": reverse("admin:jobs_job_change", args=[found["id"]]),
+                "url": reverse("admin:jobs_job_change", args=[found.id]),
             }
         )
     context = {
@@ -462,32 +303,23 @@ def _confirmation(
         "form_action": form_action,
         "back_url": back_url,
         "filters": filters,
-        "accepted": " or ".join(action.applies_to),
+        "accepted": " or ".join(action.statuses),
     }
     return TemplateResponse(request, "admin/jobs/job_confirm_action.html", context)
 
 
-def _perform(request: HttpRequest, action: JobAction, job_ids: Iterable[str]) -> None:
-    user = request.user.get_username()
-    done: list[str] = []
-    refused: list[tuple[str, str]] = []
-    for job_id in job_ids:
-        try:
-            action.run(job_id=job_id)
-        except JobError as error:
-            refused.append((job_id[:64], error.detail))
-            logger.warning(
-                "Staff user %s could not %s job %s: %s", user, action.name, job_id, error.detail
-            )
-        else:
-            done.append(job_id)
-            logger.info("Staff user %s %s job %s", user, action.past, job_id)
+def _perform(request: HttpRequest, action: StaffAction, job_ids: list[str]) -> None:
+    """Run the action and tell the user what was done and what was refused."""
+    report = perform(action.name, job_ids, operator=f"Staff user {request.user.get_username()}")
+    done, refused = report.done, report.refused
     if len(done) == 1:
-        messages.success(request, f"Job {done[0]} was {action.past}.")
+        messages.success(request, f"Job {done[0].id} was {action.past}.")
     elif done:
         messages.success(request, f"{capfirst(action.past)} {len(done)} jobs.")
-    for job_id, detail in refused[:MAX_REFUSAL_MESSAGES]:
-        messages.error(request, f"Job {job_id} was not {action.past}: {detail}")
+    for refusal in refused[:MAX_REFUSAL_MESSAGES]:
+        messages.error(
+            request, f"Job {refusal.job_id[:64]} was not {action.past}: {refusal.detail}"
+        )
     if len(refused) > MAX_REFUSAL_MESSAGES:
         messages.error(
             request, f"{len(refused) - MAX_REFUSAL_MESSAGES} more jobs were not {action.past}."

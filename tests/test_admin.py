@@ -61,7 +61,7 @@ def failed_job() -> str:
 
 def status_of(job_id: str) -> str | None:
     try:
-        return services.job_get(job_id=job_id)["status"]
+        return services.job_get(job_id=job_id).status
     except JobNotFound:
         return None
 
@@ -150,7 +150,7 @@ def test_the_list_shows_jobs_newest_first_with_counts_and_thumbnails(staff_clien
         "Failed": 0,
         "Cancelled": 1,
     }
-    thumb = services.job_get(job_id=done)["result"]["urls"]["thumb"]
+    thumb = services.job_get(job_id=done).result["urls"]["thumb"]
     assert f'src="{thumb}"'.encode() in response.content
     assert response.content.count(b'class="job-thumb"') == 1
     assert b"Pending (1)" in response.content
@@ -231,8 +231,8 @@ def test_the_detail_page_shows_timeline_result_raw_file_and_queue_state(staff_cl
     assert events == ["Created", "Due", "Started", "Completed"]
     path = store.repository().path_for(job_id, "completed")
     assert str(path).encode() in response.content
-    assert json.loads(response.context["raw_json"]) == job
-    assert job["result"]["urls"]["small"].encode() in response.content
+    assert json.loads(response.context["raw_json"]) == job.to_document()
+    assert job.result["urls"]["small"].encode() in response.content
     # run_job was called directly, so the job's queue message is still there.
     [message] = response.context["queue_messages"]
     assert message["state"] == "ready"
@@ -274,12 +274,12 @@ def test_retry_asks_first_and_changes_the_job_only_on_post(staff_client, move_cl
     assert status_of(job_id) == "failed"
 
     move_clock(100)
-    with caplog.at_level(logging.INFO, logger="jobs.admin_views"):
+    with caplog.at_level(logging.INFO, logger="jobs.operations"):
         response = staff_client.post(url, {"post": "yes"}, follow=True)
 
     job = services.job_get(job_id=job_id)
-    assert job["status"] == "pending"
-    assert clock.from_iso(job["run_at"]) == pytest.approx(clock.now(), abs=0.01)
+    assert job.status == "pending"
+    assert clock.from_iso(job.run_at) == pytest.approx(clock.now(), abs=0.01)
     due = [m.due_at for m in store.broker().find(job_id) if m.state == "ready"]
     assert clock.now() in [pytest.approx(at, abs=0.01) for at in due]
     assert response.redirect_chain[-1][0] == f"{LIST_URL}{job_id}/"
@@ -296,8 +296,8 @@ def test_a_cancelled_job_stays_cancelled_when_its_message_arrives(staff_client, 
     move_clock(10)
     assert tasks.run_job(job_id) == "already cancelled"
     job = services.job_get(job_id=job_id)
-    assert job["status"] == "cancelled"
-    assert job["result"] is None
+    assert job.status == "cancelled"
+    assert job.result is None
 
 
 def test_delete_removes_the_file_and_the_queue_messages(staff_client):
@@ -340,7 +340,7 @@ def test_bulk_actions_confirm_then_act_on_the_selected_jobs(staff_client, move_c
     assert [t["id"] for t in confirmation.context["applicable"]] == pending
     assert all(status_of(job_id) == "pending" for job_id in pending)
 
-    with caplog.at_level(logging.INFO, logger="jobs.admin_views"):
+    with caplog.at_level(logging.INFO, logger="jobs.operations"):
         response = staff_client.post(
             BULK_URL,
             {

@@ -57,7 +57,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.C
 
 def status_of(job_id: str) -> str | None:
     try:
-        return services.job_get(job_id=job_id)["status"]
+        return services.job_get(job_id=job_id).status
     except JobNotFound:
         return None
 
@@ -70,8 +70,8 @@ def test_it_creates_a_job(env):
 
     assert done.returncode == 0, done.stderr
     [job] = services.job_list().jobs
-    assert job["delay_seconds"] == 3
-    assert f"Created job {job['id']} (pending, due in 3 s" in done.stdout
+    assert job.delay_seconds == 3
+    assert f"Created job {job.id} (pending, due in 3 s" in done.stdout
 
 
 def test_a_bad_delay_exits_2_with_the_api_message(env):
@@ -99,9 +99,7 @@ def test_json_output_is_nothing_but_json(env):
 
     assert done.returncode == 0, done.stderr
     jobs = json.loads(done.stdout)
-    assert sorted(job["id"] for job in jobs) == sorted(
-        job["id"] for job in services.job_list().jobs
-    )
+    assert sorted(job["id"] for job in jobs) == sorted(job.id for job in services.job_list().jobs)
     assert done.stderr.count("Created job") == 2
 
     listing = manage(env, "jobs", "list", "--json")

@@ -9,10 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs import clock, services, store, tasks
-from jobs.documents import PUBLIC_FIELDS
 from jobs.errors import JobNotFound
 from jobs.management.commands import createjob
 from jobs.management.commands.jobs import parse_duration
+from jobs.model import PUBLIC_FIELDS, Job
 from jobs.photos import PermanentPhotoError
 
 DAY = 86400.0
@@ -36,13 +36,13 @@ def fails(*args: str) -> tuple[CommandError, str, str]:
     return raised.value, out.getvalue(), err.getvalue()
 
 
-def all_jobs() -> list[dict]:
+def all_jobs() -> list[Job]:
     return services.job_list(limit=services.MAX_PAGE).jobs
 
 
 def status_of(job_id: str) -> str | None:
     try:
-        return services.job_get(job_id=job_id)["status"]
+        return services.job_get(job_id=job_id).status
     except JobNotFound:
         return None
 
@@ -54,18 +54,18 @@ def test_createjob_creates_a_pending_job_and_says_when_it_is_due():
     out, _ = run("createjob", "--delay", "10")
 
     [job] = all_jobs()
-    assert job["status"] == "pending"
-    assert job["delay_seconds"] == 10
-    assert clock.from_iso(job["run_at"]) - clock.from_iso(job["created_at"]) == pytest.approx(10)
-    assert f"Created job {job['id']} (pending, due in 10 s" in out
-    assert store.broker().find(job["id"])[0].state == "ready"
+    assert job.status == "pending"
+    assert job.delay_seconds == 10
+    assert clock.from_iso(job.run_at) - clock.from_iso(job.created_at) == pytest.approx(10)
+    assert f"Created job {job.id} (pending, due in 10 s" in out
+    assert store.broker().find(job.id)[0].state == "ready"
 
 
 def test_createjob_creates_count_jobs_with_random_delays():
     run("createjob", "--count", "4")
     jobs = all_jobs()
     assert len(jobs) == 4
-    assert all(job["delay_seconds"] in services.delay_choices() for job in jobs)
+    assert all(job.delay_seconds in services.delay_choices() for job in jobs)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_createjob_json_prints_only_the_jobs_on_stdout():
     out, err = run("createjob", "--count", "2", "--delay", "5", "--json")
 
     jobs = json.loads(out)
-    assert [job["id"] for job in jobs] == [job["id"] for job in all_jobs()][::-1]
+    assert [job["id"] for job in jobs] == [job.id for job in all_jobs()][::-1]
     assert all(tuple(job) == PUBLIC_FIELDS for job in jobs)
     assert err.count("Created job") == 2
 
@@ -109,7 +109,7 @@ def run_due_jobs(move_clock):
     def pause(self) -> None:
         move_clock(400)
         for job in services.job_list(statuses=["pending"], limit=services.MAX_PAGE).jobs:
-            tasks.run_job(job["id"])
+            tasks.run_job(job.id)
 
     return pause
 
@@ -120,9 +120,9 @@ def test_createjob_wait_prints_each_photo_url(monkeypatch, move_clock):
     out, err = run("createjob", "--count", "2", "--wait")
 
     jobs = all_jobs()
-    assert {job["status"] for job in jobs} == {"completed"}
+    assert {job.status for job in jobs} == {"completed"}
     for job in jobs:
-        assert f"{job['id']} completed: {job['result']['urls']['regular']}" in out
+        assert f"{job.id} completed: {job.result['urls']['regular']}" in out
     assert "2 job(s): 2 pending" in out  # plain progress lines, not a terminal
     assert "2 job(s): 2 completed" in out
     assert "\r" not in out
@@ -182,7 +182,7 @@ def test_createjob_wait_gives_up_at_the_timeout(monkeypatch):
 def test_createjob_wait_reports_a_job_deleted_meanwhile(monkeypatch):
     def delete_them(self) -> None:
         for job in all_jobs():
-            services.job_delete(job_id=job["id"])
+            services.job_delete(job_id=job.id)
 
     monkeypatch.setattr(createjob.Command, "pause", delete_them)
 
@@ -330,7 +330,9 @@ def aged_jobs(move_clock):
     tasks.dead_letter(old["failed"], b"")
     move_clock(-8 * DAY + 10)
     assert tasks.run_job(old["done"]) == "completed"
-    store.repository().update(old["running"], lambda job: {**job, "status": "running"})
+    store.repository().update(
+        old["running"], lambda job: job.claim(token="run", lease_seconds=60, now=clock.now())
+    )
     # An old idempotency key (the store's own clock) and a fresh one.
     keys = store.idempotency()
     real_clock = keys.clock
@@ -365,7 +367,7 @@ def test_jobs_prune_deletes_only_old_finished_jobs_and_expired_keys(aged_jobs):
 
 def test_jobs_prune_dry_run_changes_nothing(aged_jobs):
     old, _ = aged_jobs
-    before = {job["id"]: job["revision"] for job in all_jobs()}
+    before = {job.id: job.revision for job in all_jobs()}
 
     document = json.loads(run("jobs", "prune", "--older-than", "7d", "--dry-run", "--json")[0])
 
@@ -375,7 +377,7 @@ def test_jobs_prune_dry_run_changes_nothing(aged_jobs):
     assert document["dry_run"] is True
     assert document["older_than_seconds"] == 7 * DAY
     assert document["idempotency_keys_removed"] is None
-    assert {job["id"]: job["revision"] for job in all_jobs()} == before
+    assert {job.id: job.revision for job in all_jobs()} == before
     assert store.idempotency().count() == 2
 
 

@@ -12,18 +12,39 @@ import json
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import clock, health, services
-from jobs.documents import job_public
 from jobs.errors import JobError, JobNotFound
+from jobs.model import STATUSES, Job, Status
 
 MAX_COUNT = 1000
-# A job deleted while we wait for it; it will never finish.
+# What the command reports for a job deleted while it waits: it will never finish.
 DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Followed:
+    """A job as the command last saw it; ``job`` is None once it was deleted."""
+
+    id: str
+    job: Job | None
+
+    @property
+    def status(self) -> str:
+        return DELETED if self.job is None else self.job.status
+
+    @property
+    def is_final(self) -> bool:
+        return self.job is None or self.job.is_final
+
+    def to_public(self) -> dict[str, Any]:
+        """What ``--json`` prints: the job as the API shows it, or that it is gone."""
+        return {"id": self.id, "status": DELETED} if self.job is None else self.job.to_public()
 
 
 class Command(BaseCommand):
@@ -91,16 +112,16 @@ class Command(BaseCommand):
 
         jobs = self.create_jobs(count, _delay_argument(options["delay"]))
         if options["wait"]:
-            jobs = self.wait_for([job["id"] for job in jobs], timeout=timeout)
+            jobs = self.wait_for([job.id for job in jobs], timeout=timeout)
         if self.as_json:
-            self.stdout.write(json.dumps([_public(job) for job in jobs], indent=2))
+            self.stdout.write(json.dumps([job.to_public() for job in jobs], indent=2))
         if options["wait"]:
             self.check_outcome(jobs)
 
     # -- creating -------------------------------------------------------------
 
-    def create_jobs(self, count: int, delay: object) -> list[dict[str, Any]]:
-        jobs = []
+    def create_jobs(self, count: int, delay: object) -> list[Followed]:
+        jobs: list[Followed] = []
         for _ in range(count):
             try:
                 created = services.job_create(delay_seconds=delay)
@@ -108,31 +129,35 @@ class Command(BaseCommand):
                 if jobs:
                     self.note(f"{len(jobs)} job(s) were created before this error.")
                 raise CommandError(error.detail, returncode=2) from None
-            job = created.job
-            jobs.append(job)
-            due_in = max(0, math.ceil(clock.from_iso(job["run_at"]) - clock.now()))
+            followed = _current(created.job_id)
+            jobs.append(followed)
+            if followed.job is None:
+                self.note(f"Created job {followed.id} (deleted at once)")
+                continue
+            job = followed.job
+            due_in = max(0, math.ceil(job.due_at - clock.now()))
             self.note(
-                f"Created job {job['id']} ({job['status']}, due in {due_in} s at "
-                f"{_time_of_day(job['run_at'])} UTC)"
+                f"Created job {job.id} ({job.status}, due in {due_in} s at "
+                f"{_time_of_day(job.due_at)} UTC)"
             )
         return jobs
 
     # -- waiting --------------------------------------------------------------
 
-    def wait_for(self, job_ids: list[str], *, timeout: float | None) -> list[dict[str, Any]]:
+    def wait_for(self, job_ids: list[str], *, timeout: float | None) -> list[Followed]:
         """Poll the jobs until all are finished (or ``timeout``); return their last state."""
         self.warn_without_worker()
         deadline = None if timeout is None else time.monotonic() + timeout
         live = self.out.isatty()
         reported: set[str] = set()
         last_line = ""
-        jobs: list[dict[str, Any]] = []
+        jobs: list[Followed] = []
         try:
             while True:
                 jobs = [_current(job_id) for job_id in job_ids]
                 for job in jobs:
-                    if _is_final(job) and job["id"] not in reported:
-                        reported.add(job["id"])
+                    if job.is_final and job.id not in reported:
+                        reported.add(job.id)
                         if live and last_line:
                             self.out.write("\r\033[K", ending="")
                         self.report(job)
@@ -145,7 +170,7 @@ class Command(BaseCommand):
                     else:
                         self.out.write(line)
                     last_line = line
-                if all(_is_final(job) for job in jobs):
+                if all(job.is_final for job in jobs):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     self.timed_out = True
@@ -175,36 +200,39 @@ class Command(BaseCommand):
                 style_func=self.style.WARNING,
             )
 
-    def report(self, job: dict[str, Any]) -> None:
+    def report(self, followed: Followed) -> None:
         """One line for a job that reached its final state."""
-        status = job["status"]
-        if status == "completed":
-            result = job.get("result") or {}
+        job = followed.job
+        if job is None:
+            self.out.write(f"{followed.id} {DELETED}", style_func=self.style.WARNING)
+        elif job.status is Status.COMPLETED:
+            result = job.result or {}
             url = (result.get("urls") or {}).get("regular")
             credit = result.get("photographer_name")
             source = " (offline demo illustration)" if result.get("source") == "demo" else ""
-            line = f"{job['id']} completed: {url}"
+            line = f"{job.id} completed: {url}"
             if credit:
                 line += f"  photo by {credit}{source}"
             self.out.write(line, style_func=self.style.SUCCESS)
-        elif status == "failed":
-            message = (job.get("error") or {}).get("message") or "no reason given"
-            self.out.write(f"{job['id']} failed: {message}", style_func=self.style.ERROR)
+        elif job.status is Status.FAILED:
+            message = job.error.message if job.error else "no reason given"
+            self.out.write(f"{job.id} failed: {message}", style_func=self.style.ERROR)
         else:
-            self.out.write(f"{job['id']} {status}", style_func=self.style.WARNING)
+            self.out.write(f"{job.id} {job.status}", style_func=self.style.WARNING)
 
-    def check_outcome(self, jobs: list[dict[str, Any]]) -> None:
-        statuses = Counter(job["status"] for job in jobs)
-        unfinished = sum(n for status, n in statuses.items() if status not in _FINAL)
+    def check_outcome(self, jobs: list[Followed]) -> None:
+        statuses = Counter(job.status for job in jobs)
+        unfinished = sum(1 for job in jobs if not job.is_final)
         if self.timed_out and unfinished:
             raise CommandError(
                 f"Timed out: {unfinished} of {len(jobs)} job(s) not finished yet "
                 f"({_counts_text(statuses)}).",
                 returncode=1,
             )
-        if statuses["completed"] != len(jobs):
+        completed = statuses[Status.COMPLETED]
+        if completed != len(jobs):
             raise CommandError(
-                f"{len(jobs) - statuses['completed']} of {len(jobs)} job(s) did not complete "
+                f"{len(jobs) - completed} of {len(jobs)} job(s) did not complete "
                 f"({_counts_text(statuses)}).",
                 returncode=1,
             )
@@ -213,8 +241,7 @@ class Command(BaseCommand):
         self.out.write(message, style_func=lambda text: text)
 
 
-_FINAL = (*services.FINAL_STATUSES, DELETED)
-_ORDER = ("pending", "running", "completed", "failed", "cancelled", DELETED)
+_ORDER = (*STATUSES, DELETED)
 
 
 def _delay_argument(value: str | None) -> object:
@@ -227,40 +254,32 @@ def _delay_argument(value: str | None) -> object:
         return value
 
 
-def _current(job_id: str) -> dict[str, Any]:
+def _current(job_id: str) -> Followed:
     try:
-        return services.job_get(job_id=job_id)
+        return Followed(job_id, services.job_get(job_id=job_id))
     except JobNotFound:
-        return {"id": job_id, "status": DELETED}
-
-
-def _is_final(job: dict[str, Any]) -> bool:
-    return job["status"] in _FINAL
-
-
-def _public(job: dict[str, Any]) -> dict[str, Any]:
-    return job if job["status"] == DELETED else job_public(job)
+        return Followed(job_id, None)
 
 
 def _counts_text(statuses: Counter) -> str:
     return ", ".join(f"{statuses[status]} {status}" for status in _ORDER if statuses[status])
 
 
-def _progress_line(jobs: list[dict[str, Any]], *, live: bool) -> str:
-    statuses = Counter(job["status"] for job in jobs)
+def _progress_line(jobs: list[Followed], *, live: bool) -> str:
+    statuses = Counter(job.status for job in jobs)
     line = f"{len(jobs)} job(s): {_counts_text(statuses)}"
     if live:
         # On a terminal the line is redrawn each poll, so a countdown is cheap.
         now = clock.now()
         waits = [
-            clock.from_iso(job.get("next_attempt_at") or job["run_at"]) - now
+            job.job.due_at - now
             for job in jobs
-            if job["status"] == "pending"
+            if job.job is not None and job.job.status is Status.PENDING
         ]
         if waits:
             line += f" - next due in {max(0, math.ceil(min(waits)))} s"
     return line
 
 
-def _time_of_day(iso: str) -> str:
-    return iso[11:19]
+def _time_of_day(moment: float) -> str:
+    return clock.to_iso(moment)[11:19]

@@ -8,7 +8,8 @@
     jobs health
 
 Every subcommand takes ``--json`` (stdout then carries one JSON document).
-Changes go through the same services as the API and the admin page.
+Cancel, retry, delete and show go through :mod:`jobs.operations`, as the
+admin pages do.
 Exit status: 0 success, 2 bad usage or a job that cannot be found or
 changed as asked.
 """
@@ -25,10 +26,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs import clock, services, store
-from jobs.documents import job_public
+from jobs import clock, services
 from jobs.errors import JobError
-from jobs.operations import queue_status
+from jobs.model import STATUSES, Job, Status
+from jobs.operations import ACTIONS, job_inspect, perform, queue_status
 from jobs.recovery import recover_jobs
 
 logger = logging.getLogger(__name__)
@@ -36,12 +37,6 @@ logger = logging.getLogger(__name__)
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
-
-CHANGES = {
-    "cancel": ("cancelled", services.job_cancel, "Cancel pending jobs."),
-    "retry": ("retried", services.job_retry, "Send failed or cancelled jobs back to pending."),
-    "delete": ("deleted", services.job_delete, "Delete jobs: their files and queue messages."),
-}
 
 
 def parse_duration(text: str) -> float:
@@ -68,9 +63,7 @@ class Command(BaseCommand):
         listing = subcommands.add_parser("list", help="List jobs, newest first.")
         listing.add_argument(
             "--status",
-            help="Only jobs in these states, comma-separated: "
-            + ", ".join(services.STATUSES)
-            + ".",
+            help="Only jobs in these states, comma-separated: " + ", ".join(STATUSES) + ".",
         )
         listing.add_argument(
             "--limit",
@@ -84,8 +77,8 @@ class Command(BaseCommand):
         )
         show.add_argument("job_id", metavar="ID")
 
-        for name, (_, _, summary) in CHANGES.items():
-            change = subcommands.add_parser(name, help=summary)
+        for name, action in ACTIONS.items():
+            change = subcommands.add_parser(name, help=action.summary)
             change.add_argument("job_ids", nargs="+", metavar="ID")
 
         subcommands.add_parser(
@@ -124,7 +117,7 @@ class Command(BaseCommand):
         self.as_json = options["json"]
         self.verbosity = options["verbosity"]
         subcommand = options["subcommand"]
-        if subcommand in CHANGES:
+        if subcommand in ACTIONS:
             return self.change(subcommand, options["job_ids"])
         getattr(self, f"handle_{subcommand}")(options)
 
@@ -139,7 +132,10 @@ class Command(BaseCommand):
             raise CommandError(error.detail, returncode=2) from None
         if self.as_json:
             self.emit(
-                {"results": [job_public(job) for job in page.jobs], "next_cursor": page.next_cursor}
+                {
+                    "results": [job.to_public() for job in page.jobs],
+                    "next_cursor": page.next_cursor,
+                }
             )
             return
         if not page.jobs:
@@ -148,55 +144,51 @@ class Command(BaseCommand):
             self.stdout.write(f"{'ID':<26}  {'STATUS':<9}  {'CREATED (UTC)':<19}  WHEN")
         for job in page.jobs:
             self.stdout.write(
-                f"{job['id']:<26}  {job['status']:<9}  {_stamp(job['created_at']):<19}  "
-                f"{_when(job)}"
+                f"{job.id:<26}  {job.status:<9}  {_stamp(job.created_at):<19}  {_when(job)}"
             )
         if page.next_cursor:
             self.stdout.write(f"More: manage.py jobs list --cursor {page.next_cursor}")
 
     def handle_show(self, options: dict[str, Any]) -> None:
         try:
-            job = services.job_get(job_id=options["job_id"])
+            inspection = job_inspect(options["job_id"])
         except JobError as error:
             raise CommandError(error.detail, returncode=2) from None
-        path = store.repository().path_for(job["id"], job["status"])
-        messages = store.broker().find(job["id"])
+        job, path, messages = inspection.job, inspection.path, inspection.messages
         if self.as_json:
             self.emit(
                 {
-                    "job": job,
+                    "job": job.to_document(),
                     "file": str(path),
                     "queue_messages": [asdict(message) for message in messages],
                 }
             )
             return
         write = self.stdout.write
-        write(f"Job {job['id']}")
-        fields = [
-            ("status", job["status"]),
-            ("created", _stamp(job.get("created_at"))),
-            ("due", _stamp(job.get("run_at"))),
-            ("started", _stamp(job.get("started_at"))),
-            ("finished", _stamp(job.get("finished_at"))),
-            ("attempts", job.get("attempts") or 0),
+        write(f"Job {job.id}")
+        fields: list[tuple[str, Any]] = [
+            ("status", job.status),
+            ("created", _stamp(job.created_at)),
+            ("due", _stamp(job.run_at)),
+            ("started", _stamp(job.started_at)),
+            ("finished", _stamp(job.finished_at)),
+            ("attempts", job.attempts),
         ]
-        if job.get("pending_reason"):
-            fields.append(("waiting", job["pending_reason"]))
-        if job.get("next_attempt_at"):
-            fields.append(("next try", _stamp(job["next_attempt_at"])))
-        result = job.get("result") or {}
-        if result:
-            fields.append(("photo", (result.get("urls") or {}).get("regular")))
-            fields.append(("by", result.get("photographer_name")))
-        if job.get("error"):
-            fields.append(("error", f"{job['error']['message']} ({job['error']['code']})"))
+        if job.pending_reason:
+            fields.append(("waiting", job.pending_reason))
+        if job.next_attempt_at:
+            fields.append(("next try", _stamp(job.next_attempt_at)))
+        if job.result:
+            fields.append(("photo", (job.result.get("urls") or {}).get("regular")))
+            fields.append(("by", job.result.get("photographer_name")))
+        if job.error:
+            fields.append(("error", f"{job.error.message} ({job.error.code})"))
         fields.append(("file", path))
         for label, value in fields:
             write(f"  {label:<9} {value if value not in (None, '') else '-'}")
         write("Timeline (UTC):")
-        for item in job.get("history") or []:
-            event, detail = item.get("event", ""), item.get("detail") or ""
-            write(f"  {_stamp(item.get('at'))}  {event:<13} {detail}")
+        for item in job.history:
+            write(f"  {_stamp(item.at)}  {item.event:<13} {item.detail or ''}")
         write("Queue messages:" if messages else "Queue messages: none")
         for message in messages:
             if message.state == "ready":
@@ -237,28 +229,27 @@ class Command(BaseCommand):
     # -- changing ---------------------------------------------------------------
 
     def change(self, name: str, job_ids: list[str]) -> None:
-        past, run, _ = CHANGES[name]
-        operator = _operator()
-        done: list[dict[str, Any]] = []
-        refused: list[dict[str, str]] = []
-        for job_id in dict.fromkeys(job_ids):
-            try:
-                job = run(job_id=job_id)
-            except JobError as error:
-                refused.append({"id": job_id, "code": error.code, "detail": error.detail})
-                if not self.as_json:
-                    self.stderr.write(f"{job_id}: {error.detail}")
-                continue
-            logger.info("%s %s job %s", operator, past, job_id)
-            done.append(job_public(job))
-            if not self.as_json:
-                self.stdout.write(f"{job_id} {past}")
+        report = perform(name, job_ids, operator=_operator())
+        past = report.action.past
         if self.as_json:
-            self.emit({name: done, "refused": refused})
-        if refused:
-            raise CommandError(
-                f"{len(refused)} of {len(refused) + len(done)} job(s) not {past}.", returncode=2
+            self.emit(
+                {
+                    name: [job.to_public() for job in report.done],
+                    "refused": [
+                        {"id": refusal.job_id, "code": refusal.code, "detail": refusal.detail}
+                        for refusal in report.refused
+                    ],
+                }
             )
+        else:
+            # Refusals go to stderr: stdout lists only the jobs that were changed.
+            for job in report.done:
+                self.stdout.write(f"{job.id} {past}")
+            for refusal in report.refused:
+                self.stderr.write(f"{refusal.job_id}: {refusal.detail}")
+        if report.refused:
+            total = len(report.refused) + len(report.done)
+            raise CommandError(f"{len(report.refused)} of {total} job(s) not {past}.", returncode=2)
 
     def handle_recover(self, options: dict[str, Any]) -> None:
         report = recover_jobs()
@@ -313,17 +304,16 @@ def _stamp(value: str | float | None) -> str:
     return iso.replace("T", " ").rstrip("Z")[:23]
 
 
-def _when(job: dict[str, Any]) -> str:
-    status = job["status"]
-    if status == "pending":
-        due = job.get("next_attempt_at") or job["run_at"]
-        seconds = clock.from_iso(due) - clock.now()
+def _when(job: Job) -> str:
+    """The list's last column: when a job is due, started or finished."""
+    if job.status is Status.PENDING:
+        seconds = job.due_at - clock.now()
         text = f"due in {seconds:.0f} s" if seconds >= 0 else f"due {-seconds:.0f} s ago"
-        return text + (f" ({job['pending_reason']})" if job.get("pending_reason") else "")
-    if status == "running":
-        return f"started {_stamp(job.get('started_at'))}"
-    note = f"{status} {_stamp(job.get('finished_at'))}"
-    if job.get("error"):
-        message = str(job["error"].get("message"))
+        return text + (f" ({job.pending_reason})" if job.pending_reason else "")
+    if job.status is Status.RUNNING:
+        return f"started {_stamp(job.started_at)}"
+    note = f"{job.status} {_stamp(job.finished_at)}"
+    if job.error:
+        message = job.error.message
         note += f": {message[:57]}..." if len(message) > 60 else f": {message}"
     return note

@@ -1,6 +1,11 @@
 """django-q2's broker interface over :class:`filestore.queue.FileQueue`.
 
 Configured with ``Q_CLUSTER["broker_class"] = "filestore.broker.FileBroker"``.
+Besides django-q2's interface it implements
+:class:`filestore.queue_api.SchedulingBroker`: :meth:`FileBroker.schedule`
+puts a small message naming a task function on the queue for a given time,
+and :meth:`FileBroker.dequeue` turns it into a signed django-q2 package when
+it falls due (see :mod:`filestore.queue_tasks`).
 Settings, read when a connection is made (in every cluster process):
 
 - ``JOBS_DATA_DIR`` (``pathlib.Path``, required): messages live in
@@ -18,6 +23,8 @@ when its worker died.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -29,7 +36,11 @@ from django.utils.module_loading import import_string
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
-from filestore.queue import FileQueue, MessageInfo
+from filestore.queue import FileQueue
+from filestore.queue_api import MessageInfo, QueueCounts
+from filestore.queue_tasks import ScheduledTask, UnreadableTaskMessage
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVERIES = 5
 
@@ -72,7 +83,28 @@ class FileBroker(Broker):
                 pause = min(pause, max(0.001, next_due_at - time.time()))
             time.sleep(pause)
             return None
-        return [(ack_id, payload.decode()) for ack_id, payload in messages]
+        packages = []
+        for ack_id, payload in messages:
+            package = self._package(ack_id, payload)
+            if package is not None:
+                packages.append((ack_id, package))
+        return packages or None
+
+    def _package(self, ack_id: str, payload: bytes) -> str | None:
+        """The signed package the pusher expects for a leased message; None if it is dead."""
+        try:
+            scheduled = ScheduledTask.decode(payload)
+        except UnreadableTaskMessage as exc:
+            # Delivering it again would fail the same way: dead-letter it now.
+            logger.error("message %s cannot be run (%s)", ack_id, exc)
+            self.connection.fail(ack_id)
+            return None
+        if scheduled is None:
+            # A package as django-q2 enqueued it. Undecodable bytes reach the
+            # pusher as text it cannot unsign, so it fails the message; a
+            # UnicodeDecodeError here would stop the pusher instead.
+            return payload.decode(errors="replace")
+        return scheduled.package()
 
     def acknowledge(self, task_id: str) -> None:
         self.connection.acknowledge(task_id)
@@ -105,12 +137,26 @@ class FileBroker(Broker):
         """Remove the message ``task_id`` (the id ``enqueue`` returned)."""
         return self.connection.delete(task_id)
 
-    # -- for the job layer and operators ---------------------------------------
+    # -- SchedulingBroker: for the job layer and operators ---------------------
+
+    def schedule(self, func: str, *, key: str, due_at: float, durable: bool = True) -> str:
+        """Have the cluster call ``func(key)`` once ``due_at`` has come; return the message id.
+
+        See :class:`filestore.queue_api.SchedulingBroker`. ``key`` must be a
+        job id: it names the message's file and is the task's argument.
+        """
+        message = ScheduledTask(func=func, key=key).encode()
+        # The queue keeps whole milliseconds and drops the rest. Round up to
+        # the next millisecond so a message never becomes visible before
+        # ``due_at`` (its task would find the job not due and put it back);
+        # the half millisecond keeps float error from truncating it one lower.
+        due_at = (math.ceil(due_at * 1000) + 0.5) / 1000
+        return self.connection.enqueue(message, due_at=due_at, key=key, durable=durable)
 
     def due_within(self, seconds: float) -> int:
         return self.connection.due_within(seconds)
 
-    def counts(self) -> dict[str, int | float]:
+    def counts(self) -> QueueCounts:
         return self.connection.counts()
 
     def keys(self) -> set[str]:

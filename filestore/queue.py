@@ -1,38 +1,14 @@
 """A message queue on files, with delayed delivery and leases.
 
-On-disk format (``root`` is ``<data dir>/queue/<cluster name>/``)::
-
-    ready/<bucket>/<due ms>_<deliveries>_<message id>_<key>
-    leased/<lease expiry ms>_<deliveries>_<message id>_<key>
-    dead/<dead-lettered ms>_<deliveries>_<message id>_<key>
-
-Times are milliseconds since the epoch, zero-padded to 15 digits, so names
-sort by time. ``deliveries`` counts how often the message was handed out.
-The message id is 20 hex digits. ``key`` is the job id the message belongs
-to (26 characters of ``[0-9A-Z]``) or ``-`` for none. A file's content is
-the payload, nothing else, so every routing decision is made on names alone
-and a payload is read only when its message is handed out.
-
-Ready messages are sharded by due time: ``<bucket>`` is the due time,
-rounded down to a multiple of ``bucket_seconds``, in the same 15-digit
-form. ``dequeue`` lists the bucket names, then only the buckets whose
-start has come, oldest first, and stops as soon as it holds ``limit``
-messages. So handing out due messages costs the number of buckets plus
-the size of the due bucket, whatever the number of messages waiting for
-later; and a bucket being drained is listed once, not once per message.
-Empty buckets whose whole time span is past are removed. The default span
-of 1 s keeps a bucket to about one second of creates (a burst of a few
-thousand at most), while jobs due within the next 5 minutes make about 300
-bucket names to list.
-
-Temp files live in ``tmp_dir`` (same file system, named by
-:func:`filestore.atomic.write_temp`), never under ``root``: every name
-under ``root`` is a complete message.
+The names of the files (the on-disk format) and how they are sharded are
+described in :mod:`filestore.queue_names`; what a message's content means
+is the broker's business (:mod:`filestore.queue_tasks`).
 
 Crash safety, step by step:
 
 - ``enqueue``: the payload is written to a temp file and fsynced, renamed
-  into its bucket, and the bucket is fsynced. Dying before the rename
+  into its bucket, and the bucket is fsynced (both fsyncs skipped when the
+  caller says the message need not survive a power cut). Dying before the rename
   leaves only a temp file, which is not in the queue; after the fsync the
   message survives a power cut. If a dequeue removes the (empty, past)
   bucket between our ``mkdir`` and our rename, the rename fails and we
@@ -44,9 +20,9 @@ Crash safety, step by step:
   processes) exactly one succeeds and the others get ``ENOENT`` and move
   on. The claim is not fsynced: if a power cut undoes it, the message is
   ready again and is delivered again, which at-least-once delivery allows.
-- ``acknowledge`` unlinks the leased file and fsyncs ``leased/``. Dying
-  before that leaves the lease, which runs out, so the message is
-  delivered again.
+- ``acknowledge`` unlinks the leased file, without an fsync: if a power
+  cut (or a death before the unlink) brings the lease back, it runs out
+  and the message is delivered again, which at-least-once allows.
 - Lease expiry renames a leased message whose lease ran out back into a
   bucket (due now) or, once it was delivered ``max_deliveries`` times,
   into ``dead/``; again one rename decides, so two processes expiring
@@ -64,27 +40,24 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
+from filestore.queue_api import MessageInfo, QueueCounts, State
+from filestore.queue_names import (
+    KEY_PATTERN,
+    MessageName,
+    bucket_name,
+    is_bucket_name,
+    parse_ack_id,
+    to_ms,
+)
 
 logger = logging.getLogger(__name__)
-
-State = Literal["ready", "leased", "dead"]
-
-KEY_PATTERN = re.compile(r"[0-9A-Z]{26}")
-
-_NAME_PATTERN = re.compile(
-    r"(?P<at_ms>\d{15})_(?P<deliveries>\d{1,6})_(?P<message_id>[0-9a-f]{20})_(?P<key>[0-9A-Z]{26}|-)"
-)
-_BUCKET_PATTERN = re.compile(r"\d{15}")
-_NO_KEY = "-"
 
 # Lease expiry lists leased/ on a dequeue at most this often: expiry is
 # rare, while the pusher may dequeue many times a second.
@@ -94,46 +67,6 @@ _EXPIRY_CHECK_SECONDS = 1.0
 # removes the bucket under it; each retry needs a new, empty, past bucket
 # to vanish again, so a few attempts are plenty.
 _MOVE_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class MessageInfo:
-    """What the queue knows about one message, for operators and recovery."""
-
-    message_id: str
-    key: str | None
-    state: State
-    deliveries: int
-    due_at: float | None = None  # ready: when it is (or was) due
-    lease_until: float | None = None  # leased: when the lease runs out
-    dead_at: float | None = None  # dead: when it was dead-lettered
-
-
-@dataclass(frozen=True)
-class _Name:
-    """A message file name: the fields routing needs, without reading the file."""
-
-    at_ms: int
-    deliveries: int
-    message_id: str
-    key: str | None
-
-    @classmethod
-    def parse(cls, name: str) -> _Name | None:
-        match = _NAME_PATTERN.fullmatch(name)
-        if match is None:
-            return None
-        key = match["key"]
-        return cls(
-            at_ms=int(match["at_ms"]),
-            deliveries=int(match["deliveries"]),
-            message_id=match["message_id"],
-            key=None if key == _NO_KEY else key,
-        )
-
-    def __str__(self) -> str:
-        key = self.key or _NO_KEY
-        return f"{self.at_ms:015d}_{self.deliveries}_{self.message_id}_{key}"
 
 
 class FileQueue:
@@ -198,7 +131,7 @@ class FileQueue:
         if isinstance(payload, str):
             payload = payload.encode()
         at = self.clock() if due_at is None else due_at
-        name = _Name(at_ms=_to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
+        name = MessageName(at_ms=to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
         tmp = write_temp(self.tmp_dir, payload, durable=durable)
         try:
             self._move_into_ready(tmp, name, durable=durable)
@@ -212,7 +145,7 @@ class FileQueue:
         """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``."""
         if limit < 1:
             return []
-        now_ms = _to_ms(self.clock())
+        now_ms = to_ms(self.clock())
         self._expire_leases(now_ms)
         claimed: list[tuple[str, bytes]] = []
         self.next_due_at = None
@@ -223,7 +156,7 @@ class FileQueue:
                 # its names are listed and tell the exact due times.
                 self.next_due_at = bucket_start / 1000
                 break
-            bucket = self._ready / _bucket_name(bucket_start)
+            bucket = self._ready / bucket_name(bucket_start)
             names = self._due_names(bucket_start)
             if not names:
                 if bucket_start + self._bucket_ms <= now_ms:
@@ -231,7 +164,7 @@ class FileQueue:
                 continue
             while names:
                 ready_name = names[-1]
-                message = _Name.parse(ready_name)
+                message = MessageName.parse(ready_name)
                 if message is None:
                     names.pop()
                     continue
@@ -269,13 +202,13 @@ class FileQueue:
         Lists only the buckets up to that time: a look at the near future,
         as cheap as a dequeue.
         """
-        horizon_ms = _to_ms(self.clock() + seconds)
+        horizon_ms = to_ms(self.clock() + seconds)
         count = 0
         for bucket_start in self._bucket_starts():
             if bucket_start > horizon_ms:
                 break
-            for name in _listdir(self._ready / _bucket_name(bucket_start)):
-                message = _Name.parse(name)
+            for name in _listdir(self._ready / bucket_name(bucket_start)):
+                message = MessageName.parse(name)
                 if message is not None and message.at_ms <= horizon_ms:
                     count += 1
         return count
@@ -289,38 +222,44 @@ class FileQueue:
         """
         if self._listing is not None and self._listing[0] == bucket_start and self._listing[1]:
             return self._listing[1]
-        names = sorted(_listdir(self._ready / _bucket_name(bucket_start)), reverse=True)
+        names = sorted(_listdir(self._ready / bucket_name(bucket_start)), reverse=True)
         self._listing = (bucket_start, names)
         return names
 
     def acknowledge(self, ack_id: str) -> None:
         """Remove a leased message for good; an unknown or already removed ack id is fine."""
-        _parse_ack_id(ack_id)
+        parse_ack_id(ack_id)
         # Not fsynced: if a power cut brings the lease back, the message is
         # delivered again once it runs out, which at-least-once allows.
         unlink_durable(self._leased / ack_id, durable=False)
 
     def fail(self, ack_id: str) -> None:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""
-        lease = _parse_ack_id(ack_id)
-        self._bury(self._leased / ack_id, lease, _to_ms(self.clock()))
+        lease = parse_ack_id(ack_id)
+        self._bury(self._leased / ack_id, lease, to_ms(self.clock()))
 
     # -- introspection and maintenance (these scan every message) ------------
 
-    def counts(self) -> dict[str, int | float]:
+    def counts(self) -> QueueCounts:
         """Messages per state; ``due`` is the part of ``ready`` that may be handed out now."""
-        now_ms = _to_ms(self.clock())
-        counts: dict[str, int | float] = {"ready": 0, "due": 0, "leased": 0, "dead": 0}
+        now_ms = to_ms(self.clock())
+        per_state = {"ready": 0, "leased": 0, "dead": 0}
+        due = 0
         oldest_due_ms: int | None = None
         for state, _, message in self._messages(("ready", "leased", "dead")):
-            counts[state] += 1
+            per_state[state] += 1
             if state == "ready" and message.at_ms <= now_ms:
-                counts["due"] += 1
+                due += 1
                 if oldest_due_ms is None or message.at_ms < oldest_due_ms:
                     oldest_due_ms = message.at_ms
         lateness_ms = 0 if oldest_due_ms is None else now_ms - oldest_due_ms
-        counts["oldest_due_lateness_seconds"] = lateness_ms / 1000
-        return counts
+        return QueueCounts(
+            ready=per_state["ready"],
+            due=due,
+            leased=per_state["leased"],
+            dead=per_state["dead"],
+            oldest_due_lateness_seconds=lateness_ms / 1000,
+        )
 
     def keys(self) -> set[str]:
         """Keys of all ready and leased messages: the jobs that still have a message."""
@@ -398,7 +337,7 @@ class FileQueue:
             return
         self._next_expiry_check = now + _EXPIRY_CHECK_SECONDS
         for name in _listdir(self._leased):
-            lease = _Name.parse(name)
+            lease = MessageName.parse(name)
             if lease is None or lease.at_ms > now_ms:
                 continue
             path = self._leased / name
@@ -412,9 +351,9 @@ class FileQueue:
                     lease.deliveries,
                 )
 
-    def _move_into_ready(self, source: Path, name: _Name, *, durable: bool = True) -> bool:
+    def _move_into_ready(self, source: Path, name: MessageName, *, durable: bool = True) -> bool:
         """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
-        bucket = self._ready / _bucket_name(name.at_ms - name.at_ms % self._bucket_ms)
+        bucket = self._ready / bucket_name(name.at_ms - name.at_ms % self._bucket_ms)
         for _ in range(_MOVE_ATTEMPTS):
             target = bucket / str(name)
             try:
@@ -432,7 +371,7 @@ class FileQueue:
             return True
         raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
 
-    def _bury(self, source: Path, message: _Name, now_ms: int) -> None:
+    def _bury(self, source: Path, message: MessageName, now_ms: int) -> None:
         dead_path = self._dead / str(replace(message, at_ms=now_ms))
         try:
             os.rename(source, dead_path)
@@ -459,38 +398,19 @@ class FileQueue:
             logger.exception("dead-letter handler failed for key %s", message.key)
 
     def _bucket_starts(self) -> list[int]:
-        return sorted(
-            int(name) for name in _listdir(self._ready) if _BUCKET_PATTERN.fullmatch(name)
-        )
+        return sorted(int(name) for name in _listdir(self._ready) if is_bucket_name(name))
 
-    def _messages(self, states: Iterable[State]) -> Iterator[tuple[State, Path, _Name]]:
+    def _messages(self, states: Iterable[State]) -> Iterator[tuple[State, Path, MessageName]]:
         for state in states:
             if state == "ready":
-                directories = [self._ready / _bucket_name(start) for start in self._bucket_starts()]
+                directories = [self._ready / bucket_name(start) for start in self._bucket_starts()]
             else:
                 directories = [self._leased if state == "leased" else self._dead]
             for directory in directories:
                 for name in _listdir(directory):
-                    message = _Name.parse(name)
+                    message = MessageName.parse(name)
                     if message is not None:
                         yield state, directory / name, message
-
-
-def _to_ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
-def _bucket_name(start_ms: int) -> str:
-    return f"{start_ms:015d}"
-
-
-def _parse_ack_id(ack_id: str) -> _Name:
-    # Ack ids come back from outside; checking them first also keeps a
-    # crafted one from naming a path outside leased/.
-    lease = _Name.parse(ack_id) if isinstance(ack_id, str) else None
-    if lease is None:
-        raise ValueError(f"invalid ack id {ack_id!r}")
-    return lease
 
 
 def _listdir(directory: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import pickle
 import tempfile
@@ -32,17 +33,42 @@ if not settings.configured:
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from django_q.conf import Conf
+from django_q.monitor import monitor
 from django_q.pusher import pusher
+from django_q.signing import SignedPackage
 from django_q.tasks import async_task
+from django_q.worker import worker
 
 from filestore.broker import FileBroker
+from filestore.queue_api import SchedulingBroker
+
+
+class FakeClock:
+    """The queue's clock, under the test's control (real time unless told otherwise)."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
+RECORD_RUN = f"{__name__}.record_run"
 DEAD_LETTERS: list[tuple[str | None, bytes]] = []
+RUNS: list[str] = []
 
 
 def record_dead_letter(key: str | None, payload: bytes) -> None:
     DEAD_LETTERS.append((key, payload))
+
+
+def record_run(job_id: str) -> str:
+    RUNS.append(job_id)
+    return f"ran {job_id}"
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +77,7 @@ def data_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(Conf, "POLL", 0.05)
     monkeypatch.setattr(Conf, "BULK", 1)
     DEAD_LETTERS.clear()
+    RUNS.clear()
     with override_settings(
         JOBS_DATA_DIR=tmp_path,
         JOBS_MAX_DELIVERIES=2,
@@ -256,3 +283,130 @@ def test_it_refuses_a_dead_letter_handler_that_cannot_be_imported():
 def test_it_refuses_a_queue_name_that_is_not_a_directory_name():
     with pytest.raises(ImproperlyConfigured):
         FileBroker(list_key="../escape")
+
+
+# --- scheduling a task for a job --------------------------------------------------------
+
+
+def push_once(broker: FileBroker) -> list[dict]:
+    """One pass of django-q2's own pusher: the tasks it would hand to the workers."""
+
+    class Pushed(list):
+        put = list.append  # all the pusher does with its task queue
+
+    pushed = Pushed()
+    stop = multiprocessing.Event()
+    stop.set()  # one pass of the pusher's loop
+    pusher(pushed, stop, broker=broker)
+    return pushed
+
+
+def test_it_is_a_scheduling_broker(broker):
+    assert isinstance(broker, SchedulingBroker)
+
+
+def test_a_scheduled_message_is_a_few_bytes_naming_the_task_unsigned(broker, monkeypatch):
+    def no_signing(*args, **kwargs):
+        raise AssertionError("scheduling must not build or sign a django-q2 package")
+
+    monkeypatch.setattr(SignedPackage, "dumps", no_signing)
+
+    broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() + 60)
+
+    [message] = (broker.connection.root / "ready").glob("*/*")
+    assert message.name.endswith(f"_{JOB_ID}")
+    assert json.loads(message.read_bytes()) == {"v": 1, "func": RECORD_RUN, "key": JOB_ID}
+    assert message.stat().st_size < 100
+
+
+def test_the_stock_pusher_worker_and_monitor_run_a_scheduled_task(broker):
+    broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() - 1)
+
+    [task] = push_once(broker)
+    assert (task["func"], task["args"], task["kwargs"]) == (RECORD_RUN, (JOB_ID,), {})
+    assert task["name"] == JOB_ID
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    tasks.put(task)
+    tasks.put("STOP")
+    worker(tasks, results, multiprocessing.Value("f", -1), timeout=30)
+    assert RUNS == [JOB_ID]
+    assert broker.lock_size() == 1  # leased until the monitor acknowledges it
+
+    results.put("STOP")
+    monitor(results, broker=broker)
+
+    assert broker.find(JOB_ID) == []
+
+
+def test_a_scheduled_task_is_handed_out_not_before_its_due_time(broker, sleeps):
+    start = 1_700_000_000.0
+    broker.connection.clock = FakeClock(start)
+    # Inside a millisecond: the queue keeps whole milliseconds, and rounds up.
+    due_at = start + 5.0504
+    broker.schedule(RECORD_RUN, key=JOB_ID, due_at=due_at)
+
+    broker.connection.clock.now = due_at
+    assert broker.dequeue() is None
+    broker.connection.clock.advance(0.001)
+    [(_, package)] = broker.dequeue()
+
+    assert SignedPackage.loads(package)["args"] == (JOB_ID,)
+
+
+def test_a_scheduled_task_survives_a_restart_of_the_broker(broker):
+    broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() - 1)
+
+    restarted = FileBroker(list_key="test")
+    [task] = push_once(restarted)
+
+    assert task["args"] == (JOB_ID,)
+
+
+def test_an_unacknowledged_scheduled_task_is_delivered_again_then_dead_lettered(broker, sleeps):
+    clock = broker.connection.clock = FakeClock()
+    broker.schedule(RECORD_RUN, key=JOB_ID, due_at=clock.now - 1)
+
+    deliveries = []
+    for _ in range(2):  # JOBS_MAX_DELIVERIES
+        [task] = push_once(broker)
+        deliveries.append(task["ack_id"])
+        clock.advance(Conf.RETRY + 1)  # the worker died: its lease runs out
+
+    assert broker.dequeue() is None
+    assert len(set(deliveries)) == 2
+    assert [info.state for info in broker.find(JOB_ID)] == ["dead"]
+    [(key, payload)] = DEAD_LETTERS
+    assert (key, json.loads(payload)["func"]) == (JOB_ID, RECORD_RUN)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps({"v": 99, "func": "x.y", "key": JOB_ID}),
+        '{"v": 1, "func": "x.y"}',
+        json.dumps({"v": 1, "func": "len", "key": JOB_ID}),
+        "{" * 100_000,
+    ],
+    ids=["version", "no key", "no module", "deep"],
+)
+def test_a_scheduled_message_that_cannot_be_run_is_dead_lettered_at_once(broker, content):
+    broker.enqueue(content, key=JOB_ID)
+
+    assert push_once(broker) == []
+
+    assert [info.state for info in broker.find(JOB_ID)] == ["dead"]
+    assert [key for key, _ in DEAD_LETTERS] == [JOB_ID]
+
+
+@pytest.mark.parametrize("func", ["len", "os.system; rm", "", "a..b"])
+def test_it_refuses_to_schedule_something_that_is_not_a_function_path(broker, func):
+    with pytest.raises(ValueError):
+        broker.schedule(func, key=JOB_ID, due_at=time.time())
+
+    assert broker.keys() == set()
+
+
+@pytest.mark.parametrize("key", ["", "../escape", "01jabcdefghjkmnpqrstvwxyz0"])
+def test_it_refuses_to_schedule_for_a_key_that_is_not_a_job_id(broker, key):
+    with pytest.raises(ValueError):
+        broker.schedule(RECORD_RUN, key=key, due_at=time.time())

@@ -1,0 +1,111 @@
+"""Scheduled task messages: their small form on disk, and the django-q2 package made at delivery.
+
+A message written by :meth:`filestore.broker.FileBroker.schedule` names the
+task function and its argument, the key (a job id) the message belongs to::
+
+    {"v":1,"func":"jobs.tasks.run_job","key":"01JABCDEFGHJKMNPQRSTVWXYZ0"}
+
+The create path therefore writes some sixty bytes: no pickling, no
+signature, no task id. The message carries its key itself, not only in the
+queue's bookkeeping (the file name), so any queue can hand it out as it is
+(a queue on Redis keeps the same message). When the message is handed out,
+the broker builds the task
+dict :func:`django_q.tasks.async_task` would have built for
+``async_task(func, key)`` and signs it with django-q2's
+:class:`~django_q.signing.SignedPackage`, so the stock pusher, workers and
+monitor run it unchanged.
+
+Any other content is a signed package as django-q2 gave it to
+``Broker.enqueue`` (``async_task(..., broker=...)``); it is handed out as
+it is. The two cannot be confused: a signed package is URL-safe base64 and
+never starts with ``{``.
+
+Why nothing is lost by not signing on disk: the signature keeps a queue
+reader from running a package somebody else forged. The messages live in
+the data directory, which is private to the service's user and holds the
+signing key itself (``secret_key``), so whoever could forge a message could
+also sign it. The package is still signed on its way to the pusher,
+because that is the form the pusher reads.
+
+Grouping jobs due together into one delivery needs no new message format:
+each job keeps its own message (so leases, re-delivery and dead letters
+stay per job, and ``find(key)`` reads names only); a broker that batches
+leases several due messages of one ``func`` at once and builds one
+package whose argument is the list of their keys, for a task function
+that takes such a list. ``"v"`` leaves room for fields such a function
+would need.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.signing import SignedPackage
+
+from filestore.queue_names import KEY_PATTERN
+
+FORMAT_VERSION = 1
+
+# A dotted path to a module-level function, as django-q2's worker resolves it.
+_FUNC_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+class UnreadableTaskMessage(ValueError):
+    """A message that claims to be a scheduled task but cannot be run."""
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """What a scheduled message asks for: call ``func(key)``."""
+
+    func: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.func, str) or _FUNC_PATTERN.fullmatch(self.func) is None:
+            raise UnreadableTaskMessage(f"not a dotted path to a function: {self.func!r}")
+        if not isinstance(self.key, str) or KEY_PATTERN.fullmatch(self.key) is None:
+            raise UnreadableTaskMessage(f"not a job id: {self.key!r}")
+
+    def encode(self) -> bytes:
+        # Both fields were checked against patterns without quotes or
+        # backslashes: formatting them is valid JSON, and cheaper than dumps.
+        return f'{{"v":{FORMAT_VERSION},"func":"{self.func}","key":"{self.key}"}}'.encode()
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ScheduledTask | None:
+        """The task ``payload`` stands for; None when it is a signed package instead."""
+        if not payload.startswith(b"{"):
+            return None
+        try:
+            document = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise UnreadableTaskMessage(f"not JSON: {exc}") from None
+        if not isinstance(document, dict) or document.get("v") != FORMAT_VERSION:
+            raise UnreadableTaskMessage(f"not a version {FORMAT_VERSION} task message")
+        return cls(func=document.get("func"), key=document.get("key"))
+
+    def package(self) -> str:
+        """The signed django-q2 package that runs ``func(key)``, as async_task builds it."""
+        task = {
+            "id": uuid.uuid4().hex,
+            # The key names the job in the cluster's log lines ("Processed ... (<key>)").
+            "name": self.key,
+            "func": self.func,
+            "args": (self.key,),
+            "kwargs": {},
+            "started": timezone.now(),
+        }
+        # The options async_task copies from the cluster's configuration.
+        # ``sync`` is not one of them here: it runs a task inside the
+        # enqueuing call, which a task scheduled for later cannot do.
+        if Conf.CACHED:
+            task["cached"] = Conf.CACHED
+        if Conf.ACK_FAILURES:
+            task["ack_failure"] = Conf.ACK_FAILURES
+        return SignedPackage.dumps(task)

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import metrics
+from jobs import metrics, store
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
@@ -124,7 +124,8 @@ def test_a_bad_label_is_logged_and_never_raised(staff_client):
     assert b'status="pending"' not in body
 
 
-def test_queue_depth_is_read_from_the_broker_at_scrape_time(staff_client):
+def test_queue_depth_is_read_from_the_broker_at_scrape_time(staff_client, monkeypatch):
+    monkeypatch.setattr(metrics.QueueCollector, "max_age", 0)
     assert _value(_scrape(staff_client), "jobs_queue_messages", state="ready") == 0
 
     response = staff_client.post(
@@ -137,6 +138,36 @@ def test_queue_depth_is_read_from_the_broker_at_scrape_time(staff_client):
     assert _value(body, "jobs_queue_messages", state="due") == 0
     assert _value(body, "jobs_queue_messages", state="leased") == 0
     assert _value(body, "jobs_queue_messages", state="dead") == 0
+
+
+def test_scrapes_close_together_share_one_count_of_the_queue(staff_client, monkeypatch):
+    calls = []
+
+    class CountingBroker:
+        def counts(self):
+            calls.append(1)
+            return {"ready": len(calls), "due": 0, "leased": 0, "dead": 0}
+
+    broker = CountingBroker()
+    monkeypatch.setattr(store, "broker", lambda: broker)
+    monkeypatch.setattr(metrics.QueueCollector, "max_age", 60)
+
+    first, second = _scrape(staff_client), _scrape(staff_client)
+
+    assert len(calls) == 1
+    assert _value(first, "jobs_queue_messages", state="ready") == 1
+    assert _value(second, "jobs_queue_messages", state="ready") == 1
+
+
+def test_the_other_families_are_served_when_the_queue_cannot_be_counted(staff_client, monkeypatch):
+    def unreachable():
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(store, "broker", unreachable)
+
+    body = _scrape(staff_client)
+    assert b"jobs_created_total" in body
+    assert b"jobs_queue_messages{" not in body
 
 
 def test_requests_are_labelled_by_route_never_by_path(staff_client):

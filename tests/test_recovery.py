@@ -53,8 +53,8 @@ def test_it_enqueues_a_pending_job_that_has_no_message(now):
     assert message.state == "ready"
     assert message.due_at == pytest.approx(clock.from_iso(store.repository().get(job_id).run_at))
     # The message is a real task for the worker: it runs this job.
-    [(_ack_id, payload)] = store.broker().connection.dequeue(1)
-    task = SignedPackage.loads(payload.decode())
+    [(_ack_id, package)] = store.broker().dequeue()
+    task = SignedPackage.loads(package)
     assert (task["func"], task["args"]) == ("jobs.tasks.run_job", (job_id,))
     assert run_job(job_id) == "completed"
 

@@ -71,6 +71,10 @@ class RedisServer:
             finally:
                 client.close()
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
     def stop(self) -> None:
         if self._process is None:
             return

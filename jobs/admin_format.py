@@ -7,16 +7,15 @@ datetimes (the templates format them), everything else stays as the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from django.urls import reverse
 from django.utils.text import capfirst
 
-from filestore.queue import MessageInfo
 from jobs import clock
 from jobs.model import Job, Status
+from jobs.operations import Inspection
 
 TIMELINE_LABELS = {
     "created": "Created",
@@ -118,7 +117,7 @@ def timeline(job: Job) -> list[dict[str, Any]]:
     return entries
 
 
-def queue_messages(messages: Iterable[MessageInfo]) -> list[dict[str, Any]]:
+def queue_messages(inspection: Inspection) -> list[dict[str, Any]]:
     """The job's messages in the queue, with their times as datetimes."""
     return [
         {
@@ -129,5 +128,5 @@ def queue_messages(messages: Iterable[MessageInfo]) -> list[dict[str, Any]]:
             "lease_until": moment(message.lease_until),
             "dead_at": moment(message.dead_at),
         }
-        for message in messages
+        for message in inspection.messages
     ]

@@ -169,7 +169,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "summary": admin_format.summary(job),
         "photo": job.result if job.status is Status.COMPLETED else None,
         "timeline": admin_format.timeline(job),
-        "queue_messages": admin_format.queue_messages(inspection.messages),
+        "queue_messages": admin_format.queue_messages(inspection),
         "raw_json": json.dumps(job.to_document(), indent=2, ensure_ascii=False),
         "file_path": inspection.path,
         "actions": [

@@ -14,6 +14,7 @@ from django_q.models import Failure, OrmQ, Schedule, Success
 
 from jobs import admin_views, clock, health, services, store, tasks
 from jobs.errors import JobNotFound
+from jobs.model import STAFF_ACTIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +155,14 @@ def test_the_list_shows_jobs_newest_first_with_counts_and_thumbnails(staff_clien
     assert f'src="{thumb}"'.encode() in response.content
     assert response.content.count(b'class="job-thumb"') == 1
     assert b"Pending (1)" in response.content
+
+
+def test_the_list_offers_every_staff_action(staff_client):
+    new_job()
+    response = staff_client.get(LIST_URL)
+    assert [action.name for action in response.context["actions"]] == list(STAFF_ACTIONS)
+    for name in STAFF_ACTIONS:
+        assert f'<option value="{name}">'.encode() in response.content
 
 
 def test_the_list_filters_by_status(staff_client):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -268,11 +270,13 @@ def test_jobs_health_reports_the_queue_and_photo_source():
 # --- jobs cancel / retry / delete -----------------------------------------------------
 
 
-def test_jobs_cancel_retry_and_delete_change_the_files(move_clock):
+def test_jobs_cancel_retry_and_delete_change_the_files(move_clock, caplog):
     job_id = services.job_create(delay_seconds=5).job["id"]
 
-    out, _ = run("jobs", "cancel", job_id)
+    with caplog.at_level(logging.INFO, logger="jobs.operations"):
+        out, _ = run("jobs", "cancel", job_id)
     assert f"{job_id} cancelled" in out
+    assert re.search(rf"Operator .+ cancelled job {job_id}", caplog.text)
     assert status_of(job_id) == "cancelled"
     move_clock(10)
     assert tasks.run_job(job_id) == "already cancelled"

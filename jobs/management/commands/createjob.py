@@ -271,11 +271,8 @@ def _progress_line(jobs: list[Followed], *, live: bool) -> str:
     if live:
         # On a terminal the line is redrawn each poll, so a countdown is cheap.
         now = clock.now()
-        waits = [
-            job.job.due_at - now
-            for job in jobs
-            if job.job is not None and job.job.status is Status.PENDING
-        ]
+        pending = [f.job for f in jobs if f.job is not None and f.job.status is Status.PENDING]
+        waits = [job.due_at - now for job in pending]
         if waits:
             line += f" - next due in {max(0, math.ceil(min(waits)))} s"
     return line

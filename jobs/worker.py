@@ -14,14 +14,14 @@ import time
 
 from django.conf import settings
 
-from jobs import clock, health, photo_source
+from jobs import clock, health, photos
 from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
 
 
 class Prefetcher(threading.Thread):
-    """Fetches photos ahead for jobs about to fall due (see photo_source.prefetch)."""
+    """Fetches photos ahead for jobs about to fall due (see photos.prefetch)."""
 
     every = 0.5
     after_error = 30.0
@@ -34,7 +34,7 @@ class Prefetcher(threading.Thread):
         pause = self.every
         while not self.stopping.wait(pause):
             try:
-                photo_source.prefetch()
+                photos.prefetch()
                 pause = self.every
             except Exception:
                 # A bad key or a broken store: the jobs report it; try later.

@@ -4,8 +4,8 @@ One request per batch: ``GET {api_url}/photos/random?topics=<Food & Drink>&count
 What an answer means is decided here, once:
 
 - ``429``, a ``403`` whose body says ``Rate Limit Exceeded``, or any refusal
-  while ``X-Ratelimit-Remaining`` is ``0``: :class:`RateLimited` (the pool
-  then closes its gate, see :mod:`jobs.photos.gate`);
+  but ``400``/``401``/``404`` while ``X-Ratelimit-Remaining`` is ``0``:
+  :class:`RateLimited` (the pool then closes its gate, see :mod:`jobs.photos.gate`);
 - ``401``, any other ``403``, ``400``, another ``404``: :class:`PermanentPhotoError`,
   with a message saying what to fix;
 - network errors, timeouts, ``5xx``, ``No photos found.``, a malformed body:

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from filestore import repository as repo
 from filestore.ids import id_timestamp, is_valid_id, new_id
-from jobs import clock, events, store
+from jobs import clock, events, metrics, store
 from jobs.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -161,6 +161,8 @@ def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = Fal
         job = store.repository().create(Job.new(job_id, delay=delay, now=now), may_exist=may_exist)
     except repo.JobExists:
         job = store.repository().get(job_id)
+    else:
+        metrics.job_created()
     _enqueue(job)
     events.publish(job)
     return job
@@ -259,6 +261,7 @@ def job_cancel(*, job_id: str) -> Job:
     """Cancel a pending job (:meth:`Job.cancel`)."""
     now = clock.now()
     job = _update(job_id, lambda job: job.cancel(now=now))
+    metrics.job_finished(job.status)
     events.publish(job)
     return job
 

@@ -28,10 +28,11 @@ import secrets
 from django.conf import settings
 
 from filestore import repository as repo
-from jobs import clock, events, photo_source, store
+from jobs import clock, events, metrics, photo_source, store
 from jobs.model import Failure, Job
 from jobs.photos import PermanentPhotoError, PhotoSourceError, RateLimited
 from jobs.queueing import enqueue_job
+from jobsite.logs import job_log_context
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ def run_lease_seconds() -> float:
 
 def run_job(job_id: str) -> str:
     """Run one delivery of a job's message; returns what it did (for logs and tests)."""
+    with job_log_context(job_id=job_id):
+        return _run(job_id)
+
+
+def _run(job_id: str) -> str:
     token = secrets.token_hex(8)
     now = clock.now()
 
@@ -77,6 +83,9 @@ def run_job(job_id: str) -> str:
             # left without a message that will run it.
             enqueue_job(job_id, due_at=refusal.come_back_at, broker=store.broker())
         return refusal.reason
+    if job.attempts == 1:
+        # Lateness of a job's first start; later attempts wait on purpose.
+        metrics.job_started(now - clock.from_iso(job.run_at))
     events.publish(job)
 
     try:
@@ -120,6 +129,8 @@ def _finish(claimed: Job, token: str, change) -> str:
     job = finished.item
     if job.status == "pending":
         enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
+    else:
+        metrics.job_finished(job.status)
     events.publish(job)
     return job.status.value
 
@@ -141,4 +152,5 @@ def dead_letter(key: str | None, payload: bytes) -> None:
     except repo.JobNotFound:
         return
     if failed.changed:
+        metrics.job_finished(failed.item.status)
         events.publish(failed.item)

@@ -1,0 +1,139 @@
+"""Security headers on every answer, and the TLS settings behind JOBS_HTTPS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _directives(response) -> dict[str, set[str]]:
+    policy = response["Content-Security-Policy"]
+    parsed = {}
+    for directive in policy.split(";"):
+        name, *values = directive.split()
+        parsed[name] = set(values)
+    return parsed
+
+
+@pytest.fixture
+def built_page(settings, tmp_path):
+    """A page build of our own, so the test does not depend on frontend/dist."""
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "index.html").write_text("<!doctype html><title>Jobs</title>")
+    settings.FRONTEND_DIST = tmp_path / "dist"
+
+
+def test_the_page_may_run_only_its_own_code_and_show_photos_from_unsplash(client, built_page):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    csp = _directives(response)
+    assert csp["default-src"] == {"'self'"}
+    assert csp["script-src"] == {"'self'"}
+    assert csp["style-src"] == {"'self'"}
+    assert csp["connect-src"] == {"'self'"}
+    # 'self': the demo illustrations; data: the blur-hash previews drawn on a canvas.
+    assert csp["img-src"] == {"'self'", "data:", "https://images.unsplash.com"}
+    assert csp["object-src"] == {"'none'"}
+    assert csp["frame-ancestors"] == {"'none'"}
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_the_admin_may_use_inline_styles_but_not_inline_scripts(client):
+    response = client.get("/admin/login/")
+
+    assert response.status_code == 200
+    csp = _directives(response)
+    assert csp["script-src"] == {"'self'"}
+    assert csp["style-src"] == {"'self'", "'unsafe-inline'"}
+    assert "https://images.unsplash.com" in csp["img-src"]  # the jobs list's thumbnails
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_api_answers_may_load_nothing(client):
+    response = client.get("/api/config")
+
+    assert _directives(response) == {"default-src": {"'none'"}, "frame-ancestors": {"'none'"}}
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_files_served_by_whitenoise_carry_the_page_policy(client, settings):
+    if settings.WHITENOISE_ROOT is None:
+        pytest.skip("the page is not built")
+    response = client.get("/favicon.svg")
+
+    assert response.status_code == 200
+    assert _directives(response)["script-src"] == {"'self'"}
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+def test_behind_tls_http_is_redirected_except_the_health_probe(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/api/jobs").status_code == 301
+    assert client.get("/api/jobs")["Location"].startswith("https://")
+    assert client.get("/api/health").status_code in (200, 503)
+
+
+# --- the settings, read from the environment by a fresh process ------------------------
+
+
+SHOW = (
+    "import json; from django.conf import settings as s; print(json.dumps({name: getattr(s, name) "
+    "for name in ('SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', 'SESSION_COOKIE_SECURE', "
+    "'CSRF_COOKIE_SECURE', 'SECURE_PROXY_SSL_HEADER', 'JOBS_PHOTO_HOSTS')}))"
+)
+
+
+def _settings(root: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_")) and name != "PORT"
+    }
+    environ.update(JOBS_DATA_DIR=str(root / "data"), **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SHOW],
+        cwd=PROJECT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_tls_settings_are_off_for_plain_http_and_on_with_jobs_https(tmp_path):
+    plain = _settings(tmp_path)
+    tls = _settings(tmp_path, JOBS_HTTPS="true", JOBS_PROXY_SSL_HEADER="X-Forwarded-Proto")
+
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout.splitlines()[-1]) == {
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "JOBS_PHOTO_HOSTS": ["https://images.unsplash.com"],
+    }
+    assert tls.returncode == 0, tls.stderr
+    on = json.loads(tls.stdout.splitlines()[-1])
+    assert on["SECURE_SSL_REDIRECT"] and on["SESSION_COOKIE_SECURE"] and on["CSRF_COOKIE_SECURE"]
+    assert on["SECURE_HSTS_SECONDS"] >= 180 * 24 * 3600
+    assert on["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_it_stops_on_a_proxy_header_that_is_not_a_header_name(tmp_path):
+    result = _settings(tmp_path, JOBS_PROXY_SSL_HEADER="X-Forwarded-Proto: https")
+
+    assert result.returncode != 0
+    assert "JOBS_PROXY_SSL_HEADER" in result.stderr

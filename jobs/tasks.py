@@ -28,9 +28,8 @@ import secrets
 from django.conf import settings
 
 from filestore import repository as repo
-from jobs import clock, events, metrics, photo_source, store
+from jobs import clock, events, metrics, photos, store
 from jobs.model import Failure, Job
-from jobs.photos import PermanentPhotoError, PhotoSourceError, RateLimited
 from jobs.queueing import enqueue_job
 from jobsite.logs import job_log_context
 
@@ -89,18 +88,18 @@ def _run(job_id: str) -> str:
     events.publish(job)
 
     try:
-        photo = photo_source.take_photo()
-    except PhotoSourceError as error:
+        photo = photos.take_photo()
+    except photos.PhotoSourceError as error:
         return _finish(job, token, _after_error(job, error))
     return _finish(job, token, lambda job, now: job.complete(photo, now=now))
 
 
-def _after_error(job: Job, error: PhotoSourceError):
+def _after_error(job: Job, error: photos.PhotoSourceError):
     """What a photo error does to the job: fail it, or make it wait and try again."""
-    if isinstance(error, PermanentPhotoError):
+    if isinstance(error, photos.PermanentPhotoError):
         failure = Failure(error.code, error.message)
         return lambda job, now: job.fail(failure, now=now)
-    if isinstance(error, RateLimited):
+    if isinstance(error, photos.RateLimited):
         delay = error.retry_after or BACKOFF_BASE
         return lambda job, now: job.wait(error.message, until=now + delay, now=now, transient=False)
     failures = job.transient_failures + 1

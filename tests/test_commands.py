@@ -160,7 +160,7 @@ def test_createjob_wait_exits_1_when_a_job_fails(monkeypatch, move_clock):
     def refuse():
         raise PermanentPhotoError("unsplash_unauthorized", "Unsplash rejected the access key.")
 
-    monkeypatch.setattr(tasks.photo_source, "take_photo", refuse)
+    monkeypatch.setattr(tasks.photos, "take_photo", refuse)
 
     error, out, _ = fails("createjob", "--wait")
 

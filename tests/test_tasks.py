@@ -9,7 +9,7 @@ import random
 import pytest
 
 from filestore import repository as repo
-from jobs import clock, photo_source, services, store
+from jobs import clock, photos, services, store
 from jobs.photos import TransientPhotoError
 from jobs.tasks import (
     BACKOFF_BASE,
@@ -157,13 +157,13 @@ def test_a_deleted_job_is_fine(now, fake):
 
 def test_a_job_deleted_during_its_run_is_not_written_back(now, fake, monkeypatch):
     job_id = due_job(now)
-    real_take_photo = photo_source.take_photo
+    real_take_photo = photos.take_photo
 
     def delete_then_fetch():
         services.job_delete(job_id=job_id)
         return real_take_photo()
 
-    monkeypatch.setattr(photo_source, "take_photo", delete_then_fetch)
+    monkeypatch.setattr(photos, "take_photo", delete_then_fetch)
 
     assert run_job(job_id) == "deleted"
     assert list(store.repository().entries()) == []
@@ -174,15 +174,15 @@ def test_a_job_deleted_during_its_run_is_not_written_back(now, fake, monkeypatch
 
 def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
     job_id = due_job(now)
-    real_take_photo = photo_source.take_photo
+    real_take_photo = photos.take_photo
 
     def killed():
         raise WorkerKilled
 
-    monkeypatch.setattr(photo_source, "take_photo", killed)
+    monkeypatch.setattr(photos, "take_photo", killed)
     with pytest.raises(WorkerKilled):
         run_job(job_id)
-    monkeypatch.setattr(photo_source, "take_photo", real_take_photo)
+    monkeypatch.setattr(photos, "take_photo", real_take_photo)
     running = read(job_id)
     assert running.status == "running"
     lease_until = running.lease.until
@@ -210,12 +210,12 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
     now, fake, monkeypatch, late_run
 ):
     job_id = due_job(now)
-    real_take_photo = photo_source.take_photo
+    real_take_photo = photos.take_photo
     taken_over = {}
 
     def stalled_fetch():
         # The first run stalls past its lease; meanwhile another delivery takes over.
-        monkeypatch.setattr(photo_source, "take_photo", real_take_photo)
+        monkeypatch.setattr(photos, "take_photo", real_take_photo)
         now.advance(run_lease_seconds() + 1)
         taken_over["outcome"] = run_job(job_id)
         taken_over["job"] = read(job_id)
@@ -223,7 +223,7 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
             raise TransientPhotoError("unsplash_unavailable", "Unsplash is having trouble.")
         return real_take_photo()
 
-    monkeypatch.setattr(photo_source, "take_photo", stalled_fetch)
+    monkeypatch.setattr(photos, "take_photo", stalled_fetch)
     messages_before = len(store.broker().find(job_id))
 
     assert run_job(job_id) == "lost lease"
@@ -256,7 +256,7 @@ def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_atte
 ):
     fake.behaviour = behaviour
     fake.slow_seconds = 5
-    photo_source.source().timeout = (1.0, 0.2)
+    photos.source().timeout = (1.0, 0.2)
     job_id = due_job(now)
 
     assert run_job(job_id) == "pending"
@@ -266,7 +266,7 @@ def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_atte
     assert job.lease is None and job.error is None and job.result is None
     assert TRANSIENT[behaviour] in job.pending_reason
     wait = clock.from_iso(job.next_attempt_at) - now()
-    assert 1 <= wait <= max(BACKOFF_BASE, photo_source.pool().error_cooldown_seconds) + 0.001
+    assert 1 <= wait <= max(BACKOFF_BASE, photos.pool().error_cooldown_seconds) + 0.001
     assert_queued_for(job_id, job.next_attempt_at)
     assert events(job)[-1] == "pending"
     assert job.history[-1].detail == job.pending_reason
@@ -297,7 +297,7 @@ def test_it_fails_after_the_bounded_number_of_transient_failures(now, fake):
     assert f"gave up after {MAX_TRANSIENT_FAILURES} attempts" in job.error.message
     assert job.pending_reason is None and job.next_attempt_at is None
     assert fake.calls == MAX_TRANSIENT_FAILURES
-    cooldown = photo_source.pool().error_cooldown_seconds
+    cooldown = photos.pool().error_cooldown_seconds
     for failures, wait in enumerate(waits, start=1):
         ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1))
         assert 1 <= wait <= max(cooldown, ceiling) + 0.001, (failures, wait)
@@ -310,7 +310,7 @@ def test_a_success_resets_the_count_of_transient_failures(now, fake):
         assert run_job(first) == "pending"
         now.to(read(first).next_attempt_at)
     assert run_job(first) == "completed"
-    photo_source.pool().clear()  # the next job must call the source again
+    photos.pool().clear()  # the next job must call the source again
 
     fake.script(["server_error_500"])
     second = due_job(now)
@@ -386,7 +386,7 @@ def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypa
     def killed():
         raise WorkerKilled
 
-    monkeypatch.setattr(photo_source, "take_photo", killed)
+    monkeypatch.setattr(photos, "take_photo", killed)
     queue = store.broker().connection
     queue.clock = now
     job_id = due_job(now)

@@ -15,7 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs import services
+from jobs import photos, services
 from jobs.api.serializers import (
     JobCreateSerializer,
     JobPageSerializer,
@@ -140,7 +140,7 @@ def config(request: Request) -> Response:
             "min_delay": settings.JOBS_MIN_DELAY,
             "max_delay": settings.JOBS_MAX_DELAY,
             "delay_step": settings.JOBS_DELAY_STEP,
-            "photo_source": "unsplash" if settings.UNSPLASH_ACCESS_KEY else "demo",
+            "photo_source": photos.source_name(),
             "app_name": settings.UNSPLASH_APP_NAME,
         }
     )

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from filestore.photo_pool import PhotoPoolStore
+from jobs import metrics
 from jobs.photos.errors import PhotoSourceError, RateLimited, TransientPhotoError
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class RateLimitGate:
             return
         code = state.code or RATE_LIMITED
         if state.reason == RATE_LIMITED:
+            metrics.rate_limit_wait()
             raise RateLimited(code, state.message or RateLimited.DEFAULT_MESSAGE, retry_after=wait)
         message = state.message or "The photo service failed."
         raise TransientPhotoError(code, message, retry_after=wait)

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from filestore.photo_pool import PhotoPoolStore
-from jobs.photos.errors import PhotoSourceError, TransientPhotoError
+from jobs import metrics
+from jobs.photos.errors import PhotoSourceError, RateLimited, TransientPhotoError
 from jobs.photos.gate import GateState, RateLimitGate
 from jobs.photos.results import BATCH_SIZE, Fetch
 
@@ -119,8 +120,10 @@ class PhotoPool:
         try:
             batch = fetch(batch_size)
         except PhotoSourceError as error:
+            metrics.unsplash_call(_outcome(error))
             self.gate.on_failure(state, error)
             raise
+        metrics.unsplash_call("ok")
         photos = _unique_by_id(batch)
         if not photos:
             raise TransientPhotoError(
@@ -128,6 +131,15 @@ class PhotoPool:
             )
         self.gate.on_success(state, batch)
         return photos
+
+
+def _outcome(error: PhotoSourceError) -> str:
+    """The label of a failed call in the metrics."""
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, TransientPhotoError):
+        return "transient"
+    return "permanent"
 
 
 def _unique_by_id(photos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import DisallowedHost
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
@@ -10,6 +11,10 @@ from jobs.api.problems import is_api_path, problem_response
 
 def bad_request(request, exception=None):
     if is_api_path(request.path):
+        if isinstance(exception, DisallowedHost):
+            return problem_response(
+                400, "Bad request", "This server does not answer to that Host.", code="bad_host"
+            )
         return problem_response(400, "Bad request", "The request is malformed.", code="bad_request")
     return defaults.bad_request(request, exception)
 

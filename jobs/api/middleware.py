@@ -29,17 +29,9 @@ class ApiProblemMiddleware:
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        return self._as_problem(self.get_response(request))
+        return self._as_problem(request, self.get_response(request))
 
     def _refuse(self, request):
-        # Checked here because later middleware would raise DisallowedHost and
-        # Django would answer with its HTML 400 page (the debug page under DEBUG).
-        try:
-            request.get_host()
-        except DisallowedHost:
-            return problem_response(
-                400, "Bad request", "This server does not answer to that Host.", code="bad_host"
-            )
         length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             too_large = int(length) > settings.JOBS_MAX_BODY_BYTES
@@ -56,12 +48,15 @@ class ApiProblemMiddleware:
             )
         return None
 
-    def _as_problem(self, response):
+    def _as_problem(self, request, response):
         """Turn an error page that another part of Django made for /api/ into a problem.
 
         The views answer with problems themselves; this catches the answers
         made around them (the CSRF failure page, Django's error pages, the
-        debug page), so that a client of the API never gets HTML.
+        debug page with its stack trace), so that a client of the API never
+        gets HTML. The most common: a Host not in ALLOWED_HOSTS, which
+        CommonMiddleware refuses with an HTML 400. It is recognised here,
+        on the way out, rather than checked for on every request.
         """
         if response.status_code < 400:
             return response
@@ -69,6 +64,11 @@ class ApiProblemMiddleware:
         if media_type in _JSON_TYPES:
             return response
         status = response.status_code
+        response.close()
+        if status == 400 and not self._host_allowed(request):
+            return problem_response(
+                400, "Bad request", "This server does not answer to that Host.", code="bad_host"
+            )
         try:
             title = HTTPStatus(status).phrase
         except ValueError:
@@ -82,8 +82,15 @@ class ApiProblemMiddleware:
         for name in _KEPT_HEADERS:
             if name in response:
                 problem[name] = response[name]
-        response.close()
         return problem
+
+    @staticmethod
+    def _host_allowed(request) -> bool:
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return False
+        return True
 
     def process_exception(self, request, exception):
         # Exceptions that escape views (outside DRF's handler) would become

@@ -1,30 +1,25 @@
 """Job change events: every service that changes a job publishes one.
 
-The log lives in the data directory so that changes made by the worker
-processes reach the event streams of every web process.
+The log is shared (files in the data directory, or a Redis Stream with
+``JOBS_REDIS_URL``: see :mod:`jobs.backends`) so that changes made by the
+worker processes reach the event streams of every web process.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 from filestore.eventlog import EventLog
-from jobs import store
+from jobs import backends
 from jobs.model import Job
+from redisstore.eventlog import RedisEventLog
 
 logger = logging.getLogger(__name__)
 
 
-@functools.cache
-def _log(root: Path) -> EventLog:
-    return EventLog(root / "events")
-
-
-def log() -> EventLog:
-    return _log(store.data_dir())
+def log() -> EventLog | RedisEventLog:
+    return backends.event_log()
 
 
 def _append(event: dict[str, Any]) -> None:

@@ -1,20 +1,20 @@
 """Worker heartbeats and the health report behind ``GET /api/health``.
 
-Each worker process writes ``worker/<host>-<pid>.json`` every few seconds;
-the worker counts as alive when the newest heartbeat is younger than
-``JOBS_HEARTBEAT_MAX_AGE``.
+Each worker process beats every few seconds into the heartbeat store the
+deployment uses (:func:`jobs.backends.heartbeats`: files in the data
+directory, or Redis); the worker counts as alive when the newest heartbeat
+is younger than ``JOBS_HEARTBEAT_MAX_AGE``.
 
-The report never fails itself: whatever the data directory holds (a torn
-or hostile heartbeat file, a directory that cannot be read), each check
-ends as passed or failed, and a failed one says why.
+The report never fails itself: whatever the store holds (a torn or hostile
+heartbeat file, a directory that cannot be read, Redis out of reach), each
+check ends as passed or failed, and a failed one says why.
 """
 
 from __future__ import annotations
 
 import errno
-import json
-import math
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -22,84 +22,38 @@ from typing import Any
 from django.conf import settings
 
 from filestore import atomic
-from jobs import clock, photos, store
+from filestore.heartbeats import FileHeartbeats
+from jobs import backends, clock, photos, store
 
 
-def _heartbeat_dir() -> Path:
-    return store.data_dir() / "worker"
+def worker_id() -> str:
+    """``<host>-<pid>``: this process among the workers of every host."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
 
 
 def heartbeat_path() -> Path:
-    return _heartbeat_dir() / f"{socket.gethostname()}-{os.getpid()}.json"
+    """This process's heartbeat file, where heartbeats are files (for operators and tests)."""
+    return FileHeartbeats(store.data_dir() / "worker", store.data_dir() / "tmp").path(worker_id())
 
 
 def write_heartbeat(**details: Any) -> None:
-    atomic.ensure_dir(_heartbeat_dir())
     document = {"at": clock.now(), "pid": os.getpid(), "host": socket.gethostname(), **details}
-    atomic.write_atomic(heartbeat_path(), atomic.dumps(document), tmp_dir=store.data_dir() / "tmp")
+    backends.heartbeats().beat(worker_id(), document)
 
 
 def remove_heartbeat() -> None:
-    atomic.unlink_durable(heartbeat_path())
-
-
-# A heartbeat is a few hundred bytes; a bigger file is not one.
-_HEARTBEAT_MAX_BYTES = 64 * 1024
-
-
-def _read_heartbeat(path: Path) -> dict[str, Any] | None:
-    """The heartbeat in ``path``, or None when the file is not a readable heartbeat."""
-    try:
-        with path.open("rb") as file:
-            beat = json.loads(file.read(_HEARTBEAT_MAX_BYTES + 1))
-    # RecursionError: deeply nested JSON; OSError: a directory, no permission, EIO.
-    except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(beat, dict):
-        return None
-    at = beat.get("at")
-    # bool is an int; NaN and infinities would make any age look fresh.
-    if isinstance(at, bool) or not isinstance(at, int | float):
-        return None
-    try:
-        at = float(at)
-    except OverflowError:
-        return None
-    if not math.isfinite(at):
-        return None
-    return {**beat, "at": at}
+    backends.heartbeats().remove(worker_id())
 
 
 def latest_heartbeat() -> dict[str, Any] | None:
-    """The newest heartbeat of any worker (files that are not heartbeats are ignored)."""
-    newest = None
-    try:
-        paths = list(_heartbeat_dir().iterdir())
-    except FileNotFoundError:
-        return None
-    for path in paths:
-        beat = _read_heartbeat(path)
-        if beat is not None and (newest is None or beat["at"] > newest["at"]):
-            newest = beat
-    return newest
+    """The newest heartbeat of any worker (entries that are not heartbeats are ignored)."""
+    return backends.heartbeats().latest()
 
 
 def prune_heartbeats(*, older_than: float = 24 * 3600) -> int:
-    """Remove heartbeats of workers long gone (killed ones never remove their own)."""
-    removed = 0
-    cutoff = clock.now() - older_than
-    try:
-        paths = list(_heartbeat_dir().iterdir())
-    except FileNotFoundError:
-        return 0
-    for path in paths:
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
+    """Forget heartbeats of workers long gone (killed ones never remove their own)."""
+    return backends.heartbeats().prune(before=clock.now() - older_than)
 
 
 def _os_reason(error: OSError) -> str:

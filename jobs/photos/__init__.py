@@ -11,7 +11,7 @@
 ``errors``         ``PhotoSourceError`` and its kinds: transient, rate limited, permanent
 =================  ==========================================================
 
-The pool's storage (files today) is ``filestore.photo_pool``.
+The pool's storage is ``filestore.photo_pool`` or ``redisstore.photo_pool`` (see ``jobs.backends``).
 """
 
 from jobs.photos.configured import PREFETCH_HORIZON, pool, prefetch, source, source_name, take_photo

@@ -10,13 +10,12 @@ and ``pool().rate_limit_state()``.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from filestore.photo_pool import FilePhotoPoolStore
-from jobs import clock, store
+from filestore.photo_pool import PhotoPoolStore
+from jobs import backends, clock, store
 from jobs.photos.demo import DemoSource
 from jobs.photos.pool import KEEP_UNUSED_SECONDS, PhotoPool
 from jobs.photos.unsplash import UnsplashSource
@@ -50,15 +49,14 @@ def _demo(static_url: str, app_name: str) -> DemoSource:
 
 
 def pool() -> PhotoPool:
-    return _pool(store.data_dir())
+    return _pool(backends.photo_pool_store(ttl_seconds=KEEP_UNUSED_SECONDS))
 
 
 @functools.cache
-def _pool(root: Path) -> PhotoPool:
-    files = FilePhotoPoolStore(root / "photos", root / "tmp", ttl_seconds=KEEP_UNUSED_SECONDS)
+def _pool(pool_store: PhotoPoolStore) -> PhotoPool:
     # The pool's gate and the jobs' next attempts must read the same clock:
     # a job told to come back when the gate opens must find it open.
-    return PhotoPool(files, clock=lambda: clock.now())
+    return PhotoPool(pool_store, clock=lambda: clock.now())
 
 
 def take_photo() -> dict[str, Any]:

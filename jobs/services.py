@@ -187,6 +187,11 @@ def _enqueue(job: Job) -> None:
     """
     try:
         enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
+    except ConnectionError:
+        # A shared queue out of reach (Redis down): the client is told to
+        # retry (503) instead of being promised a run; the file stays, and
+        # the recovery pass queues the job once the queue is back.
+        raise
     except Exception:
         logger.exception("Could not queue job %s; the recovery pass will queue it", job.id)
 

@@ -86,3 +86,34 @@ def envpath(name: str, default: Path, environ: Mapping[str, str] | None = None) 
     if path.exists() and not path.is_dir():
         raise ImproperlyConfigured(f"{name}={str(path)!r} exists and is not a directory.")
     return path
+
+
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def envredisurl(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A Redis URL (``redis://``, ``rediss://`` or ``unix://``), or None when unset.
+
+    The message never repeats the value: a Redis URL may carry a password.
+    """
+    value = envstr(name, "", environ)
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not a URL; use redis://host:6379/0.") from None
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must start with redis://, rediss:// or unix:// "
+            f"(it starts with {parts.scheme or 'no scheme'!r})."
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise ImproperlyConfigured(f"{name} names no socket; use unix:///path/to/redis.sock.")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ImproperlyConfigured(f"{name} names no host; use redis://host:6379/0.")
+    database = parts.path.lstrip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        raise ImproperlyConfigured(f"{name} names database {database!r}; use a number, as in /0.")
+    return value

@@ -12,6 +12,7 @@ from rest_framework import exceptions as drf
 from jobs.api.problems import problem_response
 from jobs.api.throttling import retry_after
 from jobs.errors import InvalidInput, JobError
+from redisstore import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EROFS, errno.EPERM, errno.EACCES, errno.EIO, errno.EDQUOT}
 )
 STORAGE_RETRY_AFTER = 30
+# Redis restarts in seconds; clients retry soon after.
+QUEUE_RETRY_AFTER = 5
 
 
 def storage_error(exc: BaseException) -> OSError | None:
@@ -94,6 +97,16 @@ def problem_for_exception(exc: Exception):
             exc.default_detail.__str__(),
             _flatten(exc.detail),
             code=exc.default_code,
+        )
+    if isinstance(exc, Unavailable) or isinstance(exc.__cause__, Unavailable):
+        logger.error("Redis unavailable: %s", exc)
+        return problem_response(
+            503,
+            "Service unavailable",
+            "The job queue cannot be reached right now. Retry later, with the same "
+            "Idempotency-Key if you sent one.",
+            code="queue_unavailable",
+            headers={"Retry-After": str(QUEUE_RETRY_AFTER)},
         )
     failure = storage_error(exc)
     if failure is not None:

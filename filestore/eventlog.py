@@ -12,7 +12,8 @@ client sends back as ``Last-Event-ID``).
 A segment is closed once it grows past ``segment_bytes``; writers then
 append to the next one, and only the newest ``keep_segments`` are kept. A
 reader asking for events after an id whose segment is gone is told to
-start over (it has missed events).
+start over (it has missed events), and so is one asking after an id the
+log never reached (the data directory was reset or restored since).
 
 Events are notifications, not state: the job files are the truth. So the
 log is not fsynced; after a power cut a client refetches the list.
@@ -66,10 +67,14 @@ class EventLog:
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         with self._writer_lock:
             writer = self._writer
+            status = os.fstat(writer[1]) if writer is not None else None
             if (
                 writer is None
                 or writer[0] != os.getpid()  # inherited over a fork: open our own
-                or os.fstat(writer[1]).st_size >= self.segment_bytes
+                or status.st_size >= self.segment_bytes
+                # The file was removed (the data directory was reset): appends
+                # to it would reach nobody.
+                or status.st_nlink == 0
             ):
                 if writer is not None and writer[0] == os.getpid():
                     os.close(writer[1])
@@ -123,14 +128,23 @@ class EventLog:
                 segment, offset = segments[0], 0
             else:
                 raise EventsLost(f"events after {position} are no longer kept")
+        if segment > segments[-1]:
+            raise EventsLost(f"the log never reached {position}: it started over")
         events: list[tuple[int, dict]] = []
+        first = True
         while len(events) < limit:
             try:
                 with open(self._path(segment), "rb") as handle:
+                    # Ids are handed out only once their line is in the log,
+                    # which only grows: a position past the end of its
+                    # segment comes from a log that was since reset.
+                    if first and os.fstat(handle.fileno()).st_size < offset:
+                        raise EventsLost(f"the log never reached {position}: it started over")
                     handle.seek(offset)
                     data = handle.read(_READ_SIZE)
             except FileNotFoundError:
                 data = b""
+            first = False
             consumed = 0
             for line in data.splitlines(keepends=True):
                 if not line.endswith(b"\n") or len(events) >= limit:

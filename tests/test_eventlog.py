@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 
 import pytest
 
@@ -138,3 +139,40 @@ def test_it_keeps_every_event_of_concurrent_writers(data_dir):
     for w in range(4):
         assert [e["n"] for _, e in everything if e["writer"] == w] == list(range(300))
     assert len(list(root.iterdir())) > 1  # the writers went through several segments
+
+
+def test_it_tells_a_reader_after_an_id_the_log_never_reached_to_start_over(data_dir):
+    """A client's Last-Event-ID from before the data directory was reset."""
+    old = EventLog(data_dir / "old-events")
+    for event in _events(10):
+        old.append(event)
+    remembered = old.latest_id()
+    log = EventLog(data_dir / "events")
+    log.append({"n": 0})
+
+    with pytest.raises(EventsLost):
+        log.read_after(remembered)
+
+
+def test_it_tells_a_reader_after_a_segment_the_log_never_reached_to_start_over(data_dir):
+    old = EventLog(data_dir / "old-events", segment_bytes=100)
+    for event in _events(10):
+        old.append(event)
+    remembered = old.latest_id()
+    log = EventLog(data_dir / "events", segment_bytes=100)
+    log.append({"n": 0})
+    assert len(list(old.root.iterdir())) > len(list(log.root.iterdir()))
+
+    with pytest.raises(EventsLost):
+        log.read_after(remembered)
+
+
+def test_appends_reach_readers_after_the_log_directory_was_replaced(data_dir):
+    log = EventLog(data_dir / "events")
+    log.append({"n": 0})
+    shutil.rmtree(log.root)  # the data directory reset under a running process
+
+    log.append({"n": 1})
+
+    events, _ = EventLog(data_dir / "events").read_after(0)
+    assert [event for _, event in events] == [{"n": 1}]

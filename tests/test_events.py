@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import time
 
 import pytest
 
 from filestore.eventlog import EventLog
 from jobs import services
-from jobs.api.events import stream
+from jobs.api import events as events_api
+from jobs.api.events import StreamSlots, stream, stream_async
 from jobs.live import EventFeed
 
 
@@ -40,7 +43,7 @@ def take(iterator, count: int, *, deadline: float = 5.0) -> list[bytes]:
 
 @pytest.fixture
 def feed(data_dir):
-    following = EventFeed(EventLog(data_dir / "events"), poll_seconds=0.01)
+    following = EventFeed(EventLog(data_dir / "events"), poll_seconds=0.01, tick_seconds=0.01)
     yield following
     following.close()
 
@@ -162,3 +165,109 @@ def test_the_endpoint_refuses_other_methods_as_a_problem(client):
     assert response.status_code == 405
     assert response["Content-Type"] == "application/problem+json"
     assert response["Allow"] == "GET"
+
+
+def test_a_client_resuming_after_an_id_the_log_never_reached_starts_over_from_now(feed):
+    """Its Last-Event-ID is from before the data directory was reset or restored."""
+    services.job_create(delay_seconds=5)
+    beyond_the_end = feed.position + 10_000
+
+    events = stream(feed, beyond_the_end, heartbeat=0.05)
+    next(events)
+    [reset] = parse(take(events, 1))
+    created = services.job_create(delay_seconds=10).job
+    [event] = parse(take(events, 1))
+
+    assert reset["event"] == "reset"
+    assert int(reset["id"]) < beyond_the_end
+    assert event["data"]["id"] == created["id"]
+
+
+def test_an_open_stream_starts_over_when_the_log_does(data_dir, feed):
+    for _ in range(3):
+        services.job_create(delay_seconds=5)
+    events = stream(feed, None, heartbeat=0.05)
+    next(events)
+    shutil.rmtree(data_dir / "events")  # the data directory reset under the server
+    EventLog(data_dir / "events").append({"type": "job-deleted", "id": "0" * 26})
+
+    [reset] = parse(take(events, 1))
+    created = services.job_create(delay_seconds=10).job
+    [event] = parse(take(events, 1))
+
+    assert reset["event"] == "reset"
+    assert event["data"]["id"] == created["id"]
+
+
+async def _take_async(chunks_of, count: int, *, deadline: float = 5.0) -> list[bytes]:
+    chunks: list[bytes] = []
+    async with asyncio.timeout(deadline):
+        while len(parse(chunks)) < count:
+            chunks.append(await anext(chunks_of))
+    return chunks
+
+
+def test_a_stream_on_an_event_loop_sends_each_job_change(feed):
+    async def scenario():
+        events = stream_async(feed, None, heartbeat=0.05)
+        first = await anext(events)
+        created = await asyncio.to_thread(lambda: services.job_create(delay_seconds=5).job)
+        await asyncio.to_thread(services.job_cancel, job_id=created["id"])
+        return first, created, parse(await _take_async(events, 2))
+
+    first, created, received = asyncio.run(scenario())
+
+    assert first == b"retry: 3000\n\n"
+    assert [(e["data"]["id"], e["data"]["status"]) for e in received] == [
+        (created["id"], "pending"),
+        (created["id"], "cancelled"),
+    ]
+
+
+def test_many_streams_on_one_event_loop_all_get_the_change_and_heartbeats(feed):
+    async def scenario():
+        streams = [stream_async(feed, None, heartbeat=0.2) for _ in range(200)]
+        for events in streams:
+            await anext(events)
+        created = await asyncio.to_thread(lambda: services.job_create(delay_seconds=5).job)
+        received = await asyncio.gather(*(_take_async(events, 1) for events in streams))
+        pings = await asyncio.gather(*(anext(events) for events in streams))
+        return created, [parse(chunks)[0]["data"]["id"] for chunks in received], pings
+
+    created, received, pings = asyncio.run(scenario())
+
+    assert received == [created["id"]] * 200
+    assert set(pings) == {b": ping\n\n"}
+
+
+def test_a_stream_on_an_event_loop_ends_by_itself(feed):
+    async def scenario():
+        return [chunk async for chunk in stream_async(feed, None, heartbeat=0.01, lifetime=0.1)]
+
+    chunks = asyncio.run(scenario())
+
+    assert chunks[0] == b"retry: 3000\n\n"
+    assert chunks[-1] == b": ping\n\n"
+
+
+def test_a_closed_stream_gives_its_slot_back(feed):
+    slots = StreamSlots(1)
+    assert slots.take()
+    events = stream(feed, None, heartbeat=0.01, slots=slots)
+    next(events)
+
+    events.close()
+    events.close()
+
+    assert slots.open == 0
+
+
+def test_the_endpoint_refuses_streams_beyond_the_limit_with_a_quick_problem(client, monkeypatch):
+    monkeypatch.setattr(events_api, "THREAD_SLOTS", StreamSlots(0))
+
+    response = client.get("/api/events")
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert int(response["Retry-After"]) > 0
+    assert response.json()["type"].endswith("/too_many_streams")

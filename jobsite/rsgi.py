@@ -1,0 +1,242 @@
+"""The web server's entry point: granian's RSGI interface in front of the WSGI app.
+
+``manage.py serve`` runs ``granian --interface rsgi jobsite.rsgi:application``.
+Every request still goes through Django's WSGI handler, on a small pool of
+threads, because the synchronous API views are several times faster that
+way than behind Django's ASGI handler. What the event loop adds in front:
+
+- The request body is read on the loop, whole, before a thread is taken:
+  a client that sends its body slowly holds a coroutine, not a thread,
+  and is cut off after ``BODY_SECONDS``. A chunked body is read like any
+  other and handed to Django with its ``CONTENT_LENGTH``; a body larger
+  than ``JOBS_MAX_BODY_BYTES`` is refused with ``413`` before it is read
+  to the end.
+- The response is read from Django in the thread, whole, and sent by
+  granian: no thread waits on a slow reader either.
+- A response whose content is an asynchronous iterator (the event
+  streams, see :mod:`jobs.api.events`) is returned to the loop after the
+  middleware ran, and streamed from there: thousands of open streams cost
+  coroutines, not threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import resource
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from granian.rsgi import ProtocolClosed, ProtocolError
+
+from jobsite.wsgi import application as wsgi_application
+
+# Threads per process running Django. The views are CPU-bound apart from
+# fsyncs (a few milliseconds each): beyond a few dozen threads, requests only
+# wait longer for the interpreter lock.
+API_THREADS = 32
+# How long a thread may hold the interpreter lock while another waits for
+# it (Python's default: 5 ms). The loop sending a batch of events to
+# thousands of streams holds it for tens of milliseconds; an API thread
+# between two file reads must not wait 5 ms each time to get it back.
+SWITCH_SECONDS = 0.0005
+# The whole body of a request must arrive within this time.
+BODY_SECONDS = 10.0
+
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _problem(status: int, title: str, detail: str, code: str) -> tuple[list, bytes]:
+    body = {"type": f"/api/problems/{code}", "title": title, "status": status, "detail": detail}
+    headers = [("content-type", "application/problem+json"), ("connection", "close")]
+    return headers, json.dumps(body).encode()
+
+
+class WSGIGateway:
+    """An RSGI application that runs a WSGI application on a thread pool."""
+
+    def __init__(
+        self,
+        app,
+        *,
+        threads: int = API_THREADS,
+        max_body_bytes: int,
+        body_seconds: float = BODY_SECONDS,
+        environ: dict[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_seconds = body_seconds
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
+        self.base_environ: dict[str, Any] = {
+            "SCRIPT_NAME": "",
+            "SERVER_SOFTWARE": "granian-rsgi",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "wsgi.version": (1, 0),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            **(environ or {}),
+        }
+
+    async def __rsgi__(self, scope, proto) -> None:
+        if scope.proto != "http":
+            return
+        try:
+            body = await self._read_body(scope, proto)
+        except BodyTooLarge:
+            headers, content = _problem(
+                413,
+                "Request body too large",
+                f"The request body may be at most {self.max_body_bytes} bytes.",
+                "too_large",
+            )
+            proto.response_bytes(413, headers, content)
+            return
+        except TimeoutError:
+            headers, content = _problem(
+                408,
+                "Request timeout",
+                f"The request body did not arrive within {self.body_seconds:g} s.",
+                "request_timeout",
+            )
+            proto.response_bytes(408, headers, content)
+            return
+        except (ProtocolClosed, ProtocolError, OSError, RuntimeError):
+            # The client went away, or sent a body that is not valid HTTP
+            # (e.g. broken chunk framing): nothing sensible can be answered.
+            headers, content = _problem(
+                400, "Bad request", "The request body could not be read.", "bad_request"
+            )
+            with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
+                proto.response_bytes(400, headers, content)
+            return
+        environ = self._environ(scope, body)
+        loop = asyncio.get_running_loop()
+        stream = await loop.run_in_executor(self.pool, self._call, environ, proto)
+        if stream is not None:
+            await self._send_stream(proto, *stream)
+
+    async def _read_body(self, scope, proto) -> bytes:
+        headers = scope.headers
+        length = headers.get("content-length")
+        if (
+            scope.method in _NO_BODY_METHODS
+            and length is None
+            and ("transfer-encoding" not in headers)
+        ):
+            return b""
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise BodyTooLarge
+        parts: list[bytes] = []
+        size = 0
+        async with asyncio.timeout(self.body_seconds):
+            async for chunk in proto:
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise BodyTooLarge
+                parts.append(chunk)
+        return b"".join(parts)
+
+    def _environ(self, scope, body: bytes) -> dict[str, Any]:
+        server_host, _, server_port = scope.server.rpartition(":")
+        client_host = scope.client.rpartition(":")[0]
+        environ = {
+            **self.base_environ,
+            "REQUEST_METHOD": scope.method,
+            # WSGI carries the path's bytes as latin-1 text; granian hands
+            # over the percent-decoded path as UTF-8 text.
+            "PATH_INFO": scope.path.encode("utf-8", "surrogateescape").decode("latin-1"),
+            "QUERY_STRING": scope.query_string,
+            "SERVER_NAME": server_host.strip("[]"),
+            "SERVER_PORT": server_port,
+            "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
+            "REMOTE_ADDR": client_host.strip("[]"),
+            "wsgi.url_scheme": scope.scheme,
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        for name, value in scope.headers.items():
+            if "_" in name:
+                # Header names with underscores would be indistinguishable
+                # from the dashed ones in the environ (a spoofing trick).
+                continue
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
+                continue  # the body is read whole: its length is known
+            if key != "CONTENT_TYPE":
+                key = "HTTP_" + key
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
+
+    def _call(self, environ: dict[str, Any], proto):
+        """Run the WSGI app in a pool thread; send its answer, or hand back a
+        stream to be sent from the loop."""
+        started: list = []
+
+        def start_response(status: str, headers: list, exc_info=None) -> None:
+            started[:] = [int(status.split(" ", 1)[0]), headers]
+
+        result = self.app(environ, start_response)
+        if getattr(result, "is_async", False):
+            return started[0], started[1], result
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        # Sent from this thread: the loop need not wake up for it. A client
+        # that is gone makes this fail, which changes nothing.
+        with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
+            proto.response_bytes(started[0], started[1], content)
+        return None
+
+    async def _send_stream(self, proto, status: int, headers: list, response) -> None:
+        try:
+            transport = proto.response_stream(status, headers)
+            async for chunk in response:
+                await transport.send_bytes(chunk)
+        except (ProtocolClosed, ProtocolError, OSError, RuntimeError):
+            pass  # the client went away
+        finally:
+            response.close()
+
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
+
+
+def _raise_open_files_limit() -> None:
+    """Each open event stream is a socket: allow as many as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _application() -> WSGIGateway:
+    # Imported once Django is set up (by jobsite.wsgi).
+    from django.conf import settings
+
+    from jobs.api.events import ASYNC_STREAMING
+
+    _raise_open_files_limit()
+    sys.setswitchinterval(SWITCH_SECONDS)
+    return WSGIGateway(
+        wsgi_application,
+        max_body_bytes=settings.JOBS_MAX_BODY_BYTES,
+        # Tells the event stream view that its asynchronous iterator will be
+        # sent from the loop, not drained into a list as a WSGI server would.
+        environ={ASYNC_STREAMING: True},
+    )
+
+
+application = _application()

@@ -23,8 +23,11 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.photo_source import source_name
 
 _PR_SET_PDEATHSIG = 1
-# Threads per web server process (see the README's "Serving" section).
-WEB_THREADS = 600
+# Requests (event streams included) one web process serves at once; beyond
+# it granian stops accepting connections. Event streams are capped below it
+# (jobs.api.events.MAX_ASYNC_STREAMS), so the API keeps room. See the
+# README's "Serving" section.
+WEB_CONCURRENCY = 12_000
 
 
 def _die_with_parent() -> None:
@@ -58,25 +61,25 @@ class Command(BaseCommand):
             "-m",
             "granian",
             "--interface",
-            "wsgi",
+            "rsgi",
             "--host",
             host,
             "--port",
             str(port),
             "--workers",
             str(workers),
-            # Each open event stream holds a thread of the WSGI pool while it
-            # waits: room for several hundred streams beside the API requests.
-            "--blocking-threads",
-            str(WEB_THREADS),
             "--backpressure",
-            str(WEB_THREADS),
+            str(WEB_CONCURRENCY),
             "--backlog",
             "2048",
+            # A client that sends its headers slowly is cut off by granian
+            # (its body, by jobsite.rsgi), holding no thread meanwhile.
+            "--http1-header-read-timeout",
+            "10000",
             "--no-ws",
             "--log-level",
             "warning",
-            "jobsite.wsgi:application",
+            "jobsite.rsgi:application",
         ]
 
     def handle(self, *args, **options):

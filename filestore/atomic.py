@@ -6,6 +6,10 @@ fsynced. At every instant the target name holds either the complete old
 content or the complete new content, never a mix, and once the function
 returns the new content survives a power cut.
 
+Files and directories are created private to the owner (``0600`` and
+``0700``) whatever the process umask: the data directory holds session
+data and keys besides the jobs.
+
 Every step goes through :data:`hooks` so tests can make any single
 ``write``/``fsync``/``rename``/``link``/``unlink`` fail and check what a
 crash at that instant leaves on disk.
@@ -22,6 +26,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 class _Hooks:
@@ -89,13 +96,16 @@ def ensure_dir(path: Path) -> None:
         probe = probe.parent
     for directory in reversed(missing):
         try:
-            directory.mkdir()
+            # A umask only takes bits away: 0o700 stays private under any.
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
         except FileExistsError:
             continue  # another process made it first; its parent is fsynced by it
         fsync_dir(directory.parent)
 
 
-def write_temp(tmp_dir: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> Path:
+def write_temp(
+    tmp_dir: Path, data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE
+) -> Path:
     """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path."""
     tmp = tmp_dir / f"{os.getpid()}.{PID_SCOPE}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -129,7 +139,9 @@ def write_atomic(path: Path, data: bytes, *, tmp_dir: Path, durable: bool = True
         fsync_dir(path.parent)
 
 
-def create_exclusive(path: Path, data: bytes, *, tmp_dir: Path, mode: int = 0o644) -> bool:
+def create_exclusive(
+    path: Path, data: bytes, *, tmp_dir: Path, mode: int = PRIVATE_FILE_MODE
+) -> bool:
     """Create ``path`` with ``data`` unless it exists; return whether we created it.
 
     ``link()`` fails with EEXIST when the name is taken, so of several

@@ -1,7 +1,13 @@
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
+from jobsite import startup
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
+# The web server imports this module in each of its processes: each makes
+# sure of a private data directory and the secret key before serving.
+startup.prepare(settings.JOBS_DATA_DIR)
 
 application = get_asgi_application()

@@ -7,48 +7,36 @@ naming the variable.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from filestore import atomic
-from jobsite.env import envbool, envint, envlist, envpath, envstr, envurl
+from jobsite.env import envbool, envint, envlist, envpath, envredisurl, envstr, envurl
+from jobsite.startup import MIN_SECRET_KEY_LENGTH, lazy_stored_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # --- Data directory: everything the system writes lives here ---------------
+# Made (private) by jobsite.startup when a process of the service starts;
+# importing the settings writes nothing.
 JOBS_DATA_DIR = envpath("JOBS_DATA_DIR", BASE_DIR / "data")
-try:
-    atomic.ensure_dir(JOBS_DATA_DIR / "tmp")
-    atomic.ensure_dir(JOBS_DATA_DIR / "static")
-except OSError as exc:
-    raise ImproperlyConfigured(
-        f"JOBS_DATA_DIR={str(JOBS_DATA_DIR)!r} cannot be created or written: {exc.strerror}."
-    ) from None
 
 
 def _secret_key() -> str:
     """DJANGO_SECRET_KEY, or one generated once and kept in the data directory.
 
-    Queued task messages are signed with it, so it must survive restarts and
-    be the same in the web and worker processes.
+    The admin's sessions and the worker's task packages are signed with it,
+    so it must survive restarts and be the same in the web and worker
+    processes. The stored key is read when Django first needs it.
     """
     configured = envstr("DJANGO_SECRET_KEY", "")
     if configured:
-        if len(configured) < 32:
-            raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
+        if len(configured) < MIN_SECRET_KEY_LENGTH:
+            raise ImproperlyConfigured(
+                f"DJANGO_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long."
+            )
         return configured
-    path = JOBS_DATA_DIR / "secret_key"
-    atomic.create_exclusive(
-        path, secrets.token_urlsafe(50).encode(), tmp_dir=JOBS_DATA_DIR / "tmp", mode=0o600
-    )
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ImproperlyConfigured(
-            f"{path} holds no usable secret key; delete it to get a new one."
-        )
-    return key
+    return lazy_stored_secret_key(JOBS_DATA_DIR)
 
 
 SECRET_KEY = _secret_key()
@@ -246,6 +234,13 @@ JOBS_THROTTLE_CREATE_BURST = envint("JOBS_THROTTLE_CREATE_BURST", 200, minimum=1
 JOBS_THROTTLE_LOGIN_FAILURES = envint("JOBS_THROTTLE_LOGIN_FAILURES", 5, minimum=1)
 JOBS_THROTTLE_LOGIN_WINDOW = envint("JOBS_THROTTLE_LOGIN_WINDOW", 300, minimum=1)
 
+# --- Several machines: Redis ----------------------------------------------------
+# Set, the queue, the live events, the photo pool with its rate-limit gate and
+# the worker heartbeats live in this Redis, shared by every host; job files and
+# idempotency records stay in JOBS_DATA_DIR, which all hosts then mount.
+# Unset, everything is files on this machine. jobs/backends.py picks them.
+JOBS_REDIS_URL = envredisurl("JOBS_REDIS_URL")
+
 # --- django-q2 -------------------------------------------------------------
 # The broker is our file queue; no job data and no task results go to the
 # database. See the README ("Worker configuration") for each choice.
@@ -260,7 +255,9 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
     )
 Q_CLUSTER = {
     "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
-    "broker_class": "filestore.broker.FileBroker",
+    "broker_class": (
+        "redisstore.broker.RedisBroker" if JOBS_REDIS_URL else "filestore.broker.FileBroker"
+    ),
     "workers": JOBS_WORKERS,
     "timeout": JOBS_TASK_TIMEOUT,
     "retry": JOBS_QUEUE_RETRY,

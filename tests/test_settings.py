@@ -180,3 +180,88 @@ def test_it_prefers_the_configured_secret_key(tmp_path):
 
     assert _secret_key_of(tmp_path / "run", DJANGO_SECRET_KEY=configured) == configured
     assert not (tmp_path / "run" / "data" / "secret_key").exists()
+
+
+def _python(root: Path, code: str) -> subprocess.CompletedProcess:
+    """``python -c code`` in the project, configured like :func:`_manage`."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_")) and name != "PORT"
+    }
+    environ.update(JOBS_DATA_DIR=str(root / "data"), DJANGO_SETTINGS_MODULE="jobsite.settings")
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_importing_the_settings_writes_nothing(tmp_path):
+    result = _python(
+        tmp_path / "run",
+        "from django.conf import settings; print(settings.JOBS_DATA_DIR, settings.DEBUG)",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{tmp_path / 'run' / 'data'} False"
+    assert not (tmp_path / "run").exists()
+
+
+def test_it_checks_the_configuration_where_the_data_dir_cannot_be_written(tmp_path):
+    (tmp_path / "read-only").write_text("")  # nothing can be made under a file
+
+    # Metrics files are per process and may live elsewhere (a local disk).
+    result = _manage(tmp_path / "read-only", "check", JOBS_METRICS_DIR=str(tmp_path / "metrics"))
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_migrate_stops_with_one_clear_line_when_the_data_dir_cannot_be_made(tmp_path):
+    (tmp_path / "read-only").write_text("")
+
+    result = _manage(tmp_path / "read-only", "migrate", "--noinput", "-v0")
+
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: JOBS_DATA_DIR=")
+    assert "cannot be created or written" in line
+
+
+def test_migrate_keeps_the_database_and_the_key_private(tmp_path):
+    result = _manage(tmp_path / "run", "migrate", "--noinput", "-v0")
+
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "run" / "data"
+    assert _mode(data) == 0o700
+    assert _mode(data / "db.sqlite3") == 0o600
+    assert _mode(data / "secret_key") == 0o600
+
+
+def test_the_web_server_entry_prepares_a_private_data_dir(tmp_path):
+    result = _python(tmp_path / "run", "import jobsite.wsgi")
+
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "run" / "data"
+    assert _mode(data) == _mode(data / "tmp") == 0o700
+    assert _mode(data / "secret_key") == 0o600
+
+
+def test_a_key_stored_by_an_older_version_keeps_working(tmp_path):
+    data = tmp_path / "run" / "data"
+    data.mkdir(parents=True)
+    (data / "secret_key").write_text("k" * 50 + "\n")
+    (data / "secret_key").chmod(0o644)
+
+    assert _secret_key_of(tmp_path / "run") == "k" * 50
+    assert _manage(tmp_path / "run", "migrate", "--noinput", "-v0").returncode == 0
+    assert (data / "secret_key").read_text() == "k" * 50 + "\n"
+    assert _mode(data / "secret_key") == 0o600

@@ -18,7 +18,7 @@ class Command(ClusterCommand):
     )
 
     def handle(self, *args, **options):
-        settings.SECRET_KEY  # noqa: B018 - messages are signed with it: fail early without one
+        settings.SECRET_KEY  # noqa: B018 - task packages are signed with it: fail early without one
         cluster = Cluster()
         cluster.start()
         supervisor = Supervisor()

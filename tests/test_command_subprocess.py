@@ -38,7 +38,7 @@ def env(data_dir: Path) -> dict[str, str]:
         JOBS_MIN_DELAY="1",
         JOBS_MAX_DELAY="5",
         JOBS_DELAY_STEP="1",
-        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_SECRET_KEY=str(settings.SECRET_KEY),
         PYTHONUNBUFFERED="1",
     )
     return environment

@@ -39,7 +39,7 @@ def start_cluster(data_dir, tmp_path, settings, short_delays) -> Iterator:
         cluster = WorkerCluster(
             data_dir,
             tmp_path / f"qcluster-{len(clusters) + 1}.log",
-            env=cluster_env(data_dir, secret_key=settings.SECRET_KEY, overrides=env),
+            env=cluster_env(data_dir, secret_key=str(settings.SECRET_KEY), overrides=env),
         )
         clusters.append(cluster)
         return cluster.start()

@@ -33,62 +33,39 @@ correct state. The same holds when a power cut undoes the unlink of step
 (``durable=False``) skips the fsyncs of step 1 too: losing it in a power
 cut only means the job runs again.
 
-Concurrent writers: updates of one job are serialised by an ``flock`` on
-the job's lock stripe, so two processes never interleave read-modify-write
-cycles on the same job, while writers of other jobs go on in parallel. A
-create takes the same lock to check that no name of its id exists yet (a
-job that moved on to another status has another name). Readers take no
-lock: every name they can open holds a complete document.
+Concurrent writers of one job take its lock (:mod:`filestore.stripe_locks`);
+a create with a reserved id takes it to check that no name of its id exists
+yet. Readers take no lock: every name they can open holds a complete
+document. Durable writes made at the same time share their flushes
+(:mod:`filestore.group_commit`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from filestore import atomic
-from filestore.ids import ID_PATTERN, is_valid_id
+from filestore.batch_writes import apply_many
+from filestore.codec import Codec, Document, DocumentCodec
+from filestore.group_commit import GroupCommitter
+from filestore.ids import is_valid_id
+from filestore.job_names import STATUSES, Entry, listdir, listdir_desc, parse_name
+from filestore.quarantine import Quarantine
+from filestore.store_maintenance import STALE_TEMP_SECONDS, recover_store
+from filestore.stripe_locks import StripeLocks
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-LOCK_STRIPES = 256
-# Temp files older than this whose writer cannot be shown alive are leftovers.
-STALE_TEMP_SECONDS = 600
-
-Document = dict[str, Any]
 T = TypeVar("T")
 
-
-class Codec(Protocol[T]):
-    """How the items a repository hands out map to and from their JSON documents.
-
-    ``load`` raises ``ValueError`` for a document that is not a valid item:
-    the file is then quarantined like one that does not parse.
-    """
-
-    def load(self, document: Document) -> T: ...
-
-    def dump(self, item: T) -> Document: ...
-
-
-class DocumentCodec:
-    """Items are the documents themselves."""
-
-    def load(self, document: Document) -> Document:
-        return document
-
-    def dump(self, item: Document) -> Document:
-        return item
+__all__ = ["STALE_TEMP_SECONDS", "STATUSES", "Codec", "Document", "Entry", "JobRepository"]
 
 
 class JobNotFound(Exception):
@@ -103,40 +80,6 @@ class JobExists(Exception):
 
 class CorruptJobFile(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A job as seen from the file names alone."""
-
-    id: str
-    status: str
-
-
-def _parse_name(name: str) -> Entry | None:
-    if not name.endswith(".json") or len(name) < 33 or name[26] != "_":
-        return None
-    job_id, status = name[:26], name[27:-5]
-    if status not in STATUSES or not ID_PATTERN.fullmatch(job_id):
-        return None
-    return Entry(job_id, status)
-
-
-def _listdir(path: Path) -> list[str]:
-    """The names in ``path``; none when it is gone or is a stray file, not a bucket."""
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _listdir_desc(path: Path, upto: str | None) -> list[str]:
-    """Sorted names in ``path`` (newest first), skipping those after ``upto``."""
-    names = _listdir(path)
-    if upto is not None:
-        names = [name for name in names if name <= upto]
-    names.sort(reverse=True)
-    return names
 
 
 @dataclass(frozen=True)
@@ -162,6 +105,10 @@ class JobRepository(Generic[T]):
         self.quarantine_dir = self.root / "quarantine"
         self.locks_dir = self.root / "locks"
         self._ready = False
+        self._locks = StripeLocks(self.locks_dir)
+        self.quarantine = Quarantine(self.quarantine_dir)
+        # Durable writes of concurrent threads share their flushes.
+        self._committer = GroupCommitter()
 
     # -- layout -------------------------------------------------------------
 
@@ -200,7 +147,7 @@ class JobRepository(Generic[T]):
             if not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
             return self.codec.load(document)
-        with self._locked(job_id):
+        with self._locks.one(job_id):
             if self._any_name(job_id) or not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
         return self.codec.load(document)
@@ -237,7 +184,7 @@ class JobRepository(Generic[T]):
         back, the job has two names and the higher revision still wins.
         """
         self.setup()
-        with self._locked(job_id):
+        with self._locks.one(job_id):
             current, paths = self._resolve(job_id)
             changed = change(current.item)
             if changed is None:
@@ -258,7 +205,7 @@ class JobRepository(Generic[T]):
         current job (checked under the job's lock). Returns the removed
         job, or None when ``only_if`` refused."""
         self.setup()
-        with self._locked(job_id):
+        with self._locks.one(job_id):
             current, paths = self._resolve(job_id)
             if only_if is not None and not only_if(current.item):
                 return None
@@ -269,30 +216,50 @@ class JobRepository(Generic[T]):
     def _write(
         self, path: Path, document: Document, *, exclusive: bool = False, durable: bool = True
     ) -> bool:
-        """Write ``document`` to ``path``; with ``exclusive``, only if the name is free."""
+        """Write ``document`` to ``path``; with ``exclusive``, only if the name is free.
+
+        The Maildir sequence of :mod:`filestore.atomic`, with the two flushes
+        (the temp file's data, then the directory entry) made through the
+        group committer: threads writing at the same time share them.
+        """
         data = atomic.dumps(document)
         for _ in range(3):
             atomic.ensure_dir(path.parent)
+            tmp = atomic.write_temp(self.tmp_dir, data, durable=False)
             try:
+                if durable:
+                    self._committer.commit([tmp])
                 if exclusive:
-                    return atomic.create_exclusive(path, data, tmp_dir=self.tmp_dir)
-                atomic.write_atomic(path, data, tmp_dir=self.tmp_dir, durable=durable)
-                return True
+                    atomic.hooks.step("link", path)
+                    os.link(tmp, path)
+                else:
+                    atomic.hooks.step("rename", path)
+                    os.replace(tmp, path)
+            except FileExistsError:
+                return False
             except FileNotFoundError:
                 # The leaf was removed as empty between ensure_dir and the
                 # rename; make it again.
                 continue
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            if durable:
+                self._committer.commit([path.parent])
+            return True
         raise OSError(f"could not write {path}")
 
-    @contextlib.contextmanager
-    def _locked(self, job_id: str) -> Iterator[None]:
-        stripe = zlib.crc32(job_id.encode()) % LOCK_STRIPES
-        fd = os.open(self.locks_dir / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+    def apply_many(
+        self,
+        changes: Sequence[tuple[str, Callable[[T], T | None]]],
+        *,
+        durable: bool = True,
+    ) -> list[Applied[T] | None]:
+        """Apply one change to each of several jobs; their new states become durable together.
+
+        The batch form of :meth:`apply`; see :func:`filestore.batch_writes.apply_many`.
+        """
+        return apply_many(self, changes, durable=durable)
 
     # -- reads --------------------------------------------------------------
 
@@ -341,11 +308,11 @@ class JobRepository(Generic[T]):
             return None
         except OSError as exc:
             # EISDIR, EACCES, EIO...: not a readable job file.
-            self._quarantine(path, exc)
+            self.quarantine.move(path, exc)
             return None
         try:
             document = json.loads(data)
-            entry = _parse_name(path.name)
+            entry = parse_name(path.name)
             if (
                 not isinstance(document, dict)
                 or entry is None
@@ -357,34 +324,9 @@ class JobRepository(Generic[T]):
                 raise CorruptJobFile("not a job document matching its file name")
             item = self.codec.load(document)
         except (ValueError, TypeError, KeyError, RecursionError, CorruptJobFile) as exc:
-            self._quarantine(path, exc)
+            self.quarantine.move(path, exc)
             return None
         return _Stored(document, item)
-
-    def _quarantine(self, path: Path, reason: BaseException) -> None:
-        target = self.quarantine_dir / f"{path.name}.{time.time_ns()}"
-        try:
-            atomic.ensure_dir(self.quarantine_dir)
-            os.rename(path, target)
-            atomic.fsync_dir(path.parent)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            logger.error(
-                "Skipped unreadable job file %s (%s); could not quarantine it: %s",
-                path,
-                reason,
-                exc,
-            )
-            return
-        logger.error("Moved unreadable job file %s to %s: %s", path, target, reason)
-
-    def quarantined(self) -> int:
-        """How many unreadable files have been moved aside."""
-        try:
-            return sum(1 for _ in os.scandir(self.quarantine_dir))
-        except FileNotFoundError:
-            return 0
 
     def entries(
         self, *, statuses: Iterable[str] | None = None, before: str | None = None
@@ -397,12 +339,12 @@ class JobRepository(Generic[T]):
         """
         wanted = set(statuses) if statuses else None
         upto = before if before else None
-        for top in _listdir_desc(self.jobs_dir, upto[0:4] if upto else None):
+        for top in listdir_desc(self.jobs_dir, upto[0:4] if upto else None):
             top_dir = self.jobs_dir / top
-            for mid in _listdir_desc(top_dir, upto[4:6] if upto and top == upto[0:4] else None):
+            for mid in listdir_desc(top_dir, upto[4:6] if upto and top == upto[0:4] else None):
                 mid_dir = top_dir / mid
                 in_cursor_mid = upto is not None and top + mid == upto[0:6]
-                for leaf in _listdir_desc(mid_dir, upto[6:8] if in_cursor_mid else None):
+                for leaf in listdir_desc(mid_dir, upto[6:8] if in_cursor_mid else None):
                     for entry in self._leaf_entries(mid_dir / leaf):
                         if upto is not None and entry.id >= upto:
                             continue
@@ -410,10 +352,10 @@ class JobRepository(Generic[T]):
                             yield entry
 
     def _leaf_entries(self, leaf: Path) -> list[Entry]:
-        names = _listdir(leaf)
+        names = listdir(leaf)
         by_id: dict[str, list[str]] = {}
         for name in names:
-            entry = _parse_name(name)
+            entry = parse_name(name)
             if entry is not None:
                 by_id.setdefault(entry.id, []).append(entry.status)
         entries = []
@@ -464,52 +406,15 @@ class JobRepository(Generic[T]):
 
     def recover(self, *, now: float | None = None) -> dict[str, int]:
         """Clean up what crashed writers left: temp files and stale duplicate names."""
-        self.setup()
-        now = time.time() if now is None else now
-        report = {"temp_files_removed": 0, "stale_names_removed": 0}
-        for tmp in self.tmp_dir.iterdir():
-            if self._temp_is_leftover(tmp, now):
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                    report["temp_files_removed"] += 1
-        for leaf in self._leaves():
-            seen: dict[str, int] = {}
-            for name in _listdir(leaf):
-                entry = _parse_name(name)
-                if entry is not None:
-                    seen[entry.id] = seen.get(entry.id, 0) + 1
-            for job_id, names in seen.items():
-                if names > 1:
-                    with self._locked(job_id):
-                        try:
-                            current, paths = self._resolve(job_id)
-                        except JobNotFound:
-                            continue
-                        keep = self.path_for(job_id, current.document["status"])
-                        for path in paths:
-                            if path != keep and atomic.unlink_durable(path):
-                                report["stale_names_removed"] += 1
-        return report
+        return recover_store(self, now=now)
 
-    def _leaves(self) -> Iterator[Path]:
-        for top in _listdir_desc(self.jobs_dir, None):
-            for mid in _listdir_desc(self.jobs_dir / top, None):
-                for leaf in _listdir_desc(self.jobs_dir / top / mid, None):
-                    yield self.jobs_dir / top / mid / leaf
+    def remove_stale_names(self, job_id: str) -> int:
+        """Remove every name of ``job_id`` but its current one; return how many went."""
+        with self._locks.one(job_id):
+            current, paths = self._resolve(job_id)
+            keep = self.path_for(job_id, current.document["status"])
+            return sum(1 for path in paths if path != keep and atomic.unlink_durable(path))
 
-    @staticmethod
-    def _temp_is_leftover(path: Path, now: float) -> bool:
-        try:
-            age = now - path.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        pid = atomic.temp_writer_pid(path.name)
-        if pid is not None and pid != os.getpid():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True  # its writer is gone
-            except PermissionError:
-                pass
-        # Written in another container (or by an older version): only age tells.
-        return age > STALE_TEMP_SECONDS
+    def quarantined(self) -> int:
+        """How many unreadable files have been moved aside."""
+        return self.quarantine.count()

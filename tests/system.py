@@ -115,3 +115,40 @@ class System:
         status, page = self.get("/api/jobs?limit=500")
         assert status == 200
         return page["results"]
+
+
+def raw_exchange(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send ``data`` as is over a new connection; what came back until the
+    server closed it or went quiet for ``timeout`` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                received += chunk
+                if _complete(received):
+                    break
+    return received
+
+
+def _complete(response: bytes) -> bool:
+    """Whether ``response`` holds a whole HTTP/1.1 response with a Content-Length."""
+    head, separator, body = response.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def parse_response(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of a raw HTTP/1.1 response."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body

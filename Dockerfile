@@ -15,4 +15,5 @@ COPY . .
 COPY --from=page /app/frontend/dist ./frontend/dist
 VOLUME /data
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput -v0 && python manage.py collectstatic --noinput -v0 && exec python -m granian --interface wsgi --host 0.0.0.0 --port 8000 --workers 2 --no-ws jobsite.wsgi:application"]
+# The server's flags are those of `manage.py serve` (see the README's "Serving").
+CMD ["sh", "-c", "python manage.py migrate --noinput -v0 && python manage.py collectstatic --noinput -v0 && exec python -m granian --interface rsgi --host 0.0.0.0 --port 8000 --workers 2 --backpressure 12000 --backlog 2048 --http1-header-read-timeout 10000 --no-ws jobsite.rsgi:application"]

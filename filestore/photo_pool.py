@@ -60,6 +60,10 @@ class PhotoPoolStore(Protocol):
         """
         ...
 
+    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+        """Claim up to ``count`` photos at once (as :meth:`take`, in one pass over the pool)."""
+        ...
+
     def add(self, photos: list[dict[str, Any]], now: float) -> None:
         """Keep a batch of photos fetched at ``now``, durably as a whole."""
         ...
@@ -104,7 +108,15 @@ class FilePhotoPoolStore:
     # --- Photos ---
 
     def take(self, now: float) -> dict[str, Any] | None:
+        taken = self.take_many(1, now)
+        return taken[0] if taken else None
+
+    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+        taken: list[dict[str, Any]] = []
+        claimed = False
         for name, fetched_at in self._entries():
+            if len(taken) >= count:
+                break
             path = self.entries_dir / name
             if self._expired(fetched_at, now):
                 _unlink_quietly(path)
@@ -114,13 +126,19 @@ class FilePhotoPoolStore:
             except FileNotFoundError:
                 continue  # another process claimed it
             # The unlink is the claim: exactly one of the readers succeeds.
-            if not unlink_durable(path):
+            # The directory is flushed once for all the claims below.
+            if not unlink_durable(path, durable=False):
                 continue
+            claimed = True
             try:
-                return json.loads(data)["photo"]
+                taken.append(json.loads(data)["photo"])
             except (ValueError, KeyError, TypeError):
                 log.error("Discarded unreadable photo pool entry %s", path)
-        return None
+        if claimed:
+            # Durable before any photo is handed out: a power cut must not
+            # bring back a photo that a job already shows.
+            fsync_dir(self.entries_dir)
+        return taken
 
     def add(self, photos: list[dict[str, Any]], now: float) -> None:
         if not photos:

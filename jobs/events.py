@@ -36,5 +36,11 @@ def publish(job: Job) -> None:
     _append({"type": "job", "job": job.to_public()})
 
 
+def publish_many(jobs: list[Job]) -> None:
+    """:func:`publish` for each of ``jobs`` (a batch the worker changed together)."""
+    for job in jobs:
+        publish(job)
+
+
 def publish_deleted(job_id: str) -> None:
     _append({"type": "job-deleted", "id": job_id})

@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.conf import settings
 
@@ -55,47 +57,107 @@ def run_lease_seconds() -> float:
 
 def run_job(job_id: str) -> str:
     """Run one delivery of a job's message; returns what it did (for logs and tests)."""
-    with job_log_context(job_id=job_id):
-        return _run(job_id)
+    return run_jobs([job_id])[0]
 
 
-def _run(job_id: str) -> str:
-    token = secrets.token_hex(8)
+def run_jobs(job_ids: Sequence[str]) -> list[str]:
+    """Run one delivery of a batch of jobs due together; return what it did to each.
+
+    The three steps of the module's docstring, each made once for the whole
+    batch: one pass claims every job (their locks held together), one claim
+    on the photo pool serves them all, and one write makes every outcome
+    durable (two flushes for the batch, see ``JobRepository.apply_many``).
+    Each job is still claimed and finished on its own terms, so a job
+    claimed elsewhere, finished or deleted meanwhile is left alone.
+    """
+    ids = list(dict.fromkeys(job_ids))
+    batch_id = secrets.token_hex(4)
+    with job_log_context(batch_id=batch_id):
+        metrics.batch_delivered(len(ids))
+        outcomes = _run_batch(ids, token=secrets.token_hex(8))
+    return [outcomes[job_id] for job_id in job_ids]
+
+
+def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     now = clock.now()
+    lease = run_lease_seconds()
 
     def claim(job: Job) -> Job | None:
         if job.claim_refusal(now) is not None:
             return None
-        return job.claim(token=token, lease_seconds=run_lease_seconds(), now=now)
+        return job.claim(token=token, lease_seconds=lease, now=now)
 
-    try:
-        # Not fsynced: a claim lost in a power cut only means the job runs again.
-        claimed = store.repository().apply(job_id, claim, durable=False)
-    except repo.JobNotFound:
-        return "deleted"
-    job = claimed.item
-    if not claimed.changed:
-        refusal = job.claim_refusal(now)
-        assert refusal is not None
-        if refusal.come_back_at is not None:
-            # This message may be the job's only one: a job must never be
-            # left without a message that will run it.
-            enqueue_job(job_id, due_at=refusal.come_back_at, broker=store.broker())
-        return refusal.reason
-    if job.attempts == 1:
-        # Lateness of a job's first start; later attempts wait on purpose.
-        metrics.job_started(now - clock.from_iso(job.run_at))
-    events.publish(job)
+    # Not flushed: a claim lost in a power cut only means the job runs again.
+    claims = store.repository().apply_many([(job_id, claim) for job_id in ids], durable=False)
+    outcomes: dict[str, str] = {}
+    running: list[Job] = []
+    for job_id, claimed in zip(ids, claims, strict=True):
+        if claimed is None:
+            outcomes[job_id] = "deleted"
+        elif claimed.changed:
+            running.append(claimed.item)
+        else:
+            outcomes[job_id] = _refused(claimed.item, now)
+    for job in running:
+        if job.attempts == 1:
+            # Lateness of a job's first start; later attempts wait on purpose.
+            metrics.job_started(now - clock.from_iso(job.run_at))
+    events.publish_many(running)
+    if not running:
+        return outcomes
 
-    try:
-        photo = photos.take_photo()
-    except photos.PhotoSourceError as error:
-        return _finish(job, token, _after_error(job, error))
-    return _finish(job, token, lambda job, now: job.complete(photo, now=now))
+    taken = photos.take_photos(len(running))
+    changes = [
+        (job.id, _holding(token, _outcome(job, photo_or_error)))
+        for job, photo_or_error in zip(running, taken, strict=True)
+    ]
+    finished = store.repository().apply_many(changes)
+    changed: list[Job] = []
+    for job, result in zip(running, finished, strict=True):
+        if result is None:
+            outcomes[job.id] = "deleted"
+        elif not result.changed:
+            outcomes[job.id] = "lost lease"  # another delivery took over; it decides
+        else:
+            done = result.item
+            outcomes[job.id] = done.status.value
+            changed.append(done)
+            if done.is_final:
+                metrics.job_finished(done.status)
+            else:
+                enqueue_job(done.id, due_at=done.due_at, broker=store.broker())
+    events.publish_many(changed)
+    return outcomes
 
 
-def _after_error(job: Job, error: photos.PhotoSourceError):
-    """What a photo error does to the job: fail it, or make it wait and try again."""
+def _refused(job: Job, now: float) -> str:
+    """Why a delivery left ``job`` alone; a job must never be left without a message."""
+    refusal = job.claim_refusal(now)
+    assert refusal is not None
+    if refusal.come_back_at is not None:
+        # This message may be the job's only one: queue one for when the
+        # job falls due or the other run's lease runs out.
+        enqueue_job(job.id, due_at=refusal.come_back_at, broker=store.broker())
+    return refusal.reason
+
+
+Change = Callable[[Job, float], Job]
+
+
+def _holding(token: str, change: Change) -> Callable[[Job], Job | None]:
+    """``change`` applied at the time of writing, only if this run still holds the job."""
+
+    def apply(job: Job) -> Job | None:
+        return change(job, clock.now()) if job.holds(token) else None
+
+    return apply
+
+
+def _outcome(job: Job, photo: dict[str, Any] | photos.PhotoSourceError) -> Change:
+    """What the run's result does to the job: complete, fail, or wait and try again."""
+    if not isinstance(photo, photos.PhotoSourceError):
+        return lambda job, now: job.complete(photo, now=now)
+    error = photo
     if isinstance(error, photos.PermanentPhotoError):
         failure = Failure(error.code, error.message)
         return lambda job, now: job.fail(failure, now=now)
@@ -112,26 +174,6 @@ def _after_error(job: Job, error: photos.PhotoSourceError):
     logger.warning("Job %s will try again: %s", job.id, error.message)
     delay = max(error.retry_after or 0, backoff_delay(failures))
     return lambda job, now: job.wait(error.message, until=now + delay, now=now)
-
-
-def _finish(claimed: Job, token: str, change) -> str:
-    """Apply ``change`` if this run still holds the job: each job gets one final state."""
-    now = clock.now()
-    try:
-        finished = store.repository().apply(
-            claimed.id, lambda job: change(job, now) if job.holds(token) else None
-        )
-    except repo.JobNotFound:
-        return "deleted"
-    if not finished.changed:
-        return "lost lease"  # another delivery took over; it decides the outcome
-    job = finished.item
-    if job.status == "pending":
-        enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
-    else:
-        metrics.job_finished(job.status)
-    events.publish(job)
-    return job.status.value
 
 
 def dead_letter(key: str | None, payload: bytes) -> None:

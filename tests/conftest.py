@@ -30,16 +30,36 @@ def api(client):
 
 
 @pytest.fixture
-def move_clock(monkeypatch):
-    """Set the jobs' clock to the test's start plus the given seconds."""
+def now(monkeypatch):
+    """The jobs' clock, under the test's control (``now.advance(5)``, ``now.to(iso)``)."""
     from jobs import clock
+    from tests.clocks import FakeClock
 
-    start = clock.now()
+    fake_clock = FakeClock()
+    monkeypatch.setattr(clock, "now", fake_clock)
+    return fake_clock
+
+
+@pytest.fixture
+def move_clock(now):
+    """Set the jobs' clock to the test's start plus the given seconds."""
+    start = now()
 
     def move(seconds: float) -> None:
-        monkeypatch.setattr(clock, "now", lambda: start + seconds)
+        now.now = start + seconds
 
     return move
+
+
+@pytest.fixture
+def fake_unsplash(settings):
+    """A fake Unsplash API on loopback, and the settings pointing the photo source at it."""
+    from tests.fake_unsplash import FakeUnsplash
+
+    with FakeUnsplash() as server:
+        settings.UNSPLASH_ACCESS_KEY = "test"
+        settings.UNSPLASH_API_URL = server.url
+        yield server
 
 
 @pytest.fixture(autouse=True)

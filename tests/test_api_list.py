@@ -7,8 +7,9 @@ import os
 import pytest
 
 from filestore.ids import new_id
-from jobs import clock, services, store
+from jobs import services, store
 from jobs.model import Job
+from tests.clocks import FakeClock
 
 T0 = 1_790_000_000.0
 
@@ -19,22 +20,12 @@ def quick_writes(monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture(autouse=True)
+def start_at_t0(now: FakeClock) -> None:
+    now.now = T0
 
 
-@pytest.fixture
-def now(monkeypatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
-
-
-def _create(now: Clock, count: int, step: float = 0.5) -> list[dict]:
+def _create(now: FakeClock, count: int, step: float = 0.5) -> list[dict]:
     jobs = []
     for _ in range(count):
         now.now += step

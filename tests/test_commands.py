@@ -157,10 +157,11 @@ def test_createjob_wait_json_keeps_stdout_for_the_document(monkeypatch, move_clo
 def test_createjob_wait_exits_1_when_a_job_fails(monkeypatch, move_clock):
     monkeypatch.setattr(createjob.Command, "pause", run_due_jobs(move_clock))
 
-    def refuse():
-        raise PermanentPhotoError("unsplash_unauthorized", "Unsplash rejected the access key.")
+    def refuse(count):
+        error = PermanentPhotoError("unsplash_unauthorized", "Unsplash rejected the access key.")
+        return [error] * count
 
-    monkeypatch.setattr(tasks.photos, "take_photo", refuse)
+    monkeypatch.setattr(tasks.photos, "take_photos", refuse)
 
     error, out, _ = fails("createjob", "--wait")
 

@@ -15,14 +15,6 @@ from jobs import clock, services, store
 from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 from jobs.tasks import run_job
-from tests.clocks import FakeClock
-
-
-@pytest.fixture
-def now(monkeypatch) -> FakeClock:
-    fake_clock = FakeClock()
-    monkeypatch.setattr(clock, "now", fake_clock)
-    return fake_clock
 
 
 def _good_jobs(count: int) -> list[str]:

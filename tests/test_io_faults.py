@@ -17,18 +17,10 @@ from pathlib import Path
 import pytest
 
 from filestore import atomic
-from jobs import clock, store
+from jobs import store
 from jobs.recovery import GRACE_SECONDS, recover_jobs
-from tests.clocks import FakeClock
 
 KEY = "io-fault-key"
-
-
-@pytest.fixture
-def now(monkeypatch) -> FakeClock:
-    fake_clock = FakeClock()
-    monkeypatch.setattr(clock, "now", fake_clock)
-    return fake_clock
 
 
 @pytest.fixture(autouse=True)

@@ -15,14 +15,6 @@ from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 from jobs.tasks import run_job
 from jobs.worker import Supervisor
-from tests.clocks import FakeClock
-
-
-@pytest.fixture
-def now(monkeypatch) -> FakeClock:
-    fake_clock = FakeClock()
-    monkeypatch.setattr(clock, "now", fake_clock)
-    return fake_clock
 
 
 def stored_without_message(

@@ -31,18 +31,8 @@ class WorkerKilled(BaseException):
 
 
 @pytest.fixture
-def now(monkeypatch) -> FakeClock:
-    fake_clock = FakeClock()
-    monkeypatch.setattr(clock, "now", fake_clock)
-    return fake_clock
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeUnsplash() as server:
-        settings.UNSPLASH_ACCESS_KEY = "test"
-        settings.UNSPLASH_API_URL = server.url
-        yield server
+def fake(fake_unsplash: FakeUnsplash) -> FakeUnsplash:
+    return fake_unsplash
 
 
 def create_job() -> str:
@@ -157,13 +147,13 @@ def test_a_deleted_job_is_fine(now, fake):
 
 def test_a_job_deleted_during_its_run_is_not_written_back(now, fake, monkeypatch):
     job_id = due_job(now)
-    real_take_photo = photos.take_photo
+    real_take_photos = photos.take_photos
 
-    def delete_then_fetch():
+    def delete_then_fetch(count):
         services.job_delete(job_id=job_id)
-        return real_take_photo()
+        return real_take_photos(count)
 
-    monkeypatch.setattr(photos, "take_photo", delete_then_fetch)
+    monkeypatch.setattr(photos, "take_photos", delete_then_fetch)
 
     assert run_job(job_id) == "deleted"
     assert list(store.repository().entries()) == []
@@ -174,15 +164,15 @@ def test_a_job_deleted_during_its_run_is_not_written_back(now, fake, monkeypatch
 
 def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
     job_id = due_job(now)
-    real_take_photo = photos.take_photo
+    real_take_photos = photos.take_photos
 
-    def killed():
+    def killed(count):
         raise WorkerKilled
 
-    monkeypatch.setattr(photos, "take_photo", killed)
+    monkeypatch.setattr(photos, "take_photos", killed)
     with pytest.raises(WorkerKilled):
         run_job(job_id)
-    monkeypatch.setattr(photos, "take_photo", real_take_photo)
+    monkeypatch.setattr(photos, "take_photos", real_take_photos)
     running = read(job_id)
     assert running.status == "running"
     lease_until = running.lease.until
@@ -210,20 +200,21 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
     now, fake, monkeypatch, late_run
 ):
     job_id = due_job(now)
-    real_take_photo = photos.take_photo
+    real_take_photos = photos.take_photos
     taken_over = {}
 
-    def stalled_fetch():
+    def stalled_fetch(count):
         # The first run stalls past its lease; meanwhile another delivery takes over.
-        monkeypatch.setattr(photos, "take_photo", real_take_photo)
+        monkeypatch.setattr(photos, "take_photos", real_take_photos)
         now.advance(run_lease_seconds() + 1)
         taken_over["outcome"] = run_job(job_id)
         taken_over["job"] = read(job_id)
         if late_run == "got an error":
-            raise TransientPhotoError("unsplash_unavailable", "Unsplash is having trouble.")
-        return real_take_photo()
+            error = TransientPhotoError("unsplash_unavailable", "Unsplash is having trouble.")
+            return [error] * count
+        return real_take_photos(count)
 
-    monkeypatch.setattr(photos, "take_photo", stalled_fetch)
+    monkeypatch.setattr(photos, "take_photos", stalled_fetch)
     messages_before = len(store.broker().find(job_id))
 
     assert run_job(job_id) == "lost lease"
@@ -383,10 +374,10 @@ def test_an_invalid_access_key_fails_the_job_at_once(now, fake):
 
 
 def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypatch, settings):
-    def killed():
+    def killed(count):
         raise WorkerKilled
 
-    monkeypatch.setattr(photos, "take_photo", killed)
+    monkeypatch.setattr(photos, "take_photos", killed)
     queue = store.broker().connection
     queue.clock = now
     job_id = due_job(now)

@@ -14,7 +14,15 @@
 The pool's storage is ``filestore.photo_pool`` or ``redisstore.photo_pool`` (see ``jobs.backends``).
 """
 
-from jobs.photos.configured import PREFETCH_HORIZON, pool, prefetch, source, source_name, take_photo
+from jobs.photos.configured import (
+    PREFETCH_HORIZON,
+    pool,
+    prefetch,
+    source,
+    source_name,
+    take_photo,
+    take_photos,
+)
 from jobs.photos.demo import DemoSource
 from jobs.photos.errors import (
     PermanentPhotoError,
@@ -47,5 +55,6 @@ __all__ = [
     "source",
     "source_name",
     "take_photo",
+    "take_photos",
     "utm_link",
 ]

@@ -17,6 +17,7 @@ from django.conf import settings
 from filestore.photo_pool import PhotoPoolStore
 from jobs import backends, clock, store
 from jobs.photos.demo import DemoSource
+from jobs.photos.errors import PhotoSourceError
 from jobs.photos.pool import KEEP_UNUSED_SECONDS, PhotoPool
 from jobs.photos.unsplash import UnsplashSource
 
@@ -62,6 +63,11 @@ def _pool(pool_store: PhotoPoolStore) -> PhotoPool:
 def take_photo() -> dict[str, Any]:
     """One photo for one job: from the pool, or from a fresh batch of the source."""
     return pool().take(source().fetch_batch)
+
+
+def take_photos(count: int) -> list[dict[str, Any] | PhotoSourceError]:
+    """Photos for ``count`` jobs run together: each a photo, or the error that stands in for it."""
+    return pool().take_many(source().fetch_batch, count)
 
 
 def prefetch() -> int:

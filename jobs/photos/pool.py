@@ -78,6 +78,36 @@ class PhotoPool:
             self.store.add(rest, self._clock())
             return first
 
+    def take_many(self, fetch: Fetch, count: int) -> list[dict[str, Any] | PhotoSourceError]:
+        """``count`` photos for ``count`` jobs, each one no other caller gets, in one pass.
+
+        The batch form of :meth:`take`: what the pool holds is claimed at
+        once, and the rest fetched in as few calls as the batch size allows.
+        When a call fails, the jobs left without a photo get its error
+        (``RateLimited``, ``TransientPhotoError``, ...) in their place.
+        """
+        photos: list[dict[str, Any] | PhotoSourceError] = list(
+            self.store.take_many(count, self._clock())
+        )
+        if len(photos) == count:
+            return photos
+        try:
+            self.gate.raise_if_closed(self.gate.read())
+            with self.store.fetch_lock():
+                # The holder before us may have refilled the pool or closed the gate.
+                photos += self.store.take_many(count - len(photos), self._clock())
+                while len(photos) < count:
+                    state = self.gate.read()
+                    self.gate.raise_if_closed(state)
+                    fetched = self._fetch(fetch, BATCH_SIZE, state)
+                    needed = count - len(photos)
+                    photos += fetched[:needed]
+                    if fetched[needed:]:
+                        self.store.add(fetched[needed:], self._clock())
+        except PhotoSourceError as error:
+            photos += [error] * (count - len(photos))
+        return photos
+
     def refill(
         self, fetch: Fetch, *, want: int, batch_size: int = BATCH_SIZE, max_calls: int = 10
     ) -> int:

@@ -20,7 +20,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.photo_source import source_name
+from jobs.photos import source_name
 
 _PR_SET_PDEATHSIG = 1
 # Requests (event streams included) one web process serves at once; beyond

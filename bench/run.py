@@ -1,6 +1,7 @@
 """``make bench``: measure the product beside the Node.js yardstick; ``--smoke`` for a quick check.
 
     .venv/bin/python bench/run.py [--smoke] [--only create,reads,...] [--output PATH]
+        [--rates 300,600,...] [--duration SECONDS]    # the sustained-load section
 
 Prints one table (each figure with its target and PASS/MISS) and writes the
 figures as JSON to ``bench/results/latest.json`` (``smoke.json`` with

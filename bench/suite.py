@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import create, live, memory, reads, restart, timing
+from bench import create, live, memory, reads, restart, sustained, timing
 from bench.datasets import kept
 from bench.load import GET_LUA, POST_LUA, wrk_path
 from bench.processes import PROJECT, leftovers
@@ -34,6 +34,7 @@ MEASUREMENTS = {
     "memory": memory.measure,
     "live": live.measure,
     "restart": restart.measure,
+    "sustained": sustained.measure,
 }
 
 
@@ -79,8 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}"
     )
     parser.add_argument("--output", type=Path, default=None, help="where to write the JSON")
+    parser.add_argument(
+        "--rates",
+        default=None,
+        help="sustained: comma-separated jobs/s (env BENCH_SUSTAINED_RATES; "
+        "default 300,600,1000,1500,2000,3000)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="sustained: seconds of arrivals per rate (env BENCH_SUSTAINED_SECONDS; default 20)",
+    )
     args = parser.parse_args(argv)
     profile = SMOKE if args.smoke else FULL
+    try:
+        sustained_options = sustained.options_for(profile, rates=args.rates, duration=args.duration)
+    except ValueError as exc:
+        parser.error(str(exc))
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(MEASUREMENTS)
     unknown = [name for name in chosen if name not in MEASUREMENTS]
     if unknown:
@@ -106,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             create_us = file_create_probe()
             print(f"... {name}", flush=True)
             try:
-                section = MEASUREMENTS[name](profile)
+                if name == "sustained":
+                    section = sustained.measure(profile, sustained_options)
+                else:
+                    section = MEASUREMENTS[name](profile)
             except Exception as exc:
                 traceback.print_exc()
                 label = f"{list(MEASUREMENTS).index(name) + 1} {name}"

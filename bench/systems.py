@@ -121,10 +121,15 @@ def start_serve(scratch: Scratch, env: dict[str, str]) -> Server:
     return start("serve", command, env=env, log_dir=scratch.root, port=port)
 
 
-def start_yardstick(scratch: Scratch, *, delay: int = 300) -> Server:
+def start_yardstick(
+    scratch: Scratch, *, delay: int = 300, unsplash_url: str | None = None
+) -> Server:
+    """The yardstick; with ``unsplash_url`` each job fetches a photo from it when due."""
     port = free_port()
     env = dict(os.environ, JOBS_PATH=str(scratch.data), PORT=str(port), JOB_DELAY=str(delay))
     env.pop("UNSPLASH_API_URL", None)
+    if unsplash_url:
+        env["UNSPLASH_API_URL"] = unsplash_url
     command = [shutil.which("node") or "node", str(REFERENCE_SERVER)]
     return start("yardstick", command, env=env, log_dir=scratch.root, port=port)
 

@@ -12,7 +12,15 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared" / "bench"
-MEASUREMENTS = ("1 create", "2 reads", "3 timing", "4 memory", "5 live", "6 restart")
+MEASUREMENTS = (
+    "1 create",
+    "2 reads",
+    "3 timing",
+    "4 memory",
+    "5 live",
+    "6 restart",
+    "7 sustained",
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,3 +93,19 @@ def test_it_writes_valid_json_matching_the_table(smoke_run):
     create = document["measurements"]["1 create"]["data"]["c16"]
     assert create["product"]["requests"] > 0 and create["yardstick"]["requests"] > 0
     assert create["product_integrity"]["ok"]
+
+
+def test_it_runs_a_sustained_stream_on_both_systems_and_accounts_for_every_job(smoke_run):
+    _, output = smoke_run
+    section = json.loads(output.read_text())["measurements"]["7 sustained"]["data"]
+    assert section["rates"], "no rate was measured"
+    for pair in section["rates"].values():
+        for name in ("product", "yardstick"):
+            run = pair[name]
+            assert run["offered"] > 0 and run["answered_2xx"] > 0, (name, run["statuses"])
+            assert run["lost"] == 0, (name, run)
+            assert run["final"] + run["not_final"] == run["answered_2xx"]
+            assert run["lateness"]["p50_ms"] is not None
+            assert run["client_cpu_seconds_per_1000_requests"] > 0
+        assert pair["product"]["run_twice"] == 0
+    assert set(section["highest_rate_held"]) == {"product", "yardstick"}

@@ -143,11 +143,10 @@ class _Connection(asyncio.Protocol):
         self.request: int | None = None  # index of the request in flight
         self.buffer = bytearray()
         self.closed = False
+        self.refused = False  # the connection could not be opened
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        with contextlib.suppress(OSError):
-            transport.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY
+        self.transport = transport  # asyncio has set TCP_NODELAY
         if self.request is not None:
             transport.write(self.client.request_bytes)
             self.client.sent[self.request] = self.client.loop.time()
@@ -275,7 +274,7 @@ class Arrivals:
         with contextlib.suppress(ValueError):
             self.idle.remove(connection)
         if connection.request is not None:
-            self._fail(connection.request, "reset")
+            self._fail(connection.request, "refused" if connection.refused else "reset")
             connection.request = None
         if self.waiting and len(self.connections) < self.max_connections:
             self._open(self.waiting.popleft())
@@ -311,7 +310,7 @@ class Arrivals:
         def done(task: asyncio.Task) -> None:
             if task.cancelled() or task.exception() is not None:
                 self.open_failures += 1
-                connection.closed = True
+                connection.closed = connection.refused = True
                 self.lost(connection)
 
         task.add_done_callback(done)

@@ -221,9 +221,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Where the page may load photos from (its Content-Security-Policy img-src).
 JOBS_PHOTO_HOSTS = envlist("JOBS_PHOTO_HOSTS", ["https://images.unsplash.com"])
 for _host in JOBS_PHOTO_HOSTS:
-    if not _host.startswith("https://") or any(c in _host for c in " ;,'\""):
+    if not _host.startswith(("https://", "http://")) or any(c in _host for c in " ;'\""):
         raise ImproperlyConfigured(
-            f"JOBS_PHOTO_HOSTS holds {_host!r}; list https:// origins, comma-separated."
+            f"JOBS_PHOTO_HOSTS holds {_host!r}; list origins such as https://images.example.com."
         )
 # Creates per client address: a token bucket of BURST refilled at RATE per
 # second (0 turns it off), kept in each web process's memory.

@@ -34,7 +34,12 @@ def fake():
 def system(tmp_path_factory, fake):
     running = System(
         tmp_path_factory.mktemp("e2e") / "data",
-        env={"UNSPLASH_ACCESS_KEY": "e2e-key", "UNSPLASH_API_URL": fake.url},
+        env={
+            "UNSPLASH_ACCESS_KEY": "e2e-key",
+            "UNSPLASH_API_URL": fake.url,
+            # The fake serves its photos itself; the page's CSP must let them in.
+            "JOBS_PHOTO_HOSTS": fake.url,
+        },
     ).start()
     yield running
     running.stop()

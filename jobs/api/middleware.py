@@ -63,8 +63,9 @@ class ApiProblemMiddleware:
         media_type = response.get("Content-Type", "").split(";")[0].strip()
         if media_type in _JSON_TYPES:
             return response
+        # Not response.close(): that would send request_finished in mid-request.
+        # An error page holds no file or stream to release.
         status = response.status_code
-        response.close()
         if status == 400 and not self._host_allowed(request):
             return problem_response(
                 400, "Bad request", "This server does not answer to that Host.", code="bad_host"

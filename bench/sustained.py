@@ -675,10 +675,12 @@ class Observed:
     flushes: dict[str, dict[str, int] | None]
     client_cpu: float
     fake_cpu: float
+    load_before: float
 
 
 def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use_perf: bool):
     """Send the arrivals, then wait until every job is final or the drain timeout passes."""
+    load_before = os.getloadavg()[0]
     warm = _warm_up(system, options)
     client = Arrivals(
         system.port,
@@ -718,7 +720,9 @@ def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use
         fake_cpu = tree_cpu_seconds(fake.pid) - fake_before
     finally:
         flushes = {role: counter.stop() for role, counter in counters.items()}
-    return Observed(client, warm, due, observed_until, cpu, flushes, client_cpu, fake_cpu)
+    return Observed(
+        client, warm, due, observed_until, cpu, flushes, client_cpu, fake_cpu, load_before
+    )
 
 
 def _summary(
@@ -814,6 +818,7 @@ def _summary(
         "client_cpu_seconds": round(seen.client_cpu, 2),
         "client_cpu_seconds_per_1000_requests": round(1000 * seen.client_cpu / client.count, 3),
         "fake_unsplash_cpu_seconds": round(seen.fake_cpu, 2),
+        "load_average_before": round(seen.load_before, 2),
         "held": held,
     }
 
@@ -877,7 +882,8 @@ def _cells(result: dict) -> dict[str, str]:
     return {
         "creates": f"{result['achieved_per_second']:,.0f}/s, 503 {result['refused_503']:,}, "
         f"other {others:,}",
-        "create_latency": f"{_ms(create['p50_ms'])} / {_ms(create['p99_ms'])} ms",
+        "create_latency": f"{_ms(create['p50_ms'])} / {_ms(create['p99_ms'])} ms, "
+        f"{result['sent_late']:,} sent late",
         "lateness": f"{bound}{_ms(late['p50_ms'])} / {bound}{_ms(late['p99_ms'])} / "
         f"{bound}{_ms(late['max_ms'])} ms",
         "drain": drain,
@@ -932,7 +938,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
             yardstick=yardstick["creates"],
         )
         section.row(
-            f"{label}: create p50 / p99 from due send",
+            f"{label}: create p50 / p99 (from due send)",
             product["create_latency"],
             yardstick=yardstick["create_latency"],
         )
@@ -975,19 +981,21 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
         section.row("client CPU s per 1,000 requests", f"{max(client):.3f} (worst run)")
     section.notes.append(
         f"open-loop arrivals for {options.duration:g} s per rate, every job due "
-        f"{DELAY_SECONDS} s after its create; fake Unsplash {UNSPLASH_LATENCY_MS} ms per call "
+        f"{DELAY_SECONDS} s after its create; fake Unsplash answering in "
+        f"{UNSPLASH_LATENCY_MS} ms + its own time "
         "(the yardstick calls it once per job); product create throttle off"
     )
     section.notes.append(
         "late = finish - (2xx + delay); held = >= 99.9 % answered 2xx, create p99 <= 1 s "
         f"(from the instant it was due to be sent), late p99 <= 1 s, every job final within "
         f"{options.drain_timeout:g} s of the last due, none lost or run twice; '>=': jobs "
-        "still unfinished counted as late as when the wait ended"
+        "still unfinished counted as late as when the wait ended; sent late: more than "
+        f"{1000 * LATE_SEND_SECONDS:.0f} ms after its instant (all connections busy)"
     )
     section.notes.append(
         "CPU/job: web+worker process trees (yardstick: its one process) over the run and its "
-        "drain; flushes/job: fsync, fdatasync and syncfs calls of the same trees, counted by "
-        + ("perf stat" if use_perf else "not counted (perf cannot run here)")
+        "drain; flushes/job: fsync, fdatasync and syncfs calls of the same trees, "
+        + ("counted by perf stat" if use_perf else "not counted (perf cannot run here)")
     )
     if options.rates and profile.name == "smoke":
         section.notes.append("smoke: one low rate for a few seconds, a check of the machinery")

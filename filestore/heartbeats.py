@@ -105,16 +105,17 @@ class FileHeartbeats:
         return newest
 
     def prune(self, *, before: float) -> int:
-        # By the file's time, not its content: a file that is not a readable
-        # heartbeat goes too once it is old.
         removed = 0
         try:
             paths = list(self.root.iterdir())
         except FileNotFoundError:
             return 0
         for path in paths:
+            beat = _read(path)
             try:
-                if path.stat().st_mtime < before:
+                # A file that is not a readable heartbeat goes too, by its age.
+                at = path.stat().st_mtime if beat is None else beat["at"]
+                if at < before:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:

@@ -1,8 +1,8 @@
 """Live job events for the event streams of one web process.
 
-One daemon thread per process follows the shared event log
-(:mod:`filestore.eventlog`) and keeps the recent events in memory, each
-encoded once in the Server-Sent Events format; each open stream waits
+One daemon thread per process follows the shared event log (files, or a
+Redis Stream: :func:`jobs.backends.event_log`) and keeps the recent events
+in memory, each encoded once in the Server-Sent Events format; each open stream waits
 for events after its own position, on a condition (a stream in a thread)
 or on a future of its event loop (a stream in a coroutine). So a change
 costs one read of the log per process, however many streams are open,
@@ -18,10 +18,10 @@ import functools
 import json
 import threading
 import time
-from pathlib import Path
 
 from filestore.eventlog import EventLog, EventsLost
-from jobs import store
+from jobs import backends
+from redisstore.eventlog import RedisEventLog
 
 
 def sse_block(event_id: int, event: dict) -> bytes:
@@ -230,9 +230,9 @@ class EventFeed:
 
 
 @functools.cache
-def _feed(root: Path) -> EventFeed:
-    return EventFeed(EventLog(root / "events"))
+def _feed(log: EventLog | RedisEventLog) -> EventFeed:
+    return EventFeed(log)
 
 
 def feed() -> EventFeed:
-    return _feed(store.data_dir())
+    return _feed(backends.event_log())

@@ -1,0 +1,199 @@
+"""JOBS_REDIS_URL: one setting moves the queue, events, photo pool and heartbeats to Redis;
+with Redis down, creates answer 503 and nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django_q.conf import Conf
+
+from filestore.eventlog import EventLog
+from filestore.heartbeats import FileHeartbeats
+from filestore.photo_pool import FilePhotoPoolStore
+from jobs import backends, health, photos, services, store
+from jobs.recovery import recover_jobs
+from jobsite.env import envredisurl
+from redisstore import connect
+from redisstore.broker import RedisBroker
+from redisstore.eventlog import RedisEventLog
+from redisstore.heartbeats import RedisHeartbeats
+from redisstore.photo_pool import RedisPhotoPoolStore
+from tests.contract.redis_server import redis_server, redis_url
+
+__all__ = ["redis_server", "redis_url"]
+
+
+# --- the setting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://:secret@redis.internal:6380/2",
+        "rediss://user:secret@redis.example.com",
+        "unix:///run/redis/redis.sock?db=1",
+    ],
+)
+def test_it_takes_redis_urls(url):
+    assert envredisurl("JOBS_REDIS_URL", environ={"JOBS_REDIS_URL": f" {url} "}) == url
+
+
+def test_unset_or_empty_means_files():
+    assert envredisurl("JOBS_REDIS_URL", environ={}) is None
+    assert envredisurl("JOBS_REDIS_URL", environ={"JOBS_REDIS_URL": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:6379", "must start with redis://"),
+        ("127.0.0.1:6379", "must start with redis://"),
+        ("redis://", "names no host"),
+        ("redis://:hunter2@host:port/0", "is not a URL"),
+        ("redis://:hunter2@host:6379/zero", "use a number"),
+        ("unix://", "names no socket"),
+    ],
+)
+def test_it_refuses_what_is_not_a_redis_url_without_showing_a_password(url, message):
+    with pytest.raises(ImproperlyConfigured, match=message) as refused:
+        envredisurl("JOBS_REDIS_URL", environ={"JOBS_REDIS_URL": url})
+
+    assert "JOBS_REDIS_URL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+# --- the backends -------------------------------------------------------------------
+
+
+def test_without_redis_everything_is_files(settings):
+    settings.JOBS_REDIS_URL = None
+
+    assert backends.in_use() == "files"
+    assert isinstance(backends.event_log(), EventLog)
+    assert isinstance(backends.heartbeats(), FileHeartbeats)
+    assert isinstance(photos.pool().store, FilePhotoPoolStore)
+
+
+@pytest.fixture
+def on_redis(settings, redis_url, monkeypatch):
+    """This process configured as with JOBS_REDIS_URL set; yields a client of that Redis."""
+    settings.JOBS_REDIS_URL = redis_url
+    # django-q2 read the broker class when it was imported.
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "redisstore.broker.RedisBroker")
+    client = connect(redis_url)
+    yield client
+    client.close()
+
+
+def test_with_redis_the_moving_parts_are_in_redis(on_redis):
+    assert backends.in_use() == "redis"
+    assert isinstance(backends.event_log(), RedisEventLog)
+    assert isinstance(backends.heartbeats(), RedisHeartbeats)
+    assert isinstance(photos.pool().store, RedisPhotoPoolStore)
+    assert isinstance(store.broker(), RedisBroker)
+
+
+def test_a_created_job_is_queued_and_announced_in_redis(on_redis, data_dir):
+    job = services.job_create(delay_seconds=5).job
+
+    [message] = store.broker().find(job["id"])
+    assert message.state == "ready"
+    [(_, event)] = RedisEventLog(on_redis).read_after(0)[0]
+    assert event == {"type": "job", "job": job}
+    assert not (data_dir / "events").exists(), "no event goes to the files"
+    assert store.repository().get(job["id"]).status == "pending", "the job itself is a file"
+
+
+def test_the_health_report_reads_heartbeats_from_redis(on_redis, client, data_dir):
+    assert client.get("/api/health").json()["checks"]["worker"] is False
+
+    health.write_heartbeat(workers=2)
+
+    body = client.get("/api/health").json()
+    assert body["checks"] == {"storage": True, "broker": True, "worker": True}
+    assert not (data_dir / "worker").exists()
+    [worker] = on_redis.zrange("jobs:heartbeats", 0, -1)
+    assert worker.decode() == health.worker_id()
+
+
+def test_events_published_by_one_process_reach_the_feed_of_another(on_redis):
+    """The web process's feed follows the Redis Stream that workers append to."""
+    feed = backends.event_log()
+    position = feed.latest_id()
+    other_process_log = RedisEventLog(on_redis)
+
+    other_process_log.append({"type": "job-deleted", "id": "0" * 26})
+
+    [(_, event)] = feed.read_after(position)[0]
+    assert event["type"] == "job-deleted"
+
+
+# --- Redis down ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_down(on_redis, redis_server):
+    """Stops Redis for the test's body; calling the fixture's value starts it again."""
+    redis_server.stop()
+    yield redis_server.start
+    if not redis_server.running:
+        redis_server.start()
+
+
+def _create(client, **headers):
+    return client.post(
+        "/api/jobs",
+        data=json.dumps({"delay_seconds": 5}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_a_create_answers_503_with_retry_after_while_redis_is_down(redis_down, client):
+    response = _create(client)
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert int(response["Retry-After"]) > 0
+    problem = response.json()
+    assert problem["type"] == "/api/problems/queue_unavailable"
+    assert "retry" in problem["detail"].lower()
+
+
+def test_a_job_refused_for_redis_is_queued_by_the_recovery_pass_once_redis_is_back(
+    redis_down, client
+):
+    start_redis = redis_down
+    assert _create(client).status_code == 503
+    [stored] = store.repository().list(limit=10)[0]
+
+    start_redis()
+    report = recover_jobs(grace=0)
+
+    assert report.requeued == [stored.id]
+    [message] = store.broker().find(stored.id)
+    assert message.state == "ready"
+
+
+def test_a_retry_with_the_same_key_after_redis_is_back_answers_the_one_job(
+    redis_down, client, move_clock
+):
+    start_redis = redis_down
+    assert _create(client, **{"Idempotency-Key": "k-1"}).status_code == 503
+
+    start_redis()
+    move_clock(31)  # the first request's claim on the key is stale: it died mid-way
+    retried = _create(client, **{"Idempotency-Key": "k-1"})
+
+    assert retried.status_code == 202
+    [stored] = store.repository().list(limit=10)[0]
+    assert retried.json()["id"] == stored.id
+    assert [message.state for message in store.broker().find(stored.id)] == ["ready"]
+
+
+def test_reading_pages_needs_no_redis(redis_down, client):
+    """Job files stay files: listing and fetching work while Redis is down."""
+    assert client.get("/api/jobs").status_code == 200

@@ -57,15 +57,16 @@ class RedisBroker(FileBroker):
             return None
         return messages
 
+    # The file broker's methods, which also take the ack ids of a batch.
     def acknowledge(self, task_id: str) -> None:
         try:
-            self.connection.acknowledge(task_id)
+            super().acknowledge(task_id)
         except Unavailable:
             logger.warning("could not acknowledge %s; its lease will run out", task_id)
 
     def fail(self, task_id: str) -> None:
         try:
-            self.connection.fail(task_id)
+            super().fail(task_id)
         except Unavailable:
             logger.warning("could not dead-letter %s; its lease will run out", task_id)
 

@@ -15,7 +15,7 @@ An entry id is ``<fetched ms>-<batch>-<index>`` (13-digit ms, 8 hex
 digits, 3-digit index), so entries of one fetch time sort in batch order.
 
 Why each photo goes to exactly one caller: a claim is one Lua script that
-drops the expired entries, pops the oldest and deletes its photo; Redis
+drops the expired entries, pops the oldest ones and deletes their photos; Redis
 runs a script alone, start to end, so no two callers can pop the same
 entry. A batch is added in one transaction: other callers see all of it
 or none.
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 LOCK_LEASE_SECONDS = 30.0
 LOCK_POLL_SECONDS = 0.05
 
-# KEYS: order, entries. ARGV: now ms, ttl ms. Returns the photo (JSON) or nil.
+# KEYS: order, entries. ARGV: now ms, ttl ms, count. Returns up to count photos (JSON).
 _TAKE = """
 local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
@@ -54,17 +54,20 @@ if #expired > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
     redis.call('HDEL', KEYS[2], unpack(expired))
 end
-while true do
+local taken = {}
+local wanted = tonumber(ARGV[3])
+while #taken < wanted do
     local first = redis.call('ZPOPMIN', KEYS[1])
     if #first == 0 then
-        return nil
+        break
     end
     local photo = redis.call('HGET', KEYS[2], first[1])
     redis.call('HDEL', KEYS[2], first[1])
     if photo then
-        return photo
+        taken[#taken + 1] = photo
     end
 end
+return taken
 """
 
 # KEYS: order, entries. Returns how many photos were removed.
@@ -120,18 +123,24 @@ class RedisPhotoPoolStore:
     # --- Photos ---
 
     def take(self, now: float) -> dict[str, Any] | None:
-        while True:
-            with reporting_unavailable(self.client):
-                photo = self._take(
-                    keys=[self.order_key, self.entries_key], args=[_ms(now), self.ttl_ms]
-                )
-            if photo is None:
-                return None
+        taken = self.take_many(1, now)
+        return taken[0] if taken else None
+
+    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+        if count < 1:
+            return []
+        with reporting_unavailable(self.client):
+            popped = self._take(
+                keys=[self.order_key, self.entries_key], args=[_ms(now), self.ttl_ms, count]
+            )
+        taken = []
+        for photo in popped:
             try:
-                return json.loads(photo)
+                taken.append(json.loads(photo))
             except ValueError:
                 # Popped already: an unreadable entry cannot come back.
                 logger.error("Discarded an unreadable photo pool entry")
+        return taken
 
     def add(self, photos: list[dict[str, Any]], now: float) -> None:
         if not photos:

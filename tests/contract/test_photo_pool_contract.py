@@ -79,6 +79,19 @@ def test_it_hands_out_the_oldest_photos_first_and_each_once(make_store):
     assert ids(taken) == ["old-1", "old-2", "old-3", "new-1", None]
 
 
+def test_it_hands_out_several_photos_at_once_oldest_first(make_store):
+    store = make_store()
+    store.add(photos("old-1", "old-2"), START)
+    store.add(photos("new-1", "new-2"), START + 1)
+
+    first = store.take_many(3, START + 2)
+    rest = make_store().take_many(3, START + 2)
+
+    assert ids(first) == ["old-1", "old-2", "new-1"]
+    assert ids(rest) == ["new-2"]
+    assert store.take_many(3, START + 2) == []
+
+
 def test_a_photo_comes_back_whole(store):
     [photo] = photos("a")
 
@@ -125,8 +138,9 @@ def _take_all(make_store, start, results) -> None:
     store = make_store()
     start.wait()
     taken = []
-    while (photo := store.take(START)) is not None:
-        taken.append(photo["photo_id"])
+    # One at a time and several at once, mixed, as single jobs and batches take them.
+    while batch := store.take_many(1 + len(taken) % 5, START):
+        taken += [photo["photo_id"] for photo in batch]
     results.put(taken)
 
 

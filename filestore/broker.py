@@ -38,11 +38,17 @@ from django_q.conf import Conf
 
 from filestore.queue import FileQueue
 from filestore.queue_api import MessageInfo, QueueCounts
-from filestore.queue_tasks import ScheduledTask, UnreadableTaskMessage
+from filestore.queue_tasks import (
+    ACK_SEPARATOR,
+    ScheduledTask,
+    UnreadableTaskMessage,
+    batch_package,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVERIES = 5
+DEFAULT_BATCH_SIZE = 50
 
 # The queue name becomes a directory name.
 _QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -83,34 +89,38 @@ class FileBroker(Broker):
                 pause = min(pause, max(0.001, next_due_at - time.time()))
             time.sleep(pause)
             return None
-        packages = []
+        packages: list[tuple[str, str]] = []
+        batches: dict[str, list[tuple[str, str]]] = {}
         for ack_id, payload in messages:
-            package = self._package(ack_id, payload)
-            if package is not None:
-                packages.append((ack_id, package))
+            try:
+                scheduled = ScheduledTask.decode(payload)
+            except UnreadableTaskMessage as exc:
+                # Delivering it again would fail the same way: dead-letter it now.
+                logger.error("message %s cannot be run (%s)", ack_id, exc)
+                self.connection.fail(ack_id)
+                continue
+            if scheduled is None:
+                # A package as django-q2 enqueued it. Undecodable bytes reach the
+                # pusher as text it cannot unsign, so it fails the message; a
+                # UnicodeDecodeError here would stop the pusher instead.
+                packages.append((ack_id, payload.decode(errors="replace")))
+            elif scheduled.batch:
+                batches.setdefault(scheduled.func, []).append((ack_id, scheduled.key))
+            else:
+                packages.append((ack_id, scheduled.package()))
+        for func, items in batches.items():
+            for group in _groups(items):
+                ack_id = ACK_SEPARATOR.join(ack for ack, _ in group)
+                packages.append((ack_id, batch_package(func, [key for _, key in group])))
         return packages or None
 
-    def _package(self, ack_id: str, payload: bytes) -> str | None:
-        """The signed package the pusher expects for a leased message; None if it is dead."""
-        try:
-            scheduled = ScheduledTask.decode(payload)
-        except UnreadableTaskMessage as exc:
-            # Delivering it again would fail the same way: dead-letter it now.
-            logger.error("message %s cannot be run (%s)", ack_id, exc)
-            self.connection.fail(ack_id)
-            return None
-        if scheduled is None:
-            # A package as django-q2 enqueued it. Undecodable bytes reach the
-            # pusher as text it cannot unsign, so it fails the message; a
-            # UnicodeDecodeError here would stop the pusher instead.
-            return payload.decode(errors="replace")
-        return scheduled.package()
-
     def acknowledge(self, task_id: str) -> None:
-        self.connection.acknowledge(task_id)
+        for ack_id in task_id.split(ACK_SEPARATOR):
+            self.connection.acknowledge(ack_id)
 
     def fail(self, task_id: str) -> None:
-        self.connection.fail(task_id)
+        for ack_id in task_id.split(ACK_SEPARATOR):
+            self.connection.fail(ack_id)
 
     def ping(self) -> bool:
         return self.connection.ping()
@@ -139,13 +149,17 @@ class FileBroker(Broker):
 
     # -- SchedulingBroker: for the job layer and operators ---------------------
 
-    def schedule(self, func: str, *, key: str, due_at: float, durable: bool = True) -> str:
+    def schedule(
+        self, func: str, *, key: str, due_at: float, durable: bool = True, batch: bool = False
+    ) -> str:
         """Have the cluster call ``func(key)`` once ``due_at`` has come; return the message id.
 
         See :class:`filestore.queue_api.SchedulingBroker`. ``key`` must be a
-        job id: it names the message's file and is the task's argument.
+        job id: it names the message's file and is the task's argument. With
+        ``batch``, ``func`` takes a list of keys and is called once for the
+        messages of ``func`` handed out together.
         """
-        message = ScheduledTask(func=func, key=key).encode()
+        message = ScheduledTask(func=func, key=key, batch=batch).encode()
         # The queue keeps whole milliseconds and drops the rest. Round up to
         # the next millisecond so a message never becomes visible before
         # ``due_at`` (its task would find the job not due and put it back);
@@ -170,6 +184,14 @@ class FileBroker(Broker):
 
     def delete_key(self, key: str) -> int:
         return self.connection.delete_key(key)
+
+
+def _groups(items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Split the messages of one delivery into packages: at most ``JOBS_BATCH_SIZE`` each,
+    and spread over the workers, so that a burst keeps every worker busy."""
+    limit = max(1, int(getattr(settings, "JOBS_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+    size = max(1, min(limit, math.ceil(len(items) / max(1, Conf.WORKERS))))
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def open_queue(name: str) -> FileQueue:

@@ -50,8 +50,13 @@ class SchedulingBroker(Protocol):
     are for operators, recovery and health checks, not for every request.
     """
 
-    def schedule(self, func: str, *, key: str, due_at: float, durable: bool = True) -> str:
+    def schedule(
+        self, func: str, *, key: str, due_at: float, durable: bool = True, batch: bool = False
+    ) -> str:
         """Have the cluster call ``func(key)`` once ``due_at`` (epoch seconds) has come.
+
+        With ``batch``, ``func`` takes a list of keys instead, and messages of
+        ``func`` due together are delivered in one call: ``func([key, ...])``.
 
         Never earlier than ``due_at``; at least once (a delivery whose worker
         dies is made again, until the broker gives up and dead-letters it).

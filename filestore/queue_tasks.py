@@ -27,13 +27,13 @@ signing key itself (``secret_key``), so whoever could forge a message could
 also sign it. The package is still signed on its way to the pusher,
 because that is the form the pusher reads.
 
-Grouping jobs due together into one delivery needs no new message format:
-each job keeps its own message (so leases, re-delivery and dead letters
-stay per job, and ``find(key)`` reads names only); a broker that batches
-leases several due messages of one ``func`` at once and builds one
-package whose argument is the list of their keys, for a task function
-that takes such a list. ``"v"`` leaves room for fields such a function
-would need.
+Jobs due together are delivered together: a message scheduled with
+``batch`` (``{"v":1,"func":...,"key":...,"batch":true}``) names a function
+that takes a *list* of keys, and the broker builds one package for several
+such messages of one ``func`` handed out at once (:func:`batch_package`).
+Each job keeps its own message, so leases, re-delivery and dead letters
+stay per job, and ``find(key)`` reads names only; the package's ack id
+joins the messages' ids (:data:`ACK_SEPARATOR`).
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ class UnreadableTaskMessage(ValueError):
 
 @dataclass(frozen=True)
 class ScheduledTask:
-    """What a scheduled message asks for: call ``func(key)``."""
+    """What a scheduled message asks for: call ``func(key)``, or ``func([key, ...])``
+    together with other messages of ``func`` when ``batch``."""
 
     func: str
     key: str
+    batch: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.func, str) or _FUNC_PATTERN.fullmatch(self.func) is None:
@@ -75,7 +77,8 @@ class ScheduledTask:
     def encode(self) -> bytes:
         # Both fields were checked against patterns without quotes or
         # backslashes: formatting them is valid JSON, and cheaper than dumps.
-        return f'{{"v":{FORMAT_VERSION},"func":"{self.func}","key":"{self.key}"}}'.encode()
+        batch = ',"batch":true' if self.batch else ""
+        return f'{{"v":{FORMAT_VERSION},"func":"{self.func}","key":"{self.key}"{batch}}}'.encode()
 
     @classmethod
     def decode(cls, payload: bytes) -> ScheduledTask | None:
@@ -88,24 +91,42 @@ class ScheduledTask:
             raise UnreadableTaskMessage(f"not JSON: {exc}") from None
         if not isinstance(document, dict) or document.get("v") != FORMAT_VERSION:
             raise UnreadableTaskMessage(f"not a version {FORMAT_VERSION} task message")
-        return cls(func=document.get("func"), key=document.get("key"))
+        return cls(
+            func=document.get("func"), key=document.get("key"), batch=document.get("batch") is True
+        )
 
     def package(self) -> str:
         """The signed django-q2 package that runs ``func(key)``, as async_task builds it."""
-        task = {
-            "id": uuid.uuid4().hex,
-            # The key names the job in the cluster's log lines ("Processed ... (<key>)").
-            "name": self.key,
-            "func": self.func,
-            "args": (self.key,),
-            "kwargs": {},
-            "started": timezone.now(),
-        }
-        # The options async_task copies from the cluster's configuration.
-        # ``sync`` is not one of them here: it runs a task inside the
-        # enqueuing call, which a task scheduled for later cannot do.
-        if Conf.CACHED:
-            task["cached"] = Conf.CACHED
-        if Conf.ACK_FAILURES:
-            task["ack_failure"] = Conf.ACK_FAILURES
-        return SignedPackage.dumps(task)
+        if self.batch:
+            return batch_package(self.func, [self.key])
+        # The key names the job in the cluster's log lines ("Processed ... (<key>)").
+        return _signed(name=self.key, func=self.func, args=(self.key,))
+
+
+# Joins the ids of the messages delivered in one package (ids never contain it).
+ACK_SEPARATOR = ","
+
+
+def batch_package(func: str, keys: list[str]) -> str:
+    """The signed package that runs ``func(keys)`` for messages delivered together."""
+    name = keys[0] if len(keys) == 1 else f"{keys[0]} and {len(keys) - 1} more"
+    return _signed(name=name, func=func, args=(list(keys),))
+
+
+def _signed(*, name: str, func: str, args: tuple) -> str:
+    task = {
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "func": func,
+        "args": args,
+        "kwargs": {},
+        "started": timezone.now(),
+    }
+    # The options async_task copies from the cluster's configuration.
+    # ``sync`` is not one of them here: it runs a task inside the
+    # enqueuing call, which a task scheduled for later cannot do.
+    if Conf.CACHED:
+        task["cached"] = Conf.CACHED
+    if Conf.ACK_FAILURES:
+        task["ack_failure"] = Conf.ACK_FAILURES
+    return SignedPackage.dumps(task)

@@ -7,7 +7,8 @@ from django_q.brokers import get_broker
 
 from filestore.queue_api import SchedulingBroker
 
-RUN_JOB = "jobs.tasks.run_job"
+# Jobs due together run in one task: the broker groups their messages.
+RUN_JOBS = "jobs.tasks.run_jobs"
 
 
 def job_broker(name: str | None = None) -> SchedulingBroker:
@@ -26,4 +27,4 @@ def enqueue_job(job_id: str, *, due_at: float, broker: SchedulingBroker | None =
     broker = broker or job_broker()
     # Not fsynced: the job file is the durable record, and the recovery
     # pass enqueues again any pending job whose message a power cut lost.
-    broker.schedule(RUN_JOB, key=job_id, due_at=due_at, durable=False)
+    broker.schedule(RUN_JOBS, key=job_id, due_at=due_at, durable=False, batch=True)

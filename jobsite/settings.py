@@ -253,6 +253,9 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
         f"JOBS_QUEUE_RETRY={JOBS_QUEUE_RETRY} must be longer than "
         f"JOBS_TASK_TIMEOUT={JOBS_TASK_TIMEOUT}, or a running task would be delivered twice."
     )
+# Jobs due together run as one task of up to JOBS_BATCH_SIZE jobs; the
+# pusher takes up to a batch per worker from the queue at a time.
+JOBS_BATCH_SIZE = envint("JOBS_BATCH_SIZE", 50, minimum=1, maximum=1000)
 Q_CLUSTER = {
     "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
     "broker_class": (
@@ -262,7 +265,7 @@ Q_CLUSTER = {
     "timeout": JOBS_TASK_TIMEOUT,
     "retry": JOBS_QUEUE_RETRY,
     "poll": 0.2,
-    "bulk": 1,
+    "bulk": JOBS_BATCH_SIZE * JOBS_WORKERS,
     "save_limit": -1,
     "cached": 60,
     "ack_failures": False,

@@ -41,20 +41,7 @@ from django_q.worker import worker
 
 from filestore.broker import FileBroker
 from filestore.queue_api import SchedulingBroker
-
-
-class FakeClock:
-    """The queue's clock, under the test's control (real time unless told otherwise)."""
-
-    def __init__(self, now: float | None = None) -> None:
-        self.now = time.time() if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
+from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
 RECORD_RUN = f"{__name__}.record_run"
@@ -410,3 +397,77 @@ def test_it_refuses_to_schedule_something_that_is_not_a_function_path(broker, fu
 def test_it_refuses_to_schedule_for_a_key_that_is_not_a_job_id(broker, key):
     with pytest.raises(ValueError):
         broker.schedule(RECORD_RUN, key=key, due_at=time.time())
+
+
+# --- jobs due together are delivered together --------------------------------------
+
+RECORD_BATCH = f"{__name__}.record_batch"
+BATCHES: list[list[str]] = []
+
+
+def record_batch(job_ids: list[str]) -> None:
+    BATCHES.append(list(job_ids))
+
+
+def _job_ids(count: int) -> list[str]:
+    # Valid, distinct job ids (the key names the message's file).
+    return [f"01JABCDEFGHJKMNPQRSTVWX{index:03d}" for index in range(count)]
+
+
+def test_messages_scheduled_as_a_batch_are_delivered_in_one_package(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 100)
+    monkeypatch.setattr(Conf, "WORKERS", 1)
+    ids = _job_ids(5)
+    for job_id in ids:
+        broker.schedule(RECORD_BATCH, key=job_id, due_at=time.time() - 1, batch=True)
+
+    [task] = push_once(broker)
+
+    assert task["func"] == RECORD_BATCH
+    [keys] = task["args"]
+    assert sorted(keys) == ids
+    # One acknowledgement settles every message of the batch.
+    assert broker.lock_size() == 5
+    broker.acknowledge(task["ack_id"])
+    assert broker.lock_size() == 0
+    assert all(broker.find(job_id) == [] for job_id in ids)
+
+
+def test_a_burst_is_spread_over_the_workers_in_batches_of_at_most_the_batch_size(
+    broker, monkeypatch, settings
+):
+    monkeypatch.setattr(Conf, "BULK", 100)
+    monkeypatch.setattr(Conf, "WORKERS", 2)
+    settings.JOBS_BATCH_SIZE = 20
+    for job_id in _job_ids(50):
+        broker.schedule(RECORD_BATCH, key=job_id, due_at=time.time() - 1, batch=True)
+
+    tasks = push_once(broker)
+
+    sizes = sorted(len(task["args"][0]) for task in tasks)
+    assert sizes == [10, 20, 20]
+    assert sorted(key for task in tasks for key in task["args"][0]) == _job_ids(50)
+
+
+def test_a_failed_batch_comes_back_message_by_message(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 100)
+    monkeypatch.setattr(Conf, "WORKERS", 1)
+    ids = _job_ids(3)
+    for job_id in ids:
+        broker.schedule(RECORD_BATCH, key=job_id, due_at=time.time() - 1, batch=True)
+    [task] = push_once(broker)
+
+    broker.fail(task["ack_id"])
+
+    # Failed messages are counted as deliveries and handed out again, each on its own.
+    states = [info.state for job_id in ids for info in broker.find(job_id)]
+    assert states and set(states) <= {"ready", "dead"}
+    assert len(states) == 3
+
+
+def test_a_single_message_of_a_batch_function_gets_a_list(broker):
+    broker.schedule(RECORD_BATCH, key=JOB_ID, due_at=time.time() - 1, batch=True)
+
+    [task] = push_once(broker)
+
+    assert task["args"] == ([JOB_ID],)

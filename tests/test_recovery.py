@@ -47,7 +47,7 @@ def test_it_enqueues_a_pending_job_that_has_no_message(now):
     # The message is a real task for the worker: it runs this job.
     [(_ack_id, package)] = store.broker().dequeue()
     task = SignedPackage.loads(package)
-    assert (task["func"], task["args"]) == ("jobs.tasks.run_job", (job_id,))
+    assert (task["func"], task["args"]) == ("jobs.tasks.run_jobs", ([job_id],))
     assert run_job(job_id) == "completed"
 
 

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -86,10 +86,19 @@ def process_group_census(pgid: int) -> Census:
 class WorkerCluster:
     """One ``manage.py qcluster`` process (and its children) on ``data_dir``."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        env: Mapping[str, str],
+        command_prefix: Sequence[str] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.env = dict(env)
+        # Runs the command inside another (e.g. ``unshare`` for a host name of its own).
+        self.command_prefix = list(command_prefix)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,7 +110,7 @@ class WorkerCluster:
         """Start the cluster and wait until its first heartbeat (its workers are up)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
+                [*self.command_prefix, sys.executable, "manage.py", "qcluster"],
                 cwd=BASE_DIR,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

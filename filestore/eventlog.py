@@ -99,7 +99,7 @@ class EventLog:
             for old in segments[: max(0, len(segments) + 1 - self.keep_segments)]:
                 with contextlib.suppress(FileNotFoundError):
                     self._path(old).unlink()
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def latest_id(self) -> int:
         """The id just past the newest event: reading after it yields only new events."""

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from filestore.idempotency import IdempotencyStore
+from filestore.queue_api import SchedulingBroker
 from filestore.repository import JobRepository
 from jobs import clock
 from jobs.model import Job
@@ -50,11 +51,11 @@ def idempotency() -> IdempotencyStore:
 
 
 @functools.cache
-def _broker(root: Path, name: str) -> Any:
-    from django_q.brokers import get_broker
+def _broker(root: Path, name: str) -> SchedulingBroker:
+    from jobs.queueing import job_broker
 
-    return get_broker(name)
+    return job_broker(name)
 
 
-def broker() -> Any:
+def broker() -> SchedulingBroker:
     return _broker(data_dir(), settings.Q_CLUSTER["name"])

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
-# Settings read the environment once, at import: point them at a scratch
-# directory before Django loads them, never at the developer's ./data.
-os.environ.setdefault("JOBS_DATA_DIR", tempfile.mkdtemp(prefix="jobs-test-session-"))
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+# The session's scratch data directory and key are set by
+# jobsite/settings_test.py, which pytest-django loads before any conftest.
 
 
 @pytest.fixture(autouse=True)

@@ -123,7 +123,7 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
 
     for job in jobs:
         assert job.status == "completed", job
-        assert job_files(data_dir, job.id) == [f"{job['id']}_completed.json"]
+        assert job_files(data_dir, job.id) == [f"{job.id}_completed.json"]
         events = [entry.event for entry in job.history]
         assert events.count("completed") == 1
         if job.id in interrupted:

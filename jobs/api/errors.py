@@ -9,7 +9,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf
 
-from jobs.api.problems import problem_response
+from jobs.api.problems import not_found_problem, problem_response, server_error_problem
 from jobs.api.throttling import retry_after
 from jobs.errors import InvalidInput, JobError
 from redisstore import Unavailable
@@ -88,9 +88,7 @@ def problem_for_exception(exc: Exception):
             headers={"Retry-After": wait},
         )
     if isinstance(exc, (Http404, drf.NotFound)):
-        return problem_response(
-            404, "Not found", "There is nothing at this address.", code="not_found"
-        )
+        return not_found_problem()
     if isinstance(exc, drf.APIException):
         return problem_response(
             exc.status_code,
@@ -125,12 +123,7 @@ def problem_for_exception(exc: Exception):
             headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
         )
     logger.exception("Unhandled error in the API", exc_info=exc)
-    return problem_response(
-        500,
-        "Internal server error",
-        "Something went wrong on our side; the error has been logged.",
-        code="server_error",
-    )
+    return server_error_problem()
 
 
 def problem_exception_handler(exc: Exception, context) -> object:

@@ -6,7 +6,12 @@ from django.core.exceptions import DisallowedHost
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
-from jobs.api.problems import is_api_path, problem_response
+from jobs.api.problems import (
+    is_api_path,
+    not_found_problem,
+    problem_response,
+    server_error_problem,
+)
 
 
 def bad_request(request, exception=None):
@@ -29,9 +34,7 @@ def permission_denied(request, exception=None):
 
 def not_found(request, exception=None):
     if is_api_path(request.path):
-        return problem_response(
-            404, "Not found", "There is nothing at this address.", code="not_found"
-        )
+        return not_found_problem()
     return defaults.page_not_found(request, exception)
 
 
@@ -42,15 +45,10 @@ def unknown_api_path(request, *args, **kwargs):
     A plain view, not DRF's: none of the API's rules for requests it handles
     (JSON bodies, throttling of writes) should turn this 404 into another answer.
     """
-    return problem_response(404, "Not found", "There is nothing at this address.", code="not_found")
+    return not_found_problem()
 
 
 def server_error(request):
     if is_api_path(request.path):
-        return problem_response(
-            500,
-            "Internal server error",
-            "Something went wrong on our side; the error has been logged.",
-            code="server_error",
-        )
+        return server_error_problem()
     return defaults.server_error(request)

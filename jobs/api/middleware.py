@@ -8,7 +8,12 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
 from jobs.api.errors import problem_for_exception
-from jobs.api.problems import PROBLEM_CONTENT_TYPE, is_api_path, problem_response
+from jobs.api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    SERVER_ERROR_DETAIL,
+    is_api_path,
+    problem_response,
+)
 
 # Error answers of the API that are already JSON: problems, and the health
 # report (a 503 whose body says which check failed).
@@ -75,9 +80,7 @@ class ApiProblemMiddleware:
         except ValueError:
             title = "Error"
         detail = (
-            "Something went wrong on our side; the error has been logged."
-            if status >= 500
-            else f"The request was refused ({status} {title})."
+            SERVER_ERROR_DETAIL if status >= 500 else f"The request was refused ({status} {title})."
         )
         problem = problem_response(status, title, detail, code=title.lower().replace(" ", "_"))
         for name in _KEPT_HEADERS:

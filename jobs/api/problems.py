@@ -33,5 +33,18 @@ def problem_response(
     return response
 
 
+def not_found_problem() -> HttpResponse:
+    """The one answer for an API address that names nothing."""
+    return problem_response(404, "Not found", "There is nothing at this address.", code="not_found")
+
+
+SERVER_ERROR_DETAIL = "Something went wrong on our side; the error has been logged."
+
+
+def server_error_problem() -> HttpResponse:
+    """The one answer for an error of ours; the details go to the log, never to the client."""
+    return problem_response(500, "Internal server error", SERVER_ERROR_DETAIL, code="server_error")
+
+
 def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")

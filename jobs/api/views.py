@@ -11,7 +11,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -152,9 +151,3 @@ def health(request: Request) -> Response:
     """Storage writable, broker reachable, worker seen recently; 503 when not."""
     healthy, report = health_report()
     return Response(report, status=200 if healthy else 503, headers={"Cache-Control": "no-store"})
-
-
-@extend_schema(exclude=True)
-@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-def not_found(request: Request, *args, **kwargs) -> Response:
-    raise NotFound()

@@ -77,6 +77,10 @@ class Command(BaseCommand):
             "--http1-header-read-timeout",
             "10000",
             "--no-ws",
+            # Open event streams never end by themselves: on stop, a web
+            # process gets this long to close them before it is killed.
+            "--workers-kill-timeout",
+            "10",
             "--log-level",
             "warning",
             "jobsite.rsgi:application",

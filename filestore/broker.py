@@ -27,7 +27,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -36,6 +36,7 @@ from django.utils.module_loading import import_string
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
+from filestore.owners import current_owner
 from filestore.queue import FileQueue
 from filestore.queue_api import MessageInfo, QueueCounts
 from filestore.queue_tasks import (
@@ -77,7 +78,9 @@ class FileBroker(Broker):
         return self.connection.enqueue(task, due_at=due_at, key=key, durable=durable)
 
     def dequeue(self) -> list[tuple[str, str]] | None:
-        messages = self.connection.dequeue(Conf.BULK)
+        # Leases name this cluster, so a cluster started after it died can
+        # take them back at once (release_leases_of).
+        messages = self.connection.dequeue(Conf.BULK, owner=current_owner())
         if not messages:
             # The pusher calls dequeue in a tight loop: this sleep is what
             # keeps an idle cluster at ~0% CPU. It is cut short when a
@@ -170,6 +173,12 @@ class FileBroker(Broker):
     def due_within(self, seconds: float) -> int:
         return self.connection.due_within(seconds)
 
+    def scheduled_around(self, moment: float) -> int:
+        return self.connection.scheduled_around(moment)
+
+    def oldest_due_lateness(self) -> float:
+        return self.connection.oldest_due_lateness()
+
     def counts(self) -> QueueCounts:
         return self.connection.counts()
 
@@ -184,6 +193,9 @@ class FileBroker(Broker):
 
     def delete_key(self, key: str) -> int:
         return self.connection.delete_key(key)
+
+    def release_leases_of(self, owners: Iterable[str]) -> int:
+        return self.connection.release_leases_of(owners)
 
 
 def _groups(items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:

@@ -46,6 +46,10 @@ class HeartbeatStore(Protocol):
         """The heartbeat with the newest ``at`` of any worker, or None."""
         ...
 
+    def beats(self) -> list[dict[str, Any]]:
+        """The last heartbeat of every worker not forgotten yet, in no order."""
+        ...
+
     def prune(self, *, before: float) -> int:
         """Forget workers whose last beat came before ``before``; return how many."""
         ...
@@ -93,16 +97,14 @@ class FileHeartbeats:
         atomic.unlink_durable(self.path(worker))
 
     def latest(self) -> dict[str, Any] | None:
-        newest = None
+        return max(self.beats(), key=lambda beat: beat["at"], default=None)
+
+    def beats(self) -> list[dict[str, Any]]:
         try:
             paths = list(self.root.iterdir())
         except FileNotFoundError:
-            return None
-        for path in paths:
-            beat = _read(path)
-            if beat is not None and (newest is None or beat["at"] > newest["at"]):
-                newest = beat
-        return newest
+            return []
+        return [beat for beat in map(_read, paths) if beat is not None]
 
     def prune(self, *, before: float) -> int:
         removed = 0

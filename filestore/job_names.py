@@ -7,11 +7,12 @@ layout of the buckets).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from filestore.directories import listdir, listdir_desc
 from filestore.ids import ID_PATTERN
+
+__all__ = ["STATUSES", "Entry", "listdir", "listdir_desc", "parse_name"]
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
@@ -32,20 +33,3 @@ def parse_name(name: str) -> Entry | None:
     if status not in STATUSES or not ID_PATTERN.fullmatch(job_id):
         return None
     return Entry(job_id, status)
-
-
-def listdir(path: Path) -> list[str]:
-    """The names in ``path``; none when it is gone or is a stray file, not a bucket."""
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def listdir_desc(path: Path, upto: str | None) -> list[str]:
-    """Sorted names in ``path`` (newest first), skipping those after ``upto``."""
-    names = listdir(path)
-    if upto is not None:
-        names = [name for name in names if name <= upto]
-    names.sort(reverse=True)
-    return names

@@ -29,6 +29,9 @@ Crash safety, step by step:
   the same lease never both act on it. The ack id of a lease is its file
   name, so a late ``acknowledge`` by a consumer whose lease has run out
   finds nothing and cannot remove the message's next lease.
+- ``release_leases_of`` does what expiry does, at once, to the leases of
+  owners known dead (a lease's name ends in its owner): the same renames,
+  so the same arguments hold; the delivery count is kept.
 - Dead-lettering fsyncs ``dead/`` before calling ``on_dead``. If the
   process dies in between, the message is still in ``dead/`` and
   :meth:`FileQueue.find` / :meth:`FileQueue.dead_keys` report it.
@@ -47,6 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
+from filestore.directories import listdir, remove_if_empty, unlink_all
 from filestore.queue_api import MessageInfo, QueueCounts, State
 from filestore.queue_names import (
     KEY_PATTERN,
@@ -141,8 +145,12 @@ class FileQueue:
             raise
         return name.message_id
 
-    def dequeue(self, limit: int) -> list[tuple[str, bytes]]:
-        """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``."""
+    def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
+        """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
+
+        ``owner`` (a :mod:`filestore.owners` identity) is recorded in each
+        lease, so :meth:`release_leases_of` can take them back once it died.
+        """
         if limit < 1:
             return []
         now_ms = to_ms(self.clock())
@@ -160,7 +168,7 @@ class FileQueue:
             names = self._due_names(bucket_start)
             if not names:
                 if bucket_start + self._bucket_ms <= now_ms:
-                    _remove_if_empty(bucket)
+                    remove_if_empty(bucket)
                 continue
             while names:
                 ready_name = names[-1]
@@ -179,6 +187,7 @@ class FileQueue:
                     message,
                     at_ms=now_ms + int(self.lease_seconds * 1000),
                     deliveries=message.deliveries + 1,
+                    owner=owner,
                 )
                 leased_path = self._leased / str(lease)
                 try:
@@ -207,11 +216,32 @@ class FileQueue:
         for bucket_start in self._bucket_starts():
             if bucket_start > horizon_ms:
                 break
-            for name in _listdir(self._ready / bucket_name(bucket_start)):
+            for name in listdir(self._ready / bucket_name(bucket_start)):
                 message = MessageName.parse(name)
                 if message is not None and message.at_ms <= horizon_ms:
                     count += 1
         return count
+
+    def scheduled_around(self, moment: float) -> int:
+        """How many ready messages fall due in the bucket (one second) holding ``moment``:
+        one listing of one bucket, cheap enough for admission control on every create."""
+        at_ms = to_ms(moment)
+        return len(listdir(self._ready / bucket_name(at_ms - at_ms % self._bucket_ms)))
+
+    def oldest_due_lateness(self) -> float:
+        """How long the oldest due message has waited (0 when none is due): two listings."""
+        now_ms = to_ms(self.clock())
+        for bucket_start in self._bucket_starts():
+            if bucket_start > now_ms:
+                break
+            due = [
+                m.at_ms
+                for m in map(MessageName.parse, listdir(self._ready / bucket_name(bucket_start)))
+                if m
+            ]
+            if due:
+                return max(0.0, (now_ms - min(due)) / 1000)
+        return 0.0
 
     def _due_names(self, bucket_start: int) -> list[str]:
         """The names left in a due bucket, latest first (so ``pop()`` takes the oldest).
@@ -222,7 +252,7 @@ class FileQueue:
         """
         if self._listing is not None and self._listing[0] == bucket_start and self._listing[1]:
             return self._listing[1]
-        names = sorted(_listdir(self._ready / bucket_name(bucket_start)), reverse=True)
+        names = sorted(listdir(self._ready / bucket_name(bucket_start)), reverse=True)
         self._listing = (bucket_start, names)
         return names
 
@@ -237,6 +267,29 @@ class FileQueue:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""
         lease = parse_ack_id(ack_id)
         self._bury(self._leased / ack_id, lease, to_ms(self.clock()))
+
+    def release_leases_of(self, owners: Iterable[str]) -> int:
+        """Hand out again, due now, the leased messages of ``owners``; return how many.
+
+        For owners known dead: their leases would only run out. Each message
+        keeps its delivery count, so one that keeps killing its worker is
+        still dead-lettered after ``max_deliveries`` (here, when its last
+        delivery's owner is found dead, as when that lease runs out).
+        """
+        owners = set(owners)
+        if not owners:
+            return 0
+        now_ms = to_ms(self.clock())
+        released = 0
+        for name in listdir(self._leased):
+            lease = MessageName.parse(name)
+            if lease is None or lease.owner not in owners:
+                continue
+            if self._lease_ran_out(self._leased / name, lease, now_ms):
+                released += 1
+        if released:
+            logger.warning("released %d leases of dead workers %s", released, sorted(owners))
+        return released
 
     # -- introspection and maintenance (these scan every message) ------------
 
@@ -291,13 +344,14 @@ class FileQueue:
                     due_at=at if state == "ready" else None,
                     lease_until=at if state == "leased" else None,
                     dead_at=at if state == "dead" else None,
+                    owner=message.owner,
                 )
             )
         return found
 
     def delete_key(self, key: str) -> int:
         """Remove every message of ``key`` (any state); return how many."""
-        return _unlink_all(
+        return unlink_all(
             path
             for _, path, message in self._messages(("ready", "leased", "dead"))
             if message.key == key
@@ -305,7 +359,7 @@ class FileQueue:
 
     def delete(self, message_id: str) -> bool:
         """Remove the message ``message_id`` (any state); return whether it existed."""
-        removed = _unlink_all(
+        removed = unlink_all(
             path
             for _, path, message in self._messages(("ready", "leased", "dead"))
             if message.message_id == message_id
@@ -314,7 +368,7 @@ class FileQueue:
 
     def purge(self) -> int:
         """Remove every ready and leased message; return how many. ``dead/`` is kept."""
-        return _unlink_all(path for _, path, _ in self._messages(("ready", "leased")))
+        return unlink_all(path for _, path, _ in self._messages(("ready", "leased")))
 
     def ping(self) -> bool:
         """Whether the queue's directories exist and a durable write to ``tmp_dir`` works."""
@@ -336,20 +390,28 @@ class FileQueue:
         if self._next_expiry_check - _EXPIRY_CHECK_SECONDS <= now < self._next_expiry_check:
             return
         self._next_expiry_check = now + _EXPIRY_CHECK_SECONDS
-        for name in _listdir(self._leased):
+        for name in listdir(self._leased):
             lease = MessageName.parse(name)
             if lease is None or lease.at_ms > now_ms:
                 continue
-            path = self._leased / name
-            if lease.deliveries >= self.max_deliveries:
-                self._bury(path, lease, now_ms)
-            elif self._move_into_ready(path, replace(lease, at_ms=now_ms)):
+            if self._lease_ran_out(self._leased / name, lease, now_ms) == "ready":
                 logger.warning(
                     "message %s (key %s) lease ran out after delivery %d; ready again",
                     lease.message_id,
                     lease.key,
                     lease.deliveries,
                 )
+
+    def _lease_ran_out(self, path: Path, lease: MessageName, now_ms: int) -> str | None:
+        """Move a leased message back to ready (due now) or, at its last delivery, to dead.
+
+        Returns where it went, or None when someone else moved it first.
+        """
+        if lease.deliveries >= self.max_deliveries:
+            return "dead" if self._bury(path, lease, now_ms) else None
+        if self._move_into_ready(path, replace(lease, at_ms=now_ms, owner=None)):
+            return "ready"
+        return None
 
     def _move_into_ready(self, source: Path, name: MessageName, *, durable: bool = True) -> bool:
         """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
@@ -371,12 +433,12 @@ class FileQueue:
             return True
         raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
 
-    def _bury(self, source: Path, message: MessageName, now_ms: int) -> None:
-        dead_path = self._dead / str(replace(message, at_ms=now_ms))
+    def _bury(self, source: Path, message: MessageName, now_ms: int) -> bool:
+        dead_path = self._dead / str(replace(message, at_ms=now_ms, owner=None))
         try:
             os.rename(source, dead_path)
         except FileNotFoundError:
-            return  # acknowledged, expired or buried by someone else meanwhile
+            return False  # acknowledged, expired or buried by someone else meanwhile
         fsync_dir(self._dead)
         logger.error(
             "message %s (key %s) dead-lettered after %d deliveries",
@@ -385,7 +447,7 @@ class FileQueue:
             message.deliveries,
         )
         if self.on_dead is None:
-            return
+            return True
         try:
             payload = dead_path.read_bytes()
         except FileNotFoundError:
@@ -396,9 +458,10 @@ class FileQueue:
             # The message is safely in dead/ whatever the handler does; a
             # handler error must not stop the consumer that found it.
             logger.exception("dead-letter handler failed for key %s", message.key)
+        return True
 
     def _bucket_starts(self) -> list[int]:
-        return sorted(int(name) for name in _listdir(self._ready) if is_bucket_name(name))
+        return sorted(int(name) for name in listdir(self._ready) if is_bucket_name(name))
 
     def _messages(self, states: Iterable[State]) -> Iterator[tuple[State, Path, MessageName]]:
         for state in states:
@@ -407,40 +470,7 @@ class FileQueue:
             else:
                 directories = [self._leased if state == "leased" else self._dead]
             for directory in directories:
-                for name in _listdir(directory):
+                for name in listdir(directory):
                     message = MessageName.parse(name)
                     if message is not None:
                         yield state, directory / name, message
-
-
-def _listdir(directory: Path) -> list[str]:
-    try:
-        return os.listdir(directory)
-    except FileNotFoundError:
-        return []
-
-
-def _remove_if_empty(bucket: Path) -> None:
-    try:
-        os.rmdir(bucket)
-    except OSError as exc:
-        # Not empty (an enqueue just filled it) or already removed by
-        # another consumer: both fine.
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-            raise
-
-
-def _unlink_all(paths: Iterable[Path]) -> int:
-    """Unlink ``paths``, then fsync each directory touched once (not once per file)."""
-    removed = 0
-    directories: set[Path] = set()
-    for path in list(paths):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            continue
-        removed += 1
-        directories.add(path.parent)
-    for directory in directories:
-        fsync_dir(directory)
-    return removed

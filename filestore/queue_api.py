@@ -11,6 +11,7 @@ job layer can be written against it whatever the broker: the file broker
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
@@ -28,6 +29,7 @@ class MessageInfo:
     due_at: float | None = None  # ready: when it is (or was) due
     lease_until: float | None = None  # leased: when the lease runs out
     dead_at: float | None = None  # dead: when it was dead-lettered
+    owner: str | None = None  # leased: the worker cluster holding it, when known
 
 
 class QueueCounts(TypedDict):
@@ -70,6 +72,14 @@ class SchedulingBroker(Protocol):
         """How many messages fall due within ``seconds`` from now (or are due)."""
         ...
 
+    def scheduled_around(self, moment: float) -> int:
+        """How many messages fall due in the second holding ``moment`` (cheap: per create)."""
+        ...
+
+    def oldest_due_lateness(self) -> float:
+        """How long the oldest due message has waited, in seconds (cheap: per second)."""
+        ...
+
     def counts(self) -> QueueCounts: ...
 
     def keys(self) -> set[str]:
@@ -86,6 +96,16 @@ class SchedulingBroker(Protocol):
 
     def delete_key(self, key: str) -> int:
         """Remove every message of ``key`` (any state); return how many."""
+        ...
+
+    def release_leases_of(self, owners: Iterable[str]) -> int:
+        """Hand out again, due now, the leased messages of ``owners``; return how many.
+
+        An owner is a worker cluster (:mod:`filestore.owners`), recorded in
+        each lease it takes. For owners known dead, whose leases would
+        otherwise only run out. Delivery counts are kept, so a message is
+        still dead-lettered after too many deliveries.
+        """
         ...
 
     def ping(self) -> bool:

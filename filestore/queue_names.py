@@ -3,7 +3,7 @@
 Under ``root`` (``<data dir>/queue/<cluster name>/``)::
 
     ready/<bucket>/<due ms>_<deliveries>_<message id>_<key>
-    leased/<lease expiry ms>_<deliveries>_<message id>_<key>
+    leased/<lease expiry ms>_<deliveries>_<message id>_<key>[_<owner>]
     dead/<dead-lettered ms>_<deliveries>_<message id>_<key>
 
 Times are milliseconds since the epoch, zero-padded to 15 digits, so names
@@ -13,7 +13,10 @@ to (26 characters of ``[0-9A-Z]``) or ``-`` for none. A file's content is
 the payload, nothing else (for a job's run, a few bytes naming the task
 function: :mod:`filestore.queue_tasks`), so every routing decision is made
 on names alone and a payload is read only when its message is handed out.
-The ack id of a leased message is its name in ``leased/``.
+The ack id of a leased message is its name in ``leased/``. A leased name
+may end in the lease's owner, the worker cluster that took it
+(``<pid scope>-<pid>``, :mod:`filestore.owners`); names written before
+owners were recorded lack it, and their leases only run out.
 
 Ready messages are sharded by due time: ``<bucket>`` is the due time,
 rounded down to a multiple of ``bucket_seconds``, in the same 15-digit
@@ -37,11 +40,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from filestore.owners import OWNER_PATTERN
+
 # A job id (a ULID): the only keys a message may carry.
 KEY_PATTERN = re.compile(r"[0-9A-Z]{26}")
 
 _NAME_PATTERN = re.compile(
     r"(?P<at_ms>\d{15})_(?P<deliveries>\d{1,6})_(?P<message_id>[0-9a-f]{20})_(?P<key>[0-9A-Z]{26}|-)"
+    rf"(?:_(?P<owner>{OWNER_PATTERN.pattern}))?"
 )
 _BUCKET_PATTERN = re.compile(r"\d{15}")
 _NO_KEY = "-"
@@ -52,13 +58,15 @@ class MessageName:
     """A message file name: the fields routing needs, without reading the file.
 
     ``at_ms`` is the due time of a ready message, the lease expiry of a
-    leased one and the time of death of a dead one.
+    leased one and the time of death of a dead one. ``owner`` is set on
+    leased names only: the cluster holding the lease, when known.
     """
 
     at_ms: int
     deliveries: int
     message_id: str
     key: str | None
+    owner: str | None = None
 
     @classmethod
     def parse(cls, name: str) -> MessageName | None:
@@ -71,11 +79,13 @@ class MessageName:
             deliveries=int(match["deliveries"]),
             message_id=match["message_id"],
             key=None if key == _NO_KEY else key,
+            owner=match["owner"],
         )
 
     def __str__(self) -> str:
         key = self.key or _NO_KEY
-        return f"{self.at_ms:015d}_{self.deliveries}_{self.message_id}_{key}"
+        owner = f"_{self.owner}" if self.owner else ""
+        return f"{self.at_ms:015d}_{self.deliveries}_{self.message_id}_{key}{owner}"
 
 
 def parse_ack_id(ack_id: str) -> MessageName:

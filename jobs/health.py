@@ -23,6 +23,7 @@ from django.conf import settings
 
 from filestore import atomic
 from filestore.heartbeats import FileHeartbeats
+from filestore.owners import current_owner
 from jobs import backends, clock, photos, store
 
 
@@ -38,7 +39,15 @@ def heartbeat_path() -> Path:
 
 
 def write_heartbeat(**details: Any) -> None:
-    document = {"at": clock.now(), "pid": os.getpid(), "host": socket.gethostname(), **details}
+    document = {
+        "at": clock.now(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        # The identity this cluster's leases carry: a lease whose owner's
+        # heartbeat went silent can be taken back (jobs.liveness).
+        "owner": current_owner(),
+        **details,
+    }
     backends.heartbeats().beat(worker_id(), document)
 
 
@@ -113,5 +122,35 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         "failures": {name: problem for name, problem in problems.items() if problem},
         "worker_heartbeat_age_seconds": None if age is None else round(age, 1),
         "photo_source": photos.source_name(),
+        "backlog": backlog_report(),
+        "quarantined_files": _quarantined(),
     }
     return healthy, report
+
+
+def backlog_report() -> dict[str, Any]:
+    """How far behind the worker is, and whether creates are being refused for it.
+
+    Cheap (a look at the due end of the queue), so a health probe can poll it.
+    """
+    try:
+        broker = store.broker()
+        lateness = broker.oldest_due_lateness()
+        due = broker.due_within(0)
+    except Exception:
+        return {"oldest_due_lateness_seconds": None, "due": None, "refusing_creates": None}
+    limit = settings.JOBS_MAX_LATENESS
+    return {
+        "oldest_due_lateness_seconds": round(lateness, 3),
+        "due": due,
+        "max_lateness_seconds": limit or None,
+        "max_due_per_second": settings.JOBS_MAX_DUE_PER_SECOND or None,
+        "refusing_creates": bool(limit) and lateness > limit,
+    }
+
+
+def _quarantined() -> int | None:
+    try:
+        return store.repository().quarantined()
+    except OSError:
+        return None

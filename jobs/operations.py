@@ -166,6 +166,8 @@ class QueueStatus:
     worker: dict[str, Any] | None  # the newest heartbeat (host, pid, workers)
     photo_source: str  # "unsplash" or "demo"
     rate_limit: dict[str, Any]  # the last known Unsplash budget and gate
+    refusing_creates: bool  # backpressure: the worker is too far behind for new jobs
+    quarantined_files: int  # unreadable files moved aside (see quarantine/)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,4 +188,7 @@ def queue_status() -> QueueStatus:
         worker=beat,
         photo_source=photos.source_name(),
         rate_limit=photos.pool().rate_limit_state(),
+        refusing_creates=bool(settings.JOBS_MAX_LATENESS)
+        and float(counts["oldest_due_lateness_seconds"]) > settings.JOBS_MAX_LATENESS,
+        quarantined_files=store.repository().quarantined(),
     )

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from filestore import repository as repo
 from filestore.ids import id_timestamp, is_valid_id, new_id
-from jobs import clock, events, metrics, store
+from jobs import admission, clock, events, metrics, store
 from jobs.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -108,6 +108,7 @@ def job_create(
         delay = (rng or random).choice(delay_choices())
     now = clock.now()
     if key is None:
+        admission.admit(due_at=now + delay)
         job = _store_new_job(new_id(now), delay=delay, now=now)
         return Created(job.id, False, _creation_response(job, now=now))
 
@@ -143,6 +144,7 @@ def job_create(
             _enqueue(job)
     else:
         try:
+            admission.admit(due_at=now + delay)
             job = _store_new_job(job_id, delay=delay, now=now)
         except BaseException:
             # Once the job file exists, the key stays bound to it (a retry

@@ -253,6 +253,12 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
         f"JOBS_QUEUE_RETRY={JOBS_QUEUE_RETRY} must be longer than "
         f"JOBS_TASK_TIMEOUT={JOBS_TASK_TIMEOUT}, or a running task would be delivered twice."
     )
+# Backpressure (jobs/admission.py): a create is refused with 503 when more
+# than JOBS_MAX_DUE_PER_SECOND jobs already fall due in its second, or while
+# the oldest due job has waited more than JOBS_MAX_LATENESS seconds. 0: off.
+JOBS_MAX_DUE_PER_SECOND = envint("JOBS_MAX_DUE_PER_SECOND", 1000, minimum=0)
+JOBS_MAX_LATENESS = envint("JOBS_MAX_LATENESS", 2, minimum=0)
+
 # Jobs due together run as one task of up to JOBS_BATCH_SIZE jobs; the
 # pusher takes up to a batch per worker from the queue at a time.
 JOBS_BATCH_SIZE = envint("JOBS_BATCH_SIZE", 50, minimum=1, maximum=1000)

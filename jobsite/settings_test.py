@@ -11,6 +11,10 @@ from pathlib import Path
 
 os.environ.setdefault("JOBS_DATA_DIR", tempfile.mkdtemp(prefix="jobs-test-session-"))
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+# Backpressure reads the queue by the real clock while most tests move the
+# jobs' clock by hand (into the past, too): off unless a test turns it on.
+os.environ.setdefault("JOBS_MAX_DUE_PER_SECOND", "0")
+os.environ.setdefault("JOBS_MAX_LATENESS", "0")
 
 from jobsite.settings import *  # noqa: F403
 

@@ -12,11 +12,13 @@ the braces make Redis Cluster keep them in one slot, which scripts need)::
     <p>:deliveries  hash        message id -> how often it was handed out
     <p>:key         hash        message id -> key (job id), for keyed messages
     <p>:bykey       sorted set  "<key>/<message id>", all scores 0: by key, by range
+    <p>:owner       hash        message id -> the cluster holding its lease, while leased
 
 A message is in exactly one of the three sorted sets. Every change is one
 Lua script, which Redis runs alone, start to end: a claim (ready ->
-leased), an acknowledgement, a lease running out (leased -> ready, or ->
-dead after ``max_deliveries``), a dead-lettering. So of several consumers
+leased), an acknowledgement, a lease running out or its owner found
+dead (leased -> ready, or -> dead after ``max_deliveries``), a
+dead-lettering. So of several consumers
 on any number of machines exactly one claims a message, and a message is
 never half moved; nothing is decided in Python between a read and a write.
 
@@ -42,7 +44,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 
@@ -64,11 +66,11 @@ _EXPIRE_BATCH = 200
 _PURGE_BATCH = 1000
 
 # The keys every script receives, in this order.
-_KEY_NAMES = ("ready", "leased", "dead", "body", "deliveries", "key", "bykey")
+_KEY_NAMES = ("ready", "leased", "dead", "body", "deliveries", "key", "bykey", "owner")
 
 _PRELUDE = """
-local READY, LEASED, DEAD, BODY, DELIVERIES, KEY, BYKEY =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local READY, LEASED, DEAD, BODY, DELIVERIES, KEY, BYKEY, OWNER =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local function forget(id)
     local key = redis.call('HGET', KEY, id)
@@ -81,6 +83,21 @@ local function forget(id)
     redis.call('HDEL', BODY, id)
     redis.call('HDEL', DELIVERIES, id)
     redis.call('HDEL', KEY, id)
+    redis.call('HDEL', OWNER, id)
+end
+
+-- A lease ran out or its owner died: back to ready (due now), or to dead
+-- after max_deliveries. Returns 'dead' or 'ready'.
+local function end_lease(id, now, max_deliveries)
+    redis.call('ZREM', LEASED, id)
+    redis.call('HDEL', OWNER, id)
+    local deliveries = tonumber(redis.call('HGET', DELIVERIES, id) or '0')
+    if deliveries >= max_deliveries then
+        redis.call('ZADD', DEAD, now, id)
+        return 'dead'
+    end
+    redis.call('ZADD', READY, now, id)
+    return 'ready'
 end
 
 -- Whether id is leased under the ack id's delivery count.
@@ -102,7 +119,7 @@ redis.call('ZADD', READY, ARGV[2], ARGV[1])
 return 1
 """
 
-# ARGV: now ms, limit, lease ms, max deliveries, expire batch
+# ARGV: now ms, limit, lease ms, max deliveries, expire batch, owner ('' for none)
 # Returns {claimed {id, deliveries, payload}..., buried {id, deliveries, key,
 # payload}..., requeued {id, deliveries, key}..., next due ms or ''}.
 _DEQUEUE = """
@@ -113,14 +130,11 @@ local max_deliveries = tonumber(ARGV[4])
 
 local buried, requeued = {}, {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASED, '-inf', now, 'LIMIT', 0, ARGV[5])) do
-    redis.call('ZREM', LEASED, id)
-    local deliveries = tonumber(redis.call('HGET', DELIVERIES, id) or '0')
     local key = redis.call('HGET', KEY, id) or ''
-    if deliveries >= max_deliveries then
-        redis.call('ZADD', DEAD, now, id)
+    local deliveries = tonumber(redis.call('HGET', DELIVERIES, id) or '0')
+    if end_lease(id, now, max_deliveries) == 'dead' then
         buried[#buried + 1] = {id, deliveries, key, redis.call('HGET', BODY, id) or ''}
     else
-        redis.call('ZADD', READY, now, id)
         requeued[#requeued + 1] = {id, deliveries, key}
     end
 end
@@ -130,6 +144,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', READY, '-inf', now, 'LIMIT', 0, 
     redis.call('ZREM', READY, id)
     local deliveries = redis.call('HINCRBY', DELIVERIES, id, 1)
     redis.call('ZADD', LEASED, now + lease_ms, id)
+    if ARGV[6] ~= '' then
+        redis.call('HSET', OWNER, id, ARGV[6])
+    end
     claimed[#claimed + 1] = {id, deliveries, redis.call('HGET', BODY, id) or ''}
 end
 
@@ -158,21 +175,23 @@ if not holds_lease(ARGV[1], ARGV[2]) then
     return nil
 end
 redis.call('ZREM', LEASED, ARGV[1])
+redis.call('HDEL', OWNER, ARGV[1])
 redis.call('ZADD', DEAD, ARGV[3], ARGV[1])
 return {redis.call('HGET', KEY, ARGV[1]) or '', redis.call('HGET', BODY, ARGV[1]) or ''}
 """
 
-# ARGV: key. Returns {id, state, score, deliveries}... for the key's messages.
+# ARGV: key. Returns {id, state, score, deliveries, owner or ''}... for the key's messages.
 _FIND = """
 local found = {}
 local prefix = ARGV[1] .. '/'
 for _, member in ipairs(redis.call('ZRANGEBYLEX', BYKEY, '[' .. prefix, '(' .. ARGV[1] .. '0')) do
     local id = string.sub(member, #prefix + 1)
     local deliveries = redis.call('HGET', DELIVERIES, id) or '0'
+    local owner = redis.call('HGET', OWNER, id) or ''
     for _, state in ipairs({{'ready', READY}, {'leased', LEASED}, {'dead', DEAD}}) do
         local score = redis.call('ZSCORE', state[2], id)
         if score then
-            found[#found + 1] = {id, state[1], score, deliveries}
+            found[#found + 1] = {id, state[1], score, deliveries, owner}
         end
     end
 end
@@ -209,6 +228,30 @@ for _, set in ipairs({READY, LEASED}) do
     end
 end
 return removed
+"""
+
+# ARGV: now ms, max deliveries, owner... Leases of those owners end now
+# (see end_lease). Returns {released, buried {id, deliveries, key, payload}...}.
+_RELEASE_LEASES_OF = """
+local now = tonumber(ARGV[1])
+local max_deliveries = tonumber(ARGV[2])
+local dead_owners = {}
+for i = 3, #ARGV do
+    dead_owners[ARGV[i]] = true
+end
+local released, buried = 0, {}
+for _, id in ipairs(redis.call('ZRANGE', LEASED, 0, -1)) do
+    local owner = redis.call('HGET', OWNER, id)
+    if owner and dead_owners[owner] then
+        local key = redis.call('HGET', KEY, id) or ''
+        local deliveries = tonumber(redis.call('HGET', DELIVERIES, id) or '0')
+        if end_lease(id, now, max_deliveries) == 'dead' then
+            buried[#buried + 1] = {id, deliveries, key, redis.call('HGET', BODY, id) or ''}
+        end
+        released = released + 1
+    end
+end
+return {released, buried}
 """
 
 # Returns the keys of dead messages (with repeats, without unkeyed ones).
@@ -283,6 +326,7 @@ class RedisQueue:
                 ("purge", _PURGE),
                 ("dead_keys", _DEAD_KEYS),
                 ("live_keys", _LIVE_KEYS),
+                ("release_leases_of", _RELEASE_LEASES_OF),
             )
         }
 
@@ -314,11 +358,12 @@ class RedisQueue:
         self._run("enqueue", message_id, _to_ms(at), payload, key or "")
         return message_id
 
-    def dequeue(self, limit: int) -> list[tuple[str, bytes]]:
+    def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
         """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
 
         Leases that ran out are handled first, in the same script: each goes
         back to ready (due now) or, after ``max_deliveries``, to dead.
+        ``owner`` is recorded with each lease (see :meth:`release_leases_of`).
         """
         self.next_due_at = None
         if limit < 1:
@@ -331,6 +376,7 @@ class RedisQueue:
             _to_ms(self.lease_seconds),
             self.max_deliveries,
             _EXPIRE_BATCH,
+            owner or "",
         )
         for message_id, deliveries, key in requeued:
             logger.warning(
@@ -361,10 +407,41 @@ class RedisQueue:
             key, payload = buried
             self._report_dead(message_id, key.decode() or None, payload, int(deliveries))
 
+    def release_leases_of(self, owners: Iterable[str]) -> int:
+        """Hand out again, due now, the leased messages of ``owners``; return how many.
+
+        As :meth:`filestore.queue.FileQueue.release_leases_of`: delivery
+        counts are kept, a message at its last delivery is dead-lettered.
+        """
+        owners = sorted(set(owners))
+        if not owners:
+            return 0
+        released, buried = self._run(
+            "release_leases_of", _to_ms(self.clock()), self.max_deliveries, *owners
+        )
+        for message_id, deliveries, key, payload in buried:
+            self._report_dead(message_id.decode(), key.decode() or None, payload, deliveries)
+        if released:
+            logger.warning("released %d leases of dead workers %s", released, owners)
+        return int(released)
+
     def due_within(self, seconds: float) -> int:
         """How many ready messages fall due within ``seconds`` from now (or are due)."""
         with reporting_unavailable(self.client):
             return int(self.client.zcount(self._ready, "-inf", _to_ms(self.clock() + seconds)))
+
+    def scheduled_around(self, moment: float) -> int:
+        """How many ready messages fall due in the second holding ``moment`` (one ZCOUNT)."""
+        start = _to_ms(moment) - _to_ms(moment) % 1000
+        with reporting_unavailable(self.client):
+            return int(self.client.zcount(self._ready, start, f"({start + 1000}"))
+
+    def oldest_due_lateness(self) -> float:
+        """How long the oldest due message has waited (0 when none is due)."""
+        now_ms = _to_ms(self.clock())
+        with reporting_unavailable(self.client):
+            first = self.client.zrange(self._ready, 0, 0, withscores=True)
+        return max(0.0, (now_ms - first[0][1]) / 1000) if first and first[0][1] <= now_ms else 0.0
 
     # -- introspection and maintenance ------------------------------------------
 
@@ -403,7 +480,7 @@ class RedisQueue:
         if KEY_PATTERN.fullmatch(key) is None:
             return []
         found = []
-        for message_id, state_name, score, deliveries in self._run("find", key):
+        for message_id, state_name, score, deliveries, owner in self._run("find", key):
             state: State = state_name.decode()
             at = int(float(score)) / 1000
             found.append(
@@ -415,6 +492,7 @@ class RedisQueue:
                     due_at=at if state == "ready" else None,
                     lease_until=at if state == "leased" else None,
                     dead_at=at if state == "dead" else None,
+                    owner=(owner.decode() or None) if state == "leased" else None,
                 )
             )
         return found

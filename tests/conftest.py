@@ -61,6 +61,8 @@ def fake_unsplash(settings):
 @pytest.fixture(autouse=True)
 def fresh_throttles():
     """Throttle buckets live in the process's memory: each test starts with full ones."""
+    from jobs import admission
     from jobs.api import throttling
 
     throttling.reset()
+    admission.reset()

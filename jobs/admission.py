@@ -1,0 +1,125 @@
+"""Backpressure: a create is refused when its job could not run on time.
+
+Arrivals do not slow down when the worker does. Accepting every job once
+the worker falls behind makes *every* job late, the ones already accepted
+included; refusing some quickly (``503`` with ``Retry-After``, which the
+page's outbox and any well-behaved client retry) keeps the accepted ones on
+time. Two rules, both settings:
+
+- **Capacity at the due time** (``JOBS_MAX_DUE_PER_SECOND``): a job is
+  accepted only if fewer jobs than that fall due in the same second. The
+  broker's queue is indexed by due time, so this costs one cheap look per
+  create, and it looks ahead: a burst of creates due in five seconds is
+  stopped now, not once it is already late. Jobs with other delays land in
+  other seconds and are not refused.
+- **Lateness now** (``JOBS_MAX_LATENESS``): while the oldest due job has
+  waited longer than that, the worker is behind whatever the counts say (a
+  slow disk, a slow photo source), and creates are refused until it
+  catches up.
+
+Both readings are cached per process for a fraction of a second, and the
+count adds this process's own creates since its reading, so the cost per
+create is a dictionary lookup. With several web processes each adds its
+own creates only: the count may run over by what the others accepted
+within one cache period.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from jobs import store
+from jobs.errors import JobError
+
+# How long a reading of the queue serves the creates of one process.
+COUNT_TTL = 0.25
+LATENESS_TTL = 0.5
+
+
+class Overloaded(JobError):
+    status = 503
+    title = "Too busy"
+    code = "overloaded"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Reading:
+    value: float
+    at: float
+    added: int = 0
+
+
+class Admission:
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[int, _Reading] = {}
+        self._lateness: _Reading | None = None
+
+    def admit(self, *, due_at: float) -> None:
+        """Count a job due at ``due_at``; raise :class:`Overloaded` if it could not run on time."""
+        max_due = settings.JOBS_MAX_DUE_PER_SECOND
+        max_lateness = settings.JOBS_MAX_LATENESS
+        if max_lateness and self._current_lateness() > max_lateness:
+            raise Overloaded(
+                "The worker is behind; new jobs are refused until it catches up. Retry shortly.",
+                retry_after=max(1, math.ceil(max_lateness)),
+            )
+        if not max_due:
+            return
+        second = int(due_at)
+        with self._lock:
+            reading = self._counts.get(second)
+            fresh = reading is not None and self._clock() - reading.at < COUNT_TTL
+        if not fresh:
+            reading = _Reading(store.broker().scheduled_around(due_at), self._clock())
+        with self._lock:
+            if not fresh:
+                self._counts[second] = reading
+                self._forget_old(second)
+            assert reading is not None
+            if reading.value + reading.added >= max_due:
+                raise Overloaded(
+                    f"Too many jobs are due at that time (at most {max_due} a second); "
+                    "retry shortly for a later one.",
+                    retry_after=1,
+                )
+            reading.added += 1
+
+    def _current_lateness(self) -> float:
+        with self._lock:
+            reading = self._lateness
+            if reading is not None and self._clock() - reading.at < LATENESS_TTL:
+                return reading.value
+        value = store.broker().oldest_due_lateness()
+        with self._lock:
+            self._lateness = _Reading(value, self._clock())
+        return value
+
+    def _forget_old(self, second: int) -> None:
+        # Seconds before the one just read are in the past for new creates.
+        if len(self._counts) > 64:
+            for old in [key for key in self._counts if key < second - 1]:
+                del self._counts[old]
+
+
+_admission = Admission()
+
+
+def admit(*, due_at: float) -> None:
+    _admission.admit(due_at=due_at)
+
+
+def reset() -> None:
+    """Forget every reading (tests: each starts with an empty queue)."""
+    global _admission
+    _admission = Admission()

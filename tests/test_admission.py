@@ -1,0 +1,128 @@
+"""Backpressure: creates beyond what can run on time are refused quickly, the rest run on time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs import admission, store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def limits(settings, now):
+    # The jobs' clock stands still: every create of a test is due in the same second.
+    def set_limits(*, per_second: int = 0, lateness: int = 0) -> None:
+        settings.JOBS_MAX_DUE_PER_SECOND = per_second
+        settings.JOBS_MAX_LATENESS = lateness
+        admission.reset()
+
+    return set_limits
+
+
+def _create(client, delay: int = 30, **headers):
+    return client.post(
+        "/api/jobs",
+        data=json.dumps({"delay_seconds": delay}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_jobs_beyond_the_capacity_of_their_second_are_refused_with_retry_after(client, limits):
+    limits(per_second=3)
+
+    answers = [_create(client) for _ in range(5)]
+
+    assert [answer.status_code for answer in answers][:3] == [202, 202, 202]
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert refused, [answer.status_code for answer in answers]
+    problem = refused[0]
+    assert problem["Content-Type"] == "application/problem+json"
+    assert problem["Retry-After"] == "1"
+    assert problem.json()["type"] == "/api/problems/overloaded"
+    assert "due" in problem.json()["detail"]
+    # Nothing was stored for a refused create.
+    assert sum(1 for _ in store.repository().entries()) == 3
+
+
+def test_jobs_due_in_another_second_are_not_refused(client, limits):
+    limits(per_second=2)
+    assert [_create(client, delay=30).status_code for _ in range(2)] == [202, 202]
+
+    assert _create(client, delay=60).status_code == 202
+
+
+def test_the_count_reads_the_queue_so_another_process_creates_count_too(client, limits):
+    limits(per_second=2)
+    from filestore.ids import new_id
+    from jobs import clock
+    from jobs.queueing import enqueue_job
+
+    due = clock.now() + 30
+    for _ in range(2):  # as if another web process had accepted them
+        enqueue_job(new_id(), due_at=due)
+
+    assert _create(client, delay=30).status_code == 503
+
+
+def test_creates_are_refused_while_the_worker_is_behind(client, limits, monkeypatch):
+    limits(lateness=2)
+    monkeypatch.setattr(type(store.broker()), "oldest_due_lateness", lambda self: 2.5)
+
+    answer = _create(client)
+
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "2"
+    assert "behind" in answer.json()["detail"]
+
+
+def test_a_replay_is_answered_even_under_overload(client, limits):
+    limits(per_second=1)
+    first = _create(client, **{"Idempotency-Key": "replay-me"})
+    assert first.status_code == 202
+    assert _create(client).status_code == 503  # the second is full
+
+    replay = _create(client, **{"Idempotency-Key": "replay-me"})
+
+    assert replay.status_code == 202
+    assert replay.json()["id"] == first.json()["id"]
+
+
+def test_a_refused_keyed_create_leaves_its_key_free_for_the_retry(client, limits):
+    limits(per_second=1)
+    assert _create(client).status_code == 202
+    refused = _create(client, **{"Idempotency-Key": "later"})
+    assert refused.status_code == 503
+
+    limits(per_second=0)
+    retried = _create(client, **{"Idempotency-Key": "later"})
+
+    assert retried.status_code == 202
+
+
+def test_health_reports_the_backlog_and_whether_creates_are_refused(client, limits, monkeypatch):
+    limits(lateness=2)
+    monkeypatch.setattr(type(store.broker()), "oldest_due_lateness", lambda self: 3.25)
+
+    backlog = client.get("/api/health").json()["backlog"]
+
+    assert backlog["oldest_due_lateness_seconds"] == 3.25
+    assert backlog["refusing_creates"] is True
+    assert backlog["max_lateness_seconds"] == 2
+
+
+def test_the_admin_queue_panel_shows_refusals_and_quarantined_files(admin_client, limits, data_dir):
+    limits(lateness=2)
+    quarantine = data_dir / "quarantine"
+    quarantine.mkdir(exist_ok=True)
+    (quarantine / "01JABCDEFGHJKMNPQRSTVWXYZ0_pending.json.1").write_text("{")
+    from jobs import operations
+
+    status = operations.queue_status()
+    page = admin_client.get("/admin/jobs/job/").content.decode()
+
+    assert status.quarantined_files == 1
+    assert "1 unreadable file moved to" in page

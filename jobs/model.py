@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -44,8 +44,9 @@ FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 # Every change a job may go through: the statuses it may start from, and the
 # status it leads to (None: the job is gone). A claim of a running job is
-# allowed only once that run's lease ran out (the worker died), which
-# :meth:`Job.claim_refusal` checks.
+# allowed only once that run is presumed gone (its lease ran out, or the
+# worker cluster holding it is known dead), which :meth:`Job.claim_refusal`
+# checks.
 TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "claim": (frozenset({Status.PENDING, Status.RUNNING}), Status.RUNNING),
     "complete": (frozenset({Status.RUNNING}), Status.COMPLETED),
@@ -100,10 +101,21 @@ class Failure:
 
 @dataclass(frozen=True)
 class Lease:
-    """The run that holds a running job, and until when it is presumed alive."""
+    """The run that holds a running job, and until when it is presumed alive.
+
+    ``owner`` is the worker cluster the run belongs to (see
+    :mod:`filestore.owners`), or None when unknown (documents written before
+    owners were recorded): then only ``until`` ends the lease.
+    """
 
     token: str
     until: float
+    owner: str | None = None
+
+
+# Whether a lease owner (a worker cluster) is known dead. The model does not
+# look: the caller decides from heartbeats and pids (jobs.liveness).
+OwnerIsDead = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -185,15 +197,31 @@ class Job:
     def lease_expired(self, now: float) -> bool:
         return self.lease is None or self.lease.until <= now
 
+    def owner_died(self, is_dead: OwnerIsDead | None) -> bool:
+        """Whether the cluster holding this job's lease is known dead (never for no owner)."""
+        owner = None if self.lease is None else self.lease.owner
+        return owner is not None and is_dead is not None and is_dead(owner)
+
+    def run_abandoned(self, now: float, is_dead: OwnerIsDead | None = None) -> bool:
+        """Whether the run holding this job is presumed gone: its lease ran out, or its
+        owner is known dead. A live owner's run keeps its lease to the end."""
+        return self.lease_expired(now) or self.owner_died(is_dead)
+
     def actions(self) -> tuple[str, ...]:
         """The staff actions that apply to this job now."""
         return tuple(action for action in STAFF_ACTIONS if may(action, self.status))
 
-    def claim_refusal(self, now: float) -> ClaimRefusal | None:
-        """Why a delivery at ``now`` may not claim this job; None when it may."""
+    def claim_refusal(
+        self, now: float, *, is_dead: OwnerIsDead | None = None
+    ) -> ClaimRefusal | None:
+        """Why a delivery at ``now`` may not claim this job; None when it may.
+
+        A running job may be claimed once its run is abandoned
+        (:meth:`run_abandoned`, asking ``is_dead`` about the lease's owner).
+        """
         if self.is_final:
             return ClaimRefusal(f"already {self.status}")
-        if self.status is Status.RUNNING and not self.lease_expired(now):
+        if self.status is Status.RUNNING and not self.run_abandoned(now, is_dead):
             assert self.lease is not None
             return ClaimRefusal("running elsewhere", self.lease.until)
         if self.status is Status.PENDING and self.due_at > now:
@@ -202,21 +230,30 @@ class Job:
 
     # -- changes --------------------------------------------------------------
 
-    def claim(self, *, token: str, lease_seconds: float, now: float) -> Job:
-        """A run starts: ``running`` under a lease of ``lease_seconds`` held by ``token``."""
-        refusal = self.claim_refusal(now)
+    def claim(
+        self,
+        *,
+        token: str,
+        lease_seconds: float,
+        now: float,
+        owner: str | None = None,
+        is_dead: OwnerIsDead | None = None,
+    ) -> Job:
+        """A run starts: ``running`` under a lease of ``lease_seconds`` held by ``token``
+        of the worker cluster ``owner``."""
+        refusal = self.claim_refusal(now, is_dead=is_dead)
         if refusal is not None:
             raise InvalidTransition(f"This job cannot be started now: {refusal.reason}.")
         job = self
         if self.status is Status.RUNNING:
-            job = job._noted("lease-expired", "the previous run stopped without finishing", now)
+            job = job._noted("lease-expired", self._abandoned_because(now), now)
         attempts = self.attempts + 1
         return job._to(
             "claim",
             now,
             attempts=attempts,
             started_at=self.started_at or clock.to_iso(now),
-            lease=Lease(token, now + lease_seconds),
+            lease=Lease(token, now + lease_seconds, owner),
             pending_reason=None,
             next_attempt_at=None,
         )._noted("started", f"attempt {attempts}", now)
@@ -258,17 +295,25 @@ class Job:
             transient_failures=self.transient_failures + (1 if transient else 0),
         )._noted("pending", reason, now)
 
-    def requeue(self, *, now: float) -> Job:
-        """The run's worker died (its lease ran out): pending again, due now."""
-        if self.status is Status.RUNNING and not self.lease_expired(now):
+    def requeue(self, *, now: float, is_dead: OwnerIsDead | None = None) -> Job:
+        """The run's worker died (its lease ran out, or its owner is known dead):
+        pending again, due now."""
+        if self.status is Status.RUNNING and not self.run_abandoned(now, is_dead):
             raise InvalidTransition("This job's run is still alive.")
+        reason = "run lease expired" if self.lease_expired(now) else "owner died"
         return self._to(
             "requeue",
             now,
             lease=None,
             next_attempt_at=clock.to_iso(now),
             pending_reason="The worker stopped during the run; trying again.",
-        )._noted("requeued", "run lease expired", now)
+        )._noted("requeued", reason, now)
+
+    def _abandoned_because(self, now: float) -> str:
+        if self.lease_expired(now):
+            return "the previous run stopped without finishing"
+        assert self.lease is not None
+        return f"owner died: the previous run's worker {self.lease.owner} is gone"
 
     def cancel(self, *, now: float) -> Job:
         """Staff cancel a pending job; its queued message, when delivered, finds it cancelled."""
@@ -350,7 +395,7 @@ class Job:
             transient_failures=self.transient_failures,
             lease=None
             if self.lease is None
-            else {"token": self.lease.token, "until": self.lease.until},
+            else {"token": self.lease.token, "until": self.lease.until, "owner": self.lease.owner},
             history=[dataclasses.asdict(item) for item in self.history],
         )
         return document
@@ -407,12 +452,20 @@ def _load(document: Mapping[str, Any]) -> Job:
         result=result,
         error=None if error is None else Failure(str(error["code"]), str(error["message"])),
         transient_failures=_integer(document, "transient_failures", default=0),
-        lease=None if not lease else Lease(str(lease["token"]), float(lease["until"])),
+        lease=None if not lease else _lease(lease),
         history=tuple(
             Event(str(item["at"]), str(item["event"]), item.get("detail"))
             for item in document.get("history") or ()
         ),
     )
+
+
+def _lease(lease: Mapping[str, Any]) -> Lease:
+    # Documents written before owners were recorded have none: unknown owner.
+    owner = lease.get("owner")
+    if owner is not None and not isinstance(owner, str):
+        raise InvalidDocument(f"lease owner must be a string, not {owner!r}"[:200])
+    return Lease(str(lease["token"]), float(lease["until"]), owner)
 
 
 def _text(document: Mapping[str, Any], key: str, *, required: bool = False) -> Any:

@@ -4,8 +4,9 @@ Delivery is at least once, so :func:`run_job` must be safe to run twice for
 one job, even at the same time:
 
 1. *Claim*: under the job's lock, a due ``pending`` job (or a ``running``
-   one whose run lease ran out, its worker having died) becomes
-   ``running`` with a fresh run token. Anything else (finished, cancelled,
+   one whose run lease ran out, or whose worker cluster is known dead, see
+   :mod:`jobs.liveness`) becomes ``running`` with a fresh run token, its
+   lease naming this worker cluster. Anything else (finished, cancelled,
    deleted, not due yet, or running under a live lease) means this delivery
    has nothing to do. A message that came too early, or while another run
    holds the lease, is replaced by one due when the job is due or the lease
@@ -30,8 +31,10 @@ from typing import Any
 from django.conf import settings
 
 from filestore import repository as repo
+from filestore.owners import current_owner
 from jobs import clock, events, metrics, photos, store
-from jobs.model import Failure, Job
+from jobs.liveness import DeadOwners
+from jobs.model import Failure, Job, OwnerIsDead
 from jobs.queueing import enqueue_job
 from jobsite.logs import job_log_context
 
@@ -81,11 +84,14 @@ def run_jobs(job_ids: Sequence[str]) -> list[str]:
 def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     now = clock.now()
     lease = run_lease_seconds()
+    owner = current_owner()
+    # Asked only about jobs running under a lease that has not run out.
+    is_dead = DeadOwners(now=now)
 
     def claim(job: Job) -> Job | None:
-        if job.claim_refusal(now) is not None:
+        if job.claim_refusal(now, is_dead=is_dead) is not None:
             return None
-        return job.claim(token=token, lease_seconds=lease, now=now)
+        return job.claim(token=token, lease_seconds=lease, now=now, owner=owner, is_dead=is_dead)
 
     # Not flushed: a claim lost in a power cut only means the job runs again.
     claims = store.repository().apply_many([(job_id, claim) for job_id in ids], durable=False)
@@ -97,7 +103,7 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
         elif claimed.changed:
             running.append(claimed.item)
         else:
-            outcomes[job_id] = _refused(claimed.item, now)
+            outcomes[job_id] = _refused(claimed.item, now, is_dead)
     for job in running:
         if job.attempts == 1:
             # Lateness of a job's first start; later attempts wait on purpose.
@@ -130,9 +136,9 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     return outcomes
 
 
-def _refused(job: Job, now: float) -> str:
+def _refused(job: Job, now: float, is_dead: OwnerIsDead) -> str:
     """Why a delivery left ``job`` alone; a job must never be left without a message."""
-    refusal = job.claim_refusal(now)
+    refusal = job.claim_refusal(now, is_dead=is_dead)
     assert refusal is not None
     if refusal.come_back_at is not None:
         # This message may be the job's only one: queue one for when the

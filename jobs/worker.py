@@ -3,21 +3,75 @@
 django-q2's sentinel, pusher, workers and monitor run the tasks; the main
 process of ``manage.py qcluster`` runs a :class:`Supervisor`: a recovery
 pass at start, then a heartbeat every few seconds and a recovery pass every
-minute, until the cluster stops.
+minute, until the cluster stops. With every heartbeat (the first one at
+start) it takes back the leases of worker clusters known dead
+(:mod:`jobs.liveness`), so their interrupted jobs run again at once rather
+than when the leases run out.
+
+The main process's pid is the cluster's identity in every lease it takes
+(:mod:`filestore.owners`); :func:`die_with_parent` makes that identity
+honest: once the main process is gone, so is every process of its cluster,
+and none of its runs can still be going.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import sys
 import threading
 import time
 
 from django.conf import settings
 
-from jobs import clock, health, photos
+from filestore.owners import OWNER_ENV, owner_for
+from jobs import clock, health, liveness, photos
 from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_forking_pid: int | None = None
+
+
+def become_cluster_owner() -> None:
+    """Make this process the owner its cluster's leases name, before it starts the cluster.
+
+    The processes it starts inherit the identity through the environment,
+    and are set to die with their parent (:func:`die_with_parent`).
+    """
+    os.environ[OWNER_ENV] = owner_for(os.getpid())
+    if sys.platform.startswith("linux"):
+        os.register_at_fork(before=_note_forking_pid, after_in_child=die_with_parent)
+
+
+def _note_forking_pid() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+def die_with_parent() -> None:
+    """In a freshly forked child: be killed when the process that forked it dies.
+
+    django-q2's processes outlive a killed main process otherwise (its
+    sentinel, pusher and workers go on leasing and running jobs with no
+    heartbeat). The hook is inherited by every fork, so a killed main
+    process takes the sentinel down, and the sentinel its pusher, workers
+    and monitor. All of them fork from their main thread, whose end is what
+    the kernel watches.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            logger.error("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            return
+    except (OSError, AttributeError):
+        logger.exception("cannot ask to die with the parent process")
+        return
+    if _forking_pid is not None and os.getppid() != _forking_pid:
+        os._exit(1)  # the parent died before the request above took effect
 
 
 class Prefetcher(threading.Thread):
@@ -51,14 +105,14 @@ class Supervisor:
         self._next_recovery = 0.0
 
     def tick(self) -> RecoveryReport | None:
-        """One round of the loop: heartbeat, and recovery when it is due (its report)."""
+        """One round of the loop: heartbeat, leases of dead workers taken back, and
+        recovery when it is due (its report)."""
         now = clock.now()
+        self.beat()
         try:
-            health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
-        except OSError:
-            # A full or flaky disk must not end this loop: the cluster would go
-            # on running jobs with no recovery pass and no way to stop it cleanly.
-            logger.exception("Could not write the worker heartbeat; /api/health reports it down")
+            liveness.release_leases_of_dead_owners()
+        except Exception:
+            logger.exception("Could not take back the leases of dead workers; trying again soon")
         if now >= self._next_recovery:
             self._next_recovery = now + self.recover_every
             try:
@@ -68,6 +122,14 @@ class Supervisor:
             except Exception:
                 logger.exception("The recovery pass failed; it runs again in a minute")
         return None
+
+    def beat(self) -> None:
+        try:
+            health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
+        except OSError:
+            # A full or flaky disk must not end this loop: the cluster would go
+            # on running jobs with no recovery pass and no way to stop it cleanly.
+            logger.exception("Could not write the worker heartbeat; /api/health reports it down")
 
     def run(self, is_alive) -> None:
         """Tick until ``is_alive()`` is false or :meth:`stop` is called."""

@@ -89,6 +89,15 @@ class RedisHeartbeats:
                 if newest is not None or not expired:
                     return newest
 
+    def beats(self) -> list[dict[str, Any]]:
+        with reporting_unavailable(self.client):
+            workers = self.client.zrange(self.index, 0, -1)
+            if not workers:
+                return []
+            values = self.client.mget([self._key(worker) for worker in workers])
+        beats = (_parse(value) for value in values if value is not None)
+        return [beat for beat in beats if beat is not None]
+
     def prune(self, *, before: float) -> int:
         with reporting_unavailable(self.client):
             gone = self.client.zrangebyscore(self.index, "-inf", f"({before}")

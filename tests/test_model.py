@@ -82,6 +82,70 @@ def test_a_run_whose_lease_ran_out_can_be_claimed_again_and_says_so():
     ]
 
 
+OWNER = "0123456789ab-100"
+
+
+def owned(owner: str | None = OWNER) -> Job:
+    return pending().claim(token="first", lease_seconds=90, now=T0 + 30, owner=owner)
+
+
+def test_a_claim_records_the_worker_that_owns_the_run():
+    assert owned().lease == Lease("first", T0 + 120, OWNER)
+
+
+def test_a_run_whose_owner_died_can_be_claimed_at_once_and_says_so():
+    asked = []
+
+    def is_dead(owner: str) -> bool:
+        asked.append(owner)
+        return True
+
+    job = owned()
+    assert job.claim_refusal(T0 + 31, is_dead=is_dead) is None
+    again = job.claim(token="second", lease_seconds=90, now=T0 + 31, is_dead=is_dead)
+
+    assert asked == [OWNER, OWNER]
+    assert again.holds("second") and again.attempts == 2
+    [taken_over] = [event for event in again.history if event.event == "lease-expired"]
+    assert "owner died" in taken_over.detail and OWNER in taken_over.detail
+
+
+def test_a_run_whose_owner_lives_keeps_its_lease_to_the_end():
+    job = owned()
+
+    for is_dead in (None, lambda owner: False):
+        refusal = job.claim_refusal(T0 + 119, is_dead=is_dead)
+        assert refusal.reason == "running elsewhere" and refusal.come_back_at == T0 + 120
+        with pytest.raises(InvalidTransition):
+            job.claim(token="second", lease_seconds=90, now=T0 + 119, is_dead=is_dead)
+        with pytest.raises(InvalidTransition):
+            job.requeue(now=T0 + 119, is_dead=is_dead)
+    # The time rule still holds for a live owner.
+    assert job.claim_refusal(T0 + 120, is_dead=lambda owner: False) is None
+
+
+def test_a_run_of_unknown_owner_only_ends_with_its_lease():
+    job = owned(owner=None)
+
+    assert job.claim_refusal(T0 + 119, is_dead=lambda owner: True).reason == "running elsewhere"
+    assert job.claim_refusal(T0 + 120, is_dead=lambda owner: True) is None
+
+
+def test_a_run_whose_owner_died_can_be_requeued_and_says_so():
+    job = owned().requeue(now=T0 + 31, is_dead=lambda owner: owner == OWNER)
+
+    assert job.status is Status.PENDING and job.lease is None
+    assert job.history[-1].event == "requeued" and job.history[-1].detail == "owner died"
+
+
+def test_a_lease_document_without_an_owner_loads_as_unknown_owner():
+    document = owned().to_document()
+    assert document["lease"]["owner"] == OWNER
+    del document["lease"]["owner"]
+
+    assert Job.from_document(document).lease == Lease("first", T0 + 120, None)
+
+
 def test_complete_keeps_the_photo_and_ends_the_lease():
     job = running().complete({"photo_id": "p1"}, now=T0 + 31)
 
@@ -256,6 +320,7 @@ def test_documents_written_before_the_format_field_still_load():
         {"attempts": "three"},
         {"revision": True},
         {"lease": {"token": "t"}},
+        {"lease": {"token": "t", "until": 1.0, "owner": 5}},
         {"error": "broken"},
         {"result": ["not", "an", "object"]},
         {"history": [{"event": "created"}]},

@@ -54,6 +54,19 @@ def test_the_newest_beat_of_any_worker_counts(make_store):
     assert make_store().latest() == {"at": START + 9, "host": "host-b"}
 
 
+def test_beats_lists_the_last_beat_of_every_worker(make_store):
+    assert make_store().beats() == []
+    make_store().beat("host-a-1", {"at": START + 5, "owner": "a"})
+    make_store().beat("host-b-1", {"at": START + 9, "owner": "b"})
+    make_store().beat("host-a-1", {"at": START + 6, "owner": "a"})
+
+    beats = sorted(make_store().beats(), key=lambda beat: beat["owner"])
+    assert beats == [{"at": START + 6, "owner": "a"}, {"at": START + 9, "owner": "b"}]
+
+    make_store().remove("host-a-1")
+    assert make_store().beats() == [{"at": START + 9, "owner": "b"}]
+
+
 def test_a_beat_replaces_the_workers_last_one(store):
     store.beat("host-a-1", {"at": START, "workers": 2})
     store.beat("host-b-1", {"at": START + 1})

@@ -182,6 +182,76 @@ def test_a_new_consumer_delivers_the_lease_of_a_consumer_that_died(make_queue, c
     assert survivor.find(JOB_ID) == []
 
 
+DEAD_OWNER = "0123456789ab-4242"
+LIVE_OWNER = "0123456789ab-4343"
+
+
+def test_a_lease_records_its_owner(queue):
+    queue.enqueue(b"job", key=JOB_ID, due_at=START - 1)
+    queue.enqueue(b"other", key=OTHER_JOB_ID)
+    queue.dequeue(1, owner=DEAD_OWNER)
+    queue.dequeue(1)
+
+    assert [m.owner for m in queue.find(JOB_ID)] == [DEAD_OWNER]
+    assert [m.owner for m in queue.find(OTHER_JOB_ID)] == [None]
+
+
+def test_release_leases_of_hands_out_the_dead_owners_messages_at_once(make_queue, clock):
+    """A worker killed mid-task: its leases come back at once, not when they run out."""
+    queue = make_queue()
+    queue.enqueue(b"job", key=JOB_ID)
+    queue.enqueue(b"other", key=OTHER_JOB_ID, due_at=START + 1)
+    queue.enqueue(b"unowned", due_at=START + 2)
+    [(dead_ack, _)] = make_queue().dequeue(1, owner=DEAD_OWNER)
+    clock.advance(2)
+    assert len(make_queue().dequeue(1, owner=LIVE_OWNER)) == 1
+    assert len(make_queue().dequeue(1)) == 1  # a lease of no known owner
+
+    survivor = make_queue()
+    assert survivor.dequeue(10) == []
+    assert survivor.release_leases_of([DEAD_OWNER]) == 1
+
+    [info] = survivor.find(JOB_ID)
+    assert (info.state, info.due_at, info.deliveries, info.owner) == ("ready", START + 2, 1, None)
+    [(ack_id, payload)] = survivor.dequeue(10, owner=LIVE_OWNER)
+    assert payload == b"job"
+    [info] = survivor.find(JOB_ID)
+    assert (info.state, info.deliveries, info.owner) == ("leased", 2, LIVE_OWNER)
+    assert [m.state for m in survivor.find(OTHER_JOB_ID)] == ["leased"], "a live owner keeps its"
+    assert survivor.counts()["leased"] == 3
+
+    # The dead run's late acknowledgement cannot remove the message's next lease.
+    survivor.acknowledge(dead_ack)
+    assert [m.state for m in survivor.find(JOB_ID)] == ["leased"]
+    survivor.acknowledge(ack_id)
+    assert survivor.find(JOB_ID) == []
+
+
+def test_release_leases_of_nobody_or_of_owners_without_leases_changes_nothing(queue):
+    queue.enqueue(b"job", key=JOB_ID)
+    queue.dequeue(10, owner=LIVE_OWNER)
+
+    assert queue.release_leases_of([]) == 0
+    assert queue.release_leases_of([DEAD_OWNER]) == 0
+    assert [(m.state, m.owner) for m in queue.find(JOB_ID)] == [("leased", LIVE_OWNER)]
+
+
+def test_release_leases_of_keeps_counting_deliveries_towards_the_dead_letter(queue, dead_letters):
+    queue.enqueue(b"job", key=JOB_ID)
+    for delivery in (1, 2):
+        assert len(queue.dequeue(10, owner=DEAD_OWNER)) == 1
+        assert queue.release_leases_of([DEAD_OWNER]) == 1
+        [info] = queue.find(JOB_ID)
+        assert (info.state, info.deliveries) == ("ready", delivery)
+
+    # The third delivery (max_deliveries) dies too: the message is dead-lettered.
+    assert len(queue.dequeue(10, owner=DEAD_OWNER)) == 1
+    assert queue.release_leases_of([DEAD_OWNER]) == 1
+    assert [(m.state, m.deliveries) for m in queue.find(JOB_ID)] == [("dead", 3)]
+    assert dead_letters == [(JOB_ID, b"job")]
+    assert queue.dequeue(10) == []
+
+
 def test_it_ignores_a_late_acknowledgement_of_a_lease_that_ran_out(queue, clock):
     queue.enqueue(b"job", key=JOB_ID)
     [(stale_ack, _)] = queue.dequeue(10)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
-from jobs.worker import Supervisor
+from jobs.worker import Supervisor, become_cluster_owner
 
 
 class Command(ClusterCommand):
@@ -19,6 +19,9 @@ class Command(ClusterCommand):
 
     def handle(self, *args, **options):
         settings.SECRET_KEY  # noqa: B018 - task packages are signed with it: fail early without one
+        # Before the cluster's processes are forked: they inherit the identity
+        # their leases carry, and die with this process.
+        become_cluster_owner()
         cluster = Cluster()
         cluster.start()
         supervisor = Supervisor()

@@ -864,6 +864,11 @@ def _ms(value: float | None) -> str:
 
 
 def _cells(result: dict) -> dict[str, str]:
+    if "error" in result:
+        return dict.fromkeys(
+            ("creates", "create_latency", "lateness", "drain", "cost", "final", "held"),
+            "run failed",
+        )
     late = result["lateness"]
     bound = ">= " if result["lateness_includes_unfinished_lower_bounds"] else ""
     drain = (
@@ -913,6 +918,12 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
                         # Read after the system stopped: no name changes under the reader.
                         outcomes = running_system.outcomes()
                         results[str(rate)][name] = _summary(name, rate, options, seen, outcomes)
+                    except Exception as exc:
+                        # One run that fails (a server that never got healthy)
+                        # is reported as such; the other runs still count.
+                        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                        results[str(rate)][name] = {"rate": rate, "error": error, "held": False}
+                        section.notes.append(f"{rate:,}/s, {name}: failed: {error}")
                     finally:
                         run_scratch.release()
     finally:
@@ -954,14 +965,18 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
             yardstick=yardstick["cost"],
         )
         p = pair["product"]
+        if "error" in p:
+            accounted = False
+        elif p["held"] or int(rate) <= GOAL_RATE:
+            accounted = not p["lost"] and not p["run_twice"] and not p["not_final"]
+        else:  # falling behind is the held row's business; losing jobs never is
+            accounted = not p["lost"] and not p["run_twice"]
         section.row(
             f"{label}: final, lost, run twice",
             product["final"],
             yardstick=yardstick["final"],
             target="all final, 0, 0",
-            verdict=verdict(not p["lost"] and not p["run_twice"] and not p["not_final"])
-            if p["held"] or int(rate) <= GOAL_RATE
-            else verdict(not p["lost"] and not p["run_twice"]),
+            verdict=verdict(accounted),
         )
         section.row(f"{label}: held", product["held"], yardstick=yardstick["held"])
     goal = min(GOAL_RATE, max(options.rates))
@@ -972,7 +987,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
         target=f">= {goal:,} jobs/s",
         verdict=verdict(held["product"] >= goal),
     )
-    runs = [run for pair in results.values() for run in pair.values()]
+    runs = [run for pair in results.values() for run in pair.values() if "error" not in run]
     requests = sum(run["offered"] for run in runs)
     if requests:
         client_cpu = sum(run["client_cpu_seconds"] for run in runs)
@@ -981,7 +996,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
         )
         section.row(
             "client CPU s per 1,000 requests",
-            f"{1000 * client_cpu / requests:.3f} ({client_cpu:.1f} s for {requests:,})",
+            f"{1000 * client_cpu / requests:.3f} ({client_cpu:.2f} s for {requests:,})",
         )
     section.notes.append(
         f"open-loop arrivals for {options.duration:g} s per rate, every job due "

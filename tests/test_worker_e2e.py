@@ -3,6 +3,8 @@ directory, jobs created by this process, the result read back from the job files
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +133,52 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
             assert job.attempts == 2
     assert took < 6 + 20
     assert second.stop() == 0
+
+
+def test_a_restarted_cluster_takes_over_the_killed_clusters_jobs_at_once(
+    start_cluster, fake, data_dir
+):
+    # The default lease (90 s): the interrupted jobs must not wait it out.
+    fake.behaviour, fake.slow_seconds = "slow", 60
+    first = start_cluster(fake=fake, JOBS_WORKERS="2")
+    job_ids = create_jobs([1] * 4)
+
+    def two_running() -> list[str]:
+        running = [j for j in job_ids if store.repository().get(j).status == "running"]
+        return running if len(running) == 2 else []
+
+    interrupted = wait_for(two_running, timeout=20, what="both workers to be mid-job")
+    first.kill()
+
+    fake.behaviour = "ok"
+    restarted_at = time.monotonic()
+    second = start_cluster(fake=fake, JOBS_WORKERS="2")
+    jobs = wait_for(lambda: finished(job_ids), timeout=20, what="every job to finish")
+    took = time.monotonic() - restarted_at
+
+    assert took < 20, "far below the 90 s lease"
+    for job in jobs:
+        assert job.status == "completed", job
+        events = [entry.event for entry in job.history]
+        assert events.count("completed") == 1, events
+        if job.id in interrupted:
+            [taken_over] = [e for e in job.history if e.event == "lease-expired"]
+            assert "owner died" in taken_over.detail, job.history
+            assert job.attempts == 2
+    assert "released" in second.log() and "leases of dead workers" in second.log()
+    assert second.stop() == 0
+
+
+def test_the_clusters_processes_die_with_its_main_process(start_cluster):
+    cluster = start_cluster(JOBS_WORKERS="2")
+    processes = cluster.census().pids
+    assert len(processes) == 6
+
+    os.kill(cluster.pid, signal.SIGKILL)
+    cluster.process.wait()
+
+    # Orphans would go on leasing and running jobs under an owner known dead.
+    wait_for(lambda: not cluster.census().pids, timeout=10, what="the orphans to die")
 
 
 def test_a_sigterm_mid_job_stops_the_cluster_cleanly_and_loses_nothing(start_cluster, fake):

@@ -3,7 +3,7 @@
 A message written by :meth:`filestore.broker.FileBroker.schedule` names the
 task function and its argument, the key (a job id) the message belongs to::
 
-    {"v":1,"func":"jobs.tasks.run_job","key":"01JABCDEFGHJKMNPQRSTVWXYZ0"}
+    {"v":1,"func":"jobs.tasks.run_jobs","key":"01JABCDEFGHJKMNPQRSTVWXYZ0","batch":true}
 
 The create path therefore writes some sixty bytes: no pickling, no
 signature, no task id. The message carries its key itself, not only in the

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from jobs import clock, services, store
+from jobs.model import Job
 
 NOW = 1_790_000_000.25
 PUBLIC_FIELDS = {
@@ -43,7 +44,7 @@ def _post(client, body="", content_type="application/json", path="/api/jobs", **
     )
 
 
-def _stored_jobs() -> list[dict]:
+def _stored_jobs() -> list[Job]:
     return store.repository().list(limit=500)[0]
 
 
@@ -88,7 +89,7 @@ def test_it_stores_and_queues_the_job_it_accepts(client):
     job = _post(client, {"delay_seconds": 45}).json()
 
     assert client.get(job["url"]).json() == job
-    assert [stored["id"] for stored in _stored_jobs()] == [job["id"]]
+    assert [stored.id for stored in _stored_jobs()] == [job["id"]]
     messages = store.broker().find(job["id"])
     assert [message.due_at for message in messages] == [pytest.approx(NOW + 45, abs=0.001)]
 
@@ -224,7 +225,7 @@ def test_it_refuses_a_key_reused_with_another_body(client):
     response = _post(client, {"delay_seconds": 90}, **{"Idempotency-Key": "order-1"})
 
     _assert_problem(response, 422, "Idempotency-Key")
-    assert [job["id"] for job in _stored_jobs()] == [first.json()["id"]]
+    assert [job.id for job in _stored_jobs()] == [first.json()["id"]]
 
 
 def test_it_answers_409_while_the_first_request_is_still_running(client, monkeypatch):
@@ -280,7 +281,7 @@ def test_it_creates_one_job_for_simultaneous_requests_with_one_key(monkeypatch):
     assert {response.status_code for response in responses} <= {202, 409}
     accepted = {response.json()["id"] for response in responses if response.status_code == 202}
     assert len(accepted) == 1
-    assert [job["id"] for job in _stored_jobs()] == list(accepted)
+    assert [job.id for job in _stored_jobs()] == list(accepted)
 
 
 @pytest.mark.parametrize(

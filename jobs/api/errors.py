@@ -52,8 +52,8 @@ def problem_for_exception(exc: Exception):
         extra = {"errors": exc.errors} if exc.errors else None
         return problem_response(exc.status, exc.title, exc.detail, code=exc.code, extra=extra)
     if isinstance(exc, JobError):
-        retry_after = getattr(exc, "retry_after", 1 if exc.status == 409 else None)
-        headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+        wait = getattr(exc, "retry_after", 1 if exc.status == 409 else None)
+        headers = None if wait is None else {"Retry-After": str(wait)}
         return problem_response(exc.status, exc.title, exc.detail, code=exc.code, headers=headers)
     if isinstance(exc, drf.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}

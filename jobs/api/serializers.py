@@ -42,6 +42,27 @@ class JobCreateSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def requested_delay(data: object) -> int | None:
+    """The ``delay_seconds`` of a create's body, by :class:`JobCreateSerializer`'s rules.
+
+    The same checks and messages as the serializer (which documents the body
+    in the schema), without building one per request: this is the hot path.
+    Bounds and step are checked by the service.
+    """
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
+    unknown = sorted(set(data) - {"delay_seconds"})
+    if unknown:
+        raise serializers.ValidationError(
+            {name: ["Unknown field; the only field is delay_seconds."] for name in unknown}
+        )
+    delay = data.get("delay_seconds")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int)):
+        message = StrictIntegerField.default_error_messages["invalid"]
+        raise serializers.ValidationError({"delay_seconds": [str(message)]})
+    return delay
+
+
 class PhotoUrlsSerializer(serializers.Serializer):
     raw = serializers.URLField()
     full = serializers.URLField()

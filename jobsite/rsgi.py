@@ -50,6 +50,10 @@ BODY_SECONDS = 10.0
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
+def _wsgi_text(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -153,10 +157,11 @@ class WSGIGateway:
         environ = {
             **self.base_environ,
             "REQUEST_METHOD": scope.method,
-            # WSGI carries the path's bytes as latin-1 text; granian hands
-            # over the percent-decoded path as UTF-8 text.
-            "PATH_INFO": scope.path.encode("utf-8", "surrogateescape").decode("latin-1"),
-            "QUERY_STRING": scope.query_string,
+            # WSGI carries the path's and query's bytes as latin-1 text;
+            # granian hands over the percent-decoded path, and the query as
+            # sent (raw bytes above 0x7f included), as UTF-8 text.
+            "PATH_INFO": _wsgi_text(scope.path),
+            "QUERY_STRING": _wsgi_text(scope.query_string),
             "SERVER_NAME": server_host.strip("[]"),
             "SERVER_PORT": server_port,
             "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions as drf
 
@@ -63,6 +63,13 @@ def problem_for_exception(exc: Exception):
     if isinstance(exc, RequestDataTooBig):
         return problem_response(
             413, "Request body too large", "The request body is too large.", code="too_large"
+        )
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return problem_response(
+            400,
+            "Too many parameters",
+            "The request has more parameters than the API reads.",
+            code="too_many_parameters",
         )
     if isinstance(exc, drf.ParseError):
         return problem_response(

@@ -20,8 +20,6 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.photos import source_name
-
 _PR_SET_PDEATHSIG = 1
 # Requests (event streams included) one web process serves at once; beyond
 # it granian stops accepting connections. Event streams are capped below it
@@ -103,6 +101,10 @@ class Command(BaseCommand):
             "worker": self._spawn([sys.executable, "manage.py", "qcluster"]),
         }
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        # Imported here: bench/systems.py imports this module (for its
+        # server flags) before Django is set up.
+        from jobs.photos import source_name
+
         source = source_name()
         self.stdout.write(self.style.SUCCESS(f"Jobs is running at http://{shown_host}:{port}/"))
         self.stdout.write(

@@ -44,10 +44,11 @@ def apply_many(
     results: list[Applied[T] | None] = []
     planned: list[tuple[int, Path, Path, list[Path], Document]] = []
     with repository._locks.many(ids):
+        listed = repository._resolve_locked_batch(ids)
         try:
             for job_id, change in changes:
                 try:
-                    current, paths = repository._resolve(job_id)
+                    current, paths = repository._resolve_among(job_id, listed[job_id])
                 except JobNotFound:
                     results.append(None)
                     continue

@@ -289,6 +289,30 @@ class JobRepository(Generic[T]):
                 break
         raise JobNotFound(job_id)
 
+    def _resolve_locked_batch(self, job_ids: list[str]) -> dict[str, list[Path]]:
+        """Every name of each job, from one listing per leaf, for jobs whose locks are held.
+
+        With the locks held no name of these jobs can change, so a listing is
+        as good as probing each status (five opens per job): a batch of jobs
+        created together shares one leaf, hence one listing.
+        """
+        wanted = set(job_ids)
+        names: dict[str, list[Path]] = {job_id: [] for job_id in job_ids}
+        for leaf in dict.fromkeys(self.leaf_dir(job_id) for job_id in job_ids):
+            for name in listdir(leaf):
+                entry = parse_name(name)
+                if entry is not None and entry.id in wanted:
+                    names[entry.id].append(leaf / name)
+        return names
+
+    def _resolve_among(self, job_id: str, paths: list[Path]) -> tuple[_Stored[T], list[Path]]:
+        """Like :meth:`_resolve`, reading only ``paths`` (the job's names, already listed)."""
+        found = [(stored, path) for path in paths if (stored := self._read(path)) is not None]
+        if not found:
+            raise JobNotFound(job_id)
+        best = max(found, key=lambda pair: pair[0].document["revision"])
+        return best[0], [path for _, path in found]
+
     def _any_name(self, job_id: str) -> bool:
         return any(self.path_for(job_id, status).exists() for status in STATUSES)
 

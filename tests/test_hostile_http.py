@@ -433,4 +433,4 @@ def test_a_thousand_idle_connections_leave_the_api_answering(system):
         for sock in idle:
             sock.close()
 
-    assert max(busy) < max(1.0, 10 * idle_baseline), (idle_baseline, busy)
+    assert max(busy) < max(2.0, 10 * idle_baseline), (idle_baseline, busy)

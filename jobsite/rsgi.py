@@ -13,6 +13,12 @@ way than behind Django's ASGI handler. What the event loop adds in front:
   to the end.
 - The response is read from Django in the thread, whole, and sent by
   granian: no thread waits on a slow reader either.
+- When more requests wait for a thread than ``JOBS_WEB_QUEUE_LIMIT``, a
+  new one is answered ``503`` with ``Retry-After`` at once, from the loop,
+  without entering Django: under overload a request is refused in
+  microseconds instead of waiting seconds behind the others, and those
+  already queued are answered in time. (Arrivals do not slow down when the
+  server does; see the README's "Backpressure".)
 - A response whose content is an asynchronous iterator (the event
   streams, see :mod:`jobs.api.events`) is returned to the loop after the
   middleware ran, and streamed from there: thousands of open streams cost
@@ -58,9 +64,13 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _problem(status: int, title: str, detail: str, code: str) -> tuple[list, bytes]:
+def _problem(
+    status: int, title: str, detail: str, code: str, *, close: bool = True
+) -> tuple[list, bytes]:
     body = {"type": f"/api/problems/{code}", "title": title, "status": status, "detail": detail}
-    headers = [("content-type", "application/problem+json"), ("connection", "close")]
+    headers = [("content-type", "application/problem+json")]
+    if close:
+        headers.append(("connection", "close"))
     return headers, json.dumps(body).encode()
 
 
@@ -73,6 +83,7 @@ class WSGIGateway:
         *,
         threads: int = API_THREADS,
         max_body_bytes: int,
+        queue_limit: int = 0,
         body_seconds: float = BODY_SECONDS,
         environ: dict[str, Any] | None = None,
     ) -> None:
@@ -80,6 +91,10 @@ class WSGIGateway:
         self.max_body_bytes = max_body_bytes
         self.body_seconds = body_seconds
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
+        # Requests handed to the pool and not finished; only the loop changes it.
+        self.in_flight = 0
+        self.limit = threads + queue_limit if queue_limit else 0
+        self.shed = 0  # requests refused for it (for tests and logs)
         self.base_environ: dict[str, Any] = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": "granian-rsgi",
@@ -124,9 +139,24 @@ class WSGIGateway:
             with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
                 proto.response_bytes(400, headers, content)
             return
+        if self.limit and self.in_flight >= self.limit:
+            self.shed += 1
+            headers, content = _problem(
+                503,
+                "Too busy",
+                "The server has more requests than it can answer in time; retry shortly.",
+                "busy",
+                close=False,
+            )
+            proto.response_bytes(503, [*headers, ("retry-after", "1")], content)
+            return
         environ = self._environ(scope, body)
         loop = asyncio.get_running_loop()
-        stream = await loop.run_in_executor(self.pool, self._call, environ, proto)
+        self.in_flight += 1
+        try:
+            stream = await loop.run_in_executor(self.pool, self._call, environ, proto)
+        finally:
+            self.in_flight -= 1
         if stream is not None:
             await self._send_stream(proto, *stream)
 
@@ -238,6 +268,7 @@ def _application() -> WSGIGateway:
     return WSGIGateway(
         wsgi_application,
         max_body_bytes=settings.JOBS_MAX_BODY_BYTES,
+        queue_limit=settings.JOBS_WEB_QUEUE_LIMIT,
         # Tells the event stream view that its asynchronous iterator will be
         # sent from the loop, not drained into a list as a WSGI server would.
         environ={ASYNC_STREAMING: True},

@@ -163,6 +163,9 @@ def WHITENOISE_IMMUTABLE_FILE_TEST(path: str, url: str) -> bool:  # noqa: N802
 
 # A job request is a few bytes of JSON; anything much larger is refused (413).
 JOBS_MAX_BODY_BYTES = 16 * 1024
+# Requests waiting for a web thread beyond which new ones are refused at
+# once with 503 (jobsite/rsgi.py); 0: wait however long it takes.
+JOBS_WEB_QUEUE_LIMIT = envint("JOBS_WEB_QUEUE_LIMIT", 64, minimum=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 REST_FRAMEWORK = {

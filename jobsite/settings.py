@@ -259,7 +259,7 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
 # Backpressure (jobs/admission.py): a create is refused with 503 when more
 # than JOBS_MAX_DUE_PER_SECOND jobs already fall due in its second, or while
 # the oldest due job has waited more than JOBS_MAX_LATENESS seconds. 0: off.
-JOBS_MAX_DUE_PER_SECOND = envint("JOBS_MAX_DUE_PER_SECOND", 1000, minimum=0)
+JOBS_MAX_DUE_PER_SECOND = envint("JOBS_MAX_DUE_PER_SECOND", 300, minimum=0)
 JOBS_MAX_LATENESS = envint("JOBS_MAX_LATENESS", 2, minimum=0)
 
 # Jobs due together run as one task of up to JOBS_BATCH_SIZE jobs; the

@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from filestore import queue_inspection
 from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
 from filestore.directories import listdir, remove_if_empty, unlink_all
 from filestore.queue_api import MessageInfo, QueueCounts, State
@@ -62,6 +63,8 @@ from filestore.queue_names import (
 )
 
 logger = logging.getLogger(__name__)
+
+ALL_STATES: tuple[State, ...] = ("ready", "leased", "dead")
 
 # Lease expiry lists leased/ on a dequeue at most this often: expiry is
 # rare, while the pusher may dequeue many times a second.
@@ -295,65 +298,25 @@ class FileQueue:
 
     def counts(self) -> QueueCounts:
         """Messages per state; ``due`` is the part of ``ready`` that may be handed out now."""
-        now_ms = to_ms(self.clock())
-        per_state = {"ready": 0, "leased": 0, "dead": 0}
-        due = 0
-        oldest_due_ms: int | None = None
-        for state, _, message in self._messages(("ready", "leased", "dead")):
-            per_state[state] += 1
-            if state == "ready" and message.at_ms <= now_ms:
-                due += 1
-                if oldest_due_ms is None or message.at_ms < oldest_due_ms:
-                    oldest_due_ms = message.at_ms
-        lateness_ms = 0 if oldest_due_ms is None else now_ms - oldest_due_ms
-        return QueueCounts(
-            ready=per_state["ready"],
-            due=due,
-            leased=per_state["leased"],
-            dead=per_state["dead"],
-            oldest_due_lateness_seconds=lateness_ms / 1000,
-        )
+        return queue_inspection.counts(self._messages(ALL_STATES), now_ms=to_ms(self.clock()))
 
     def keys(self) -> set[str]:
         """Keys of all ready and leased messages: the jobs that still have a message."""
-        return {
-            message.key
-            for _, _, message in self._messages(("ready", "leased"))
-            if message.key is not None
-        }
+        return queue_inspection.keys(self._messages(("ready", "leased")))
 
     def dead_keys(self) -> set[str]:
         """Keys of all dead-lettered messages."""
-        return {
-            message.key for _, _, message in self._messages(("dead",)) if message.key is not None
-        }
+        return queue_inspection.keys(self._messages(("dead",)))
 
     def find(self, key: str) -> list[MessageInfo]:
         """Every message of ``key``, in any state."""
-        found = []
-        for state, _, message in self._messages(("ready", "leased", "dead")):
-            if message.key != key:
-                continue
-            at = message.at_ms / 1000
-            found.append(
-                MessageInfo(
-                    message_id=message.message_id,
-                    key=message.key,
-                    state=state,
-                    deliveries=message.deliveries,
-                    due_at=at if state == "ready" else None,
-                    lease_until=at if state == "leased" else None,
-                    dead_at=at if state == "dead" else None,
-                    owner=message.owner,
-                )
-            )
-        return found
+        return queue_inspection.find(self._messages(ALL_STATES), key)
 
     def delete_key(self, key: str) -> int:
         """Remove every message of ``key`` (any state); return how many."""
         return unlink_all(
             path
-            for _, path, message in self._messages(("ready", "leased", "dead"))
+            for _, path, message in self._messages(ALL_STATES)
             if message.key == key
         )
 
@@ -361,7 +324,7 @@ class FileQueue:
         """Remove the message ``message_id`` (any state); return whether it existed."""
         removed = unlink_all(
             path
-            for _, path, message in self._messages(("ready", "leased", "dead"))
+            for _, path, message in self._messages(ALL_STATES)
             if message.message_id == message_id
         )
         return removed > 0

@@ -22,9 +22,15 @@ from enum import StrEnum
 from typing import Any
 
 from jobs import clock
+from jobs.document_fields import (
+    DOCUMENT_FORMAT,
+    InvalidDocument,
+    check_format,
+    integer,
+    text,
+    timestamp,
+)
 from jobs.errors import InvalidTransition
-
-DOCUMENT_FORMAT = 2
 
 
 class Status(StrEnum):
@@ -61,24 +67,6 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
 
 # What staff may do to a job, from the admin page or ``manage.py jobs``.
 STAFF_ACTIONS = ("retry", "cancel", "delete")
-
-# The fields of a job in the API, in order; every one is always present.
-PUBLIC_FIELDS = (
-    "id",
-    "url",
-    "status",
-    "created_at",
-    "run_at",
-    "updated_at",
-    "delay_seconds",
-    "started_at",
-    "finished_at",
-    "attempts",
-    "pending_reason",
-    "next_attempt_at",
-    "result",
-    "error",
-)
 
 
 def may(action: str, status: Status | str) -> bool:
@@ -133,10 +121,6 @@ class ClaimRefusal:
 
     reason: str
     come_back_at: float | None = None
-
-
-class InvalidDocument(ValueError):
-    """A stored document that is not a job of any known format."""
 
 
 @dataclass(frozen=True)
@@ -423,35 +407,31 @@ def _refusal(action: str, status: Status) -> str:
 
 
 def _load(document: Mapping[str, Any]) -> Job:
-    if not isinstance(document, Mapping):
-        raise InvalidDocument("a job document is a JSON object")
-    version = document.get("format", 1)
-    if version not in (1, DOCUMENT_FORMAT):
-        raise InvalidDocument(f"unknown document format {version!r}")
-    created_at = _timestamp(document, "created_at", required=True)
+    check_format(document)
+    created_at = timestamp(document, "created_at", required=True)
     lease = document.get("lease")
     error = document.get("error")
     result = document.get("result")
     if result is not None and not isinstance(result, Mapping):
         raise InvalidDocument("result must be an object or null")
     return Job(
-        id=_text(document, "id", required=True),
+        id=text(document, "id", required=True),
         status=Status(document["status"]),
         created_at=created_at,
-        run_at=_timestamp(document, "run_at", required=True),
+        run_at=timestamp(document, "run_at", required=True),
         # Older documents may lack the time of their last change: their
         # creation is the best lower bound.
-        updated_at=_timestamp(document, "updated_at") or created_at,
-        delay_seconds=_integer(document, "delay_seconds"),
-        revision=_integer(document, "revision"),
-        started_at=_timestamp(document, "started_at"),
-        finished_at=_timestamp(document, "finished_at"),
-        attempts=_integer(document, "attempts", default=0),
-        pending_reason=_text(document, "pending_reason"),
-        next_attempt_at=_timestamp(document, "next_attempt_at"),
+        updated_at=timestamp(document, "updated_at") or created_at,
+        delay_seconds=integer(document, "delay_seconds"),
+        revision=integer(document, "revision"),
+        started_at=timestamp(document, "started_at"),
+        finished_at=timestamp(document, "finished_at"),
+        attempts=integer(document, "attempts", default=0),
+        pending_reason=text(document, "pending_reason"),
+        next_attempt_at=timestamp(document, "next_attempt_at"),
         result=result,
         error=None if error is None else Failure(str(error["code"]), str(error["message"])),
-        transient_failures=_integer(document, "transient_failures", default=0),
+        transient_failures=integer(document, "transient_failures", default=0),
         lease=None if not lease else _lease(lease),
         history=tuple(
             Event(str(item["at"]), str(item["event"]), item.get("detail"))
@@ -466,31 +446,3 @@ def _lease(lease: Mapping[str, Any]) -> Lease:
     if owner is not None and not isinstance(owner, str):
         raise InvalidDocument(f"lease owner must be a string, not {owner!r}"[:200])
     return Lease(str(lease["token"]), float(lease["until"]), owner)
-
-
-def _text(document: Mapping[str, Any], key: str, *, required: bool = False) -> Any:
-    value = document.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise InvalidDocument(f"{key} must be a string, not {value!r}"[:200])
-    return value
-
-
-def _timestamp(document: Mapping[str, Any], key: str, *, required: bool = False) -> Any:
-    value = _text(document, key, required=required)
-    if value is not None:
-        try:
-            clock.from_iso(value)
-        except ValueError:
-            raise InvalidDocument(f"{key} is not a timestamp: {value!r}"[:200]) from None
-    return value
-
-
-def _integer(document: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
-    value = document.get(key, default)
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidDocument(f"{key} must be an integer, not {value!r}"[:200])
-    return value

@@ -54,6 +54,7 @@ SWITCH_SECONDS = 0.0005
 BODY_SECONDS = 10.0
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+_STREAMS = "/api/events"
 
 
 def _wsgi_text(text: str) -> str:
@@ -139,7 +140,9 @@ class WSGIGateway:
             with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
                 proto.response_bytes(400, headers, content)
             return
-        if self.limit and self.in_flight >= self.limit:
+        # Event streams are exempt: they hold a thread only for the middleware
+        # and are capped on their own (jobs.api.events), with their own 503.
+        if self.limit and self.in_flight >= self.limit and not scope.path.startswith(_STREAMS):
             self.shed += 1
             headers, content = _problem(
                 503,

@@ -306,6 +306,9 @@ def test_a_scheduled_message_is_a_few_bytes_naming_the_task_unsigned(broker, mon
     assert message.stat().st_size < 100
 
 
+# django-q2's worker closes stale database connections: after other tests
+# opened one, that needs database access.
+@pytest.mark.django_db
 def test_the_stock_pusher_worker_and_monitor_run_a_scheduled_task(broker):
     broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() - 1)
 

@@ -29,6 +29,10 @@ from schemathesis.specs.openapi.checks import (
 
 from jobs import health
 
+# Django closes stale database connections at the start of each request:
+# after other tests opened one, that needs database access.
+pytestmark = pytest.mark.django_db
+
 EXAMPLES = int(os.environ.get("JOBS_FUZZ_EXAMPLES", "25"))
 CHECKS = [
     not_a_server_error,

@@ -186,10 +186,12 @@ def test_a_sigterm_mid_job_stops_the_cluster_cleanly_and_loses_nothing(start_clu
     env = {"JOBS_QUEUE_RETRY": "6", "JOBS_TASK_TIMEOUT": "4", "JOBS_WORKERS": "2"}
     first = start_cluster(fake=fake, **env)
     job_ids = create_jobs([1] * 4)
+    # Jobs due together run in batches: how many are running at once depends
+    # on how their due times fell into deliveries; two or more are mid-run.
     wait_for(
-        lambda: [store.repository().get(j).status for j in job_ids].count("running") == 2,
+        lambda: [store.repository().get(j).status for j in job_ids].count("running") >= 2,
         timeout=20,
-        what="both workers to be mid-job",
+        what="the workers to be mid-job",
     )
 
     # The running tasks are cut off at their timeout; the stop waits for them.

@@ -315,9 +315,7 @@ class FileQueue:
     def delete_key(self, key: str) -> int:
         """Remove every message of ``key`` (any state); return how many."""
         return unlink_all(
-            path
-            for _, path, message in self._messages(ALL_STATES)
-            if message.key == key
+            path for _, path, message in self._messages(ALL_STATES) if message.key == key
         )
 
     def delete(self, message_id: str) -> bool:

@@ -102,6 +102,22 @@ class Machine(WorkerCluster):
         return None
 
 
+def _mid_batch(machine: Machine) -> bool:
+    """Whether ``machine`` holds the run of a job right now (its lease names it)."""
+    beat = machine.heartbeat()
+    owner = beat and beat.get("owner")
+    if not owner:
+        return False
+    for entry in store.repository().entries(statuses=("running",)):
+        try:
+            lease = store.repository().get(entry.id).lease
+        except Exception:
+            continue  # finished and renamed meanwhile
+        if lease is not None and lease.owner == owner:
+            return True
+    return False
+
+
 def _counts() -> dict[str, int]:
     counts = dict.fromkeys((status.value for status in Status), 0)
     for entry in store.repository().entries():
@@ -144,12 +160,12 @@ def test_two_machines_run_each_job_once_and_one_finishes_when_the_other_is_kille
 
         # Due within seconds of each other: the machines share a backlog.
         ids = [services.job_create(delay_seconds=5).job_id for _ in range(JOBS)]
-        wait_for(
-            lambda: _counts()["completed"] >= JOBS // 5,
-            timeout=60,
-            what="a fifth of the jobs to complete",
-        )
         killed, survivor = machines
+        wait_for(
+            lambda: _counts()["completed"] >= JOBS // 5 and _mid_batch(killed),
+            timeout=60,
+            what="a fifth of the jobs to complete, and machine-a to be mid-batch",
+        )
         killed.kill()  # kill -9 of the whole process tree, mid-batch
         killed_at = time.time()
 

@@ -108,12 +108,13 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
     first = start_cluster(fake=fake, **env)
     job_ids = create_jobs([1] * 6)
 
-    def two_running() -> list[str]:
-        running = [j for j in job_ids if store.repository().get(j).status == "running"]
-        return running if len(running) == 2 else []
+    def running() -> list[str]:
+        return [j for j in job_ids if store.repository().get(j).status == "running"]
 
-    interrupted = wait_for(two_running, timeout=20, what="both workers to be mid-job")
+    # Jobs due together run in batches: two or more are mid-run.
+    wait_for(lambda: len(running()) >= 2, timeout=20, what="the workers to be mid-job")
     first.kill()
+    interrupted = running()
     assert {store.repository().get(j).status for j in interrupted} == {"running"}
 
     fake.behaviour = "ok"
@@ -143,12 +144,13 @@ def test_a_restarted_cluster_takes_over_the_killed_clusters_jobs_at_once(
     first = start_cluster(fake=fake, JOBS_WORKERS="2")
     job_ids = create_jobs([1] * 4)
 
-    def two_running() -> list[str]:
-        running = [j for j in job_ids if store.repository().get(j).status == "running"]
-        return running if len(running) == 2 else []
+    def running() -> list[str]:
+        return [j for j in job_ids if store.repository().get(j).status == "running"]
 
-    interrupted = wait_for(two_running, timeout=20, what="both workers to be mid-job")
+    # Jobs due together run in batches: two or more are mid-run.
+    wait_for(lambda: len(running()) >= 2, timeout=20, what="the workers to be mid-job")
     first.kill()
+    interrupted = running()
 
     fake.behaviour = "ok"
     restarted_at = time.monotonic()
@@ -164,7 +166,7 @@ def test_a_restarted_cluster_takes_over_the_killed_clusters_jobs_at_once(
         if job.id in interrupted:
             [taken_over] = [e for e in job.history if e.event == "lease-expired"]
             assert "owner died" in taken_over.detail, job.history
-            assert job.attempts == 2
+            assert job.attempts == 2, job.history
     assert "released" in second.log() and "leases of dead workers" in second.log()
     assert second.stop() == 0
 

@@ -16,26 +16,9 @@ from jobs.management.commands import createjob
 from jobs.management.commands.jobs import parse_duration
 from jobs.model import Job
 from jobs.photos import PermanentPhotoError
+from tests.test_api_create import PUBLIC_FIELDS
 
 DAY = 86400.0
-
-# The fields of a job in the API, in order (the contract shared with the API).
-PUBLIC_FIELDS = (
-    "id",
-    "url",
-    "status",
-    "created_at",
-    "run_at",
-    "updated_at",
-    "delay_seconds",
-    "started_at",
-    "finished_at",
-    "attempts",
-    "pending_reason",
-    "next_attempt_at",
-    "result",
-    "error",
-)
 
 
 class Terminal(io.StringIO):

@@ -1,8 +1,12 @@
-"""The event log: every change once, in order, with ids a client can resume from."""
+"""The event log on files: its segments, rotation and a log that starts over.
+
+What every event log must do (every change once, in order, with ids a client
+can resume from) is the contract in tests/contract/test_eventlog_contract.py,
+run against the file log and the Redis stream alike.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 
 import pytest
@@ -26,57 +30,6 @@ def _read_all(log: EventLog, position: int = 0, limit: int = 1000) -> tuple[list
         if not events:
             return everything, position
         everything += events
-
-
-def test_it_reads_an_empty_log_as_no_events(log):
-    assert log.read_after(0) == ([], 0)
-    assert log.read_after(log.latest_id()) == ([], 0)
-
-
-def test_it_returns_events_in_order_with_increasing_ids(log):
-    for event in _events(20):
-        log.append(event)
-
-    events, _ = log.read_after(0)
-
-    assert [event for _, event in events] == _events(20)
-    ids = [event_id for event_id, _ in events]
-    assert ids == sorted(set(ids))
-
-
-def test_it_reads_only_events_after_the_latest_id(log):
-    for event in _events(5):
-        log.append(event)
-    position = log.latest_id()
-    for event in _events(3, start=5):
-        log.append(event)
-
-    events, position = log.read_after(position)
-
-    assert [event for _, event in events] == _events(3, start=5)
-    assert log.read_after(position) == ([], position)
-
-
-def test_it_resumes_after_any_event_id_without_repeating(data_dir):
-    """An event's id is what a client sends back as Last-Event-ID."""
-    log = EventLog(data_dir / "events", segment_bytes=200)
-    for event in _events(12):
-        log.append(event)
-    events, _ = _read_all(log)
-    assert len(list(log.root.iterdir())) > 1
-
-    for index, (event_id, _) in enumerate(events):
-        resumed, _ = _read_all(log, event_id)
-        assert resumed == events[index + 1 :]
-
-
-def test_it_pages_with_a_limit(log):
-    for event in _events(25):
-        log.append(event)
-
-    everything, _ = _read_all(log, limit=4)
-
-    assert [event for _, event in everything] == _events(25)
 
 
 def test_it_holds_back_a_line_still_being_written(log):
@@ -119,26 +72,6 @@ def _append_many(root, writer: int, count: int, start) -> None:
     start.wait()
     for n in range(count):
         log.append({"writer": writer, "n": n, "pad": "x" * (n % 50)})
-
-
-def test_it_keeps_every_event_of_concurrent_writers(data_dir):
-    fork = multiprocessing.get_context("fork")
-    root = data_dir / "events"
-    start = fork.Barrier(4)
-    writers = [fork.Process(target=_append_many, args=(root, w, 300, start)) for w in range(4)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(timeout=30)
-        assert writer.exitcode == 0
-
-    everything, _ = _read_all(EventLog(root), limit=500)
-
-    ids = [event_id for event_id, _ in everything]
-    assert ids == sorted(set(ids))
-    for w in range(4):
-        assert [e["n"] for _, e in everything if e["writer"] == w] == list(range(300))
-    assert len(list(root.iterdir())) > 1  # the writers went through several segments
 
 
 def test_it_tells_a_reader_after_an_id_the_log_never_reached_to_start_over(data_dir):

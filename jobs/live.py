@@ -23,9 +23,6 @@ from filestore.eventlog import EventLog, EventsLost
 from jobs import backends
 from redisstore.eventlog import RedisEventLog
 
-# Events read from the log per pass of the follower thread.
-READ_LIMIT = 1000
-
 
 def sse_block(event_id: int, event: dict) -> bytes:
     """One event in the Server-Sent Events format."""
@@ -69,10 +66,6 @@ class EventFeed:
         # data directory was reset or restored): a stream waiting at a
         # position of the old log must start over too.
         self._generation = 0
-        # The furthest position handed to a stream (by :attr:`position`,
-        # which reads the log, not this thread). The log ending below it
-        # means it started over, even if this thread never saw the old end.
-        self._handed_out = self._position
         # The last batch handed out, joined once for all the streams that
         # were at the same position: (start index, end index, bytes).
         self._joined: tuple[int, int, bytes] = (0, 0, b"")
@@ -91,13 +84,10 @@ class EventFeed:
         few milliseconds behind.
         """
         try:
-            latest = self.log.latest_id()
+            return self.log.latest_id()
         except OSError:
             with self._condition:
                 return self._position
-        with self._condition:
-            self._handed_out = max(self._handed_out, latest)
-        return latest
 
     @property
     def generation(self) -> int:
@@ -117,25 +107,19 @@ class EventFeed:
                 self._wake_loops()
             lost = False
             try:
-                events, position = self.log.read_after(self._position, limit=READ_LIMIT)
+                events, position = self.log.read_after(self._position)
             except EventsLost:
                 events, position, lost = [], self.log.latest_id(), True
             except OSError:
                 events, position = [], self._position
-            else:
-                # Read to the end, and the end is below a position a stream
-                # was given: the log started over before this thread saw it.
-                if len(events) < READ_LIMIT and position < self._handed_out:
-                    events, lost = [], True
             if events or position != self._position:
                 with self._condition:
                     if lost:
                         # What memory holds no longer continues into the log:
                         # streams behind ``position`` go to the log (and are
                         # told to start over).
-                        if position < max(self._position, self._handed_out):
+                        if position < self._position:
                             self._generation += 1
-                            self._handed_out = position
                         self._ids, self._blocks = [], []
                         self._floor = position
                         self._joined = (0, 0, b"")

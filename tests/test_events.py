@@ -184,10 +184,12 @@ def test_a_client_resuming_after_an_id_the_log_never_reached_starts_over_from_no
 
 
 def test_an_open_stream_starts_over_when_the_log_does(data_dir, feed):
-    for _ in range(3):
-        services.job_create(delay_seconds=5)
     events = stream(feed, None, heartbeat=0.05)
     next(events)
+    for _ in range(3):
+        services.job_create(delay_seconds=5)
+    # Received: the server has followed the log that far before it starts over.
+    assert len(parse(take(events, 3))) == 3
     shutil.rmtree(data_dir / "events")  # the data directory reset under the server
     EventLog(data_dir / "events").append({"type": "job-deleted", "id": "0" * 26})
 

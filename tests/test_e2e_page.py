@@ -153,9 +153,11 @@ def test_the_page_recovers_by_itself_when_the_server_restarts(page, system):
     status, job = system.request("POST", "/api/jobs", {"delay_seconds": 1})
     assert status == 202
     row(page, job["id"]).wait_for(timeout=30_000)
+    # Within the page's own bound: an update the reconnecting stream missed
+    # is caught by the safety refresh, every 30 s while a stream is open.
     page.locator(
         f'[data-testid="job-row"][data-job-id="{job["id"]}"][data-status="completed"]'
-    ).wait_for(timeout=30_000)
+    ).wait_for(timeout=45_000)
     wait_for(
         lambda: page.get_by_test_id("connection-status").get_attribute("data-state") == "online",
         timeout=20,

@@ -62,23 +62,14 @@ class PhotoPool:
         Raises ``RateLimited`` (with ``retry_after``) while the gate is
         closed, and whatever ``fetch`` raises otherwise.
         """
-        photo = self.store.take(self._clock())
-        if photo is not None:
-            return photo
-        self.gate.raise_if_closed(self.gate.read())
-        with self.store.fetch_lock():
-            # While we waited for the lock, the holder may have refilled the
-            # pool or closed the gate: look again before calling the source.
-            photo = self.store.take(self._clock())
-            if photo is not None:
-                return photo
-            state = self.gate.read()
-            self.gate.raise_if_closed(state)
-            first, *rest = self._fetch(fetch, batch_size, state)
-            self.store.add(rest, self._clock())
-            return first
+        [photo] = self.take_many(fetch, 1, batch_size=batch_size)
+        if isinstance(photo, PhotoSourceError):
+            raise photo
+        return photo
 
-    def take_many(self, fetch: Fetch, count: int) -> list[dict[str, Any] | PhotoSourceError]:
+    def take_many(
+        self, fetch: Fetch, count: int, *, batch_size: int = BATCH_SIZE
+    ) -> list[dict[str, Any] | PhotoSourceError]:
         """``count`` photos for ``count`` jobs, each one no other caller gets, in one pass.
 
         The batch form of :meth:`take`: what the pool holds is claimed at
@@ -99,7 +90,7 @@ class PhotoPool:
                 while len(photos) < count:
                     state = self.gate.read()
                     self.gate.raise_if_closed(state)
-                    fetched = self._fetch(fetch, BATCH_SIZE, state)
+                    fetched = self._fetch(fetch, batch_size, state)
                     needed = count - len(photos)
                     photos += fetched[:needed]
                     if fetched[needed:]:

@@ -52,7 +52,7 @@ from pathlib import Path
 from filestore import queue_inspection
 from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
 from filestore.directories import listdir, remove_if_empty, unlink_all
-from filestore.queue_api import MessageInfo, QueueCounts, State
+from filestore.queue_api import MessageInfo, QueueCounts, State, check_lease_settings
 from filestore.queue_names import (
     KEY_PATTERN,
     MessageName,
@@ -90,10 +90,7 @@ class FileQueue:
         on_dead: Callable[[str | None, bytes], None] | None = None,
         bucket_seconds: float = 1.0,
     ) -> None:
-        if lease_seconds <= 0:
-            raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
-        if max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+        check_lease_settings(lease_seconds, max_deliveries)
         if bucket_seconds < 0.001:
             raise ValueError(f"bucket_seconds must be at least 0.001, not {bucket_seconds!r}")
         self.root = root

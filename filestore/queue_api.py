@@ -43,6 +43,14 @@ class QueueCounts(TypedDict):
     oldest_due_lateness_seconds: float
 
 
+def check_lease_settings(lease_seconds: float, max_deliveries: int) -> None:
+    """Refuse a lease or a delivery limit no queue can honour (every backend checks these)."""
+    if lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
+    if max_deliveries < 1:
+        raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+
+
 @runtime_checkable
 class SchedulingBroker(Protocol):
     """A django-q2 broker that runs tasks at a given time and reports on them by key.

@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable
 import redis
 
 from filestore.queue import KEY_PATTERN, MessageInfo, State
+from filestore.queue_api import check_lease_settings
 from redisstore.connection import Unavailable, reporting_unavailable
 from redisstore.queue_scripts import KEY_NAMES, PRELUDE, SCRIPTS
 
@@ -83,10 +84,7 @@ class RedisQueue:
     ) -> None:
         if NAME_PATTERN.fullmatch(name) is None:
             raise ValueError(f"invalid queue name {name!r}")
-        if lease_seconds <= 0:
-            raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
-        if max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+        check_lease_settings(lease_seconds, max_deliveries)
         self.client = client
         self.name = name
         self.lease_seconds = lease_seconds

@@ -131,4 +131,21 @@ describe("Controller", () => {
     expect(controller.getView().jobs.map((j) => j.id)).toEqual([added.id, kept.id]);
     controller.stop();
   });
+
+  it("never takes a job back in time when the list reloaded after a reset answers late", async () => {
+    const { controller, server, stream } = setup();
+    const job = makeJob({ updated_at: "2024-05-01T12:00:00.000Z" });
+    server.jobs = [job];
+    controller.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    stream().open();
+    await vi.advanceTimersByTimeAsync(100);
+
+    stream().emit("reset", {}, "900");
+    // The list is on its way with the pending copy when the event says completed.
+    stream().emit("job", { ...job, status: "completed", updated_at: "2024-05-01T12:00:31.000Z" }, "901");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(controller.getView().jobs.map((j) => j.status)).toEqual(["completed"]);
+    controller.stop();
+  });
 });

@@ -327,11 +327,15 @@ export class Controller {
   private async reload(): Promise<void> {
     const generation = this.query.generation + 1;
     this.query = { ...this.query, generation, etag: null, loaded: false, next: null, boundaryId: null };
+    const knownBefore = this.store.ids();
     try {
       const response = await this.client.listJobs({ statuses: this.query.statuses, limit: PAGE_SIZE });
       if (generation !== this.query.generation || response.notModified) return;
       const page = response.data;
-      this.store.replaceAll(page.results);
+      // Every job known before is dropped unless listed again, but a copy
+      // newer than the listed one (an event that arrived while the list was
+      // on its way) is kept: the list must not take a job back in time.
+      this.store.applySnapshot(page.results, { knownBefore, statuses: [], coversFrom: null });
       this.query = {
         ...this.query,
         loaded: true,

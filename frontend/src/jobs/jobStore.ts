@@ -125,15 +125,6 @@ export class JobStore {
     return changes;
   }
 
-  /** Replaces everything (after the server said it cannot replay what we missed). */
-  replaceAll(jobs: readonly unknown[]): void {
-    this.jobs.clear();
-    for (const job of jobs) {
-      if (isJob(job) && !this.deleted.has(job.id)) this.jobs.set(job.id, job);
-    }
-    this.changed();
-  }
-
   private merge(job: Job): JobChange | null {
     if (this.deleted.has(job.id)) return null;
     const previous = this.jobs.get(job.id);

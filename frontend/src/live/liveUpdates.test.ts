@@ -81,7 +81,7 @@ describe("LiveUpdates", () => {
     expect(t.deleted).toEqual([]);
   });
 
-  it("keeps one EventSource while the browser reconnects it, resuming without a refetch", () => {
+  it("keeps one EventSource while the browser reconnects it, and reconciles after every opening", () => {
     const t = setup();
     t.live.start();
     t.current().open();
@@ -90,8 +90,31 @@ describe("LiveUpdates", () => {
     t.current().fail(); // CONNECTING: the browser retries with Last-Event-ID: 10
     t.current().open();
     expect(t.sources).toHaveLength(1);
-    expect(t.refresh).toHaveBeenCalledTimes(1);
+    expect(t.refresh).toHaveBeenCalledTimes(2);
     expect(t.live.lastEventId).toBe("10");
+  });
+
+  it("refetches after a reconnect that had no event id to resume from", () => {
+    // The server restarted before the stream carried any event: the browser
+    // reconnects without Last-Event-ID and the server starts it from "now".
+    const t = setup();
+    t.live.start();
+    t.current().open();
+    t.current().fail();
+    t.current().open();
+    expect(t.live.lastEventId).toBeNull();
+    expect(t.refresh).toHaveBeenCalledTimes(2);
+  });
+
+  it("does not let the opening's refresh join one sent before the opening", async () => {
+    let answer: (result: RefreshResult) => void = () => undefined;
+    const t = setup({ refresh: () => new Promise<RefreshResult>((resolve) => (answer = resolve)) });
+    t.live.start();
+    await vi.advanceTimersByTimeAsync(5000); // polling: a refresh is in flight
+    expect(t.refresh).toHaveBeenCalledTimes(1);
+    t.current().open();
+    expect(t.refresh).toHaveBeenCalledTimes(2);
+    answer("unchanged");
   });
 
   it("falls back to polling when the stream does not open in time, and back when it opens", async () => {

@@ -6,8 +6,14 @@
  * - The stream: one EventSource on /api/events. While it reconnects by
  *   itself (readyState CONNECTING) the browser sends Last-Event-ID and the
  *   server replays what was missed. If it gives up (CLOSED, e.g. a proxy
- *   answered 502), a new EventSource is opened after a backoff; a new
- *   instance cannot resume, so its opening is followed by a list refresh.
+ *   answered 502), a new EventSource is opened after a backoff.
+ * - Every opening of the stream, first or not, is followed by a list
+ *   refresh requested after the opening. A resume cannot be relied on: an
+ *   EventSource that has not yet received an event has no Last-Event-ID to
+ *   send, so the server starts it from "now" and whatever changed while it
+ *   was down is never replayed (the server restarted, the stream was cut).
+ *   The stream's starting point is fixed when the server receives it, so a
+ *   list read after the opening covers everything before it.
  * - The fallback: when the stream has errored `maxStreamErrors` times in a
  *   row, or is not open `fallbackAfterMs` after it started or failed,
  *   polling starts (every `pollIntervalMs`, backing off on failures). It
@@ -88,8 +94,6 @@ export class LiveUpdates {
   private readonly backoff: BackoffPolicy;
 
   private source: EventSourceLike | null = null;
-  /** Set when the current EventSource is a fresh instance that has not opened yet. */
-  private freshInstance = false;
   private streamErrors = 0;
   private reopenAttempts = 0;
   private pollFailures = 0;
@@ -140,20 +144,23 @@ export class LiveUpdates {
   }
 
   /**
-   * Refreshes the list now; concurrent calls share one request. Failures
-   * are the caller's to handle (the polling loop backs off on them).
+   * Refreshes the list now; concurrent calls share one request, unless
+   * `fresh` asks for one sent from now on (a request already in flight may
+   * have been answered before what the caller needs to see). Failures are
+   * the caller's to handle (the polling loop backs off on them).
    */
-  refresh(): Promise<RefreshResult> {
-    if (!this.refreshing) {
-      this.refreshing = this.options
+  refresh(fresh = false): Promise<RefreshResult> {
+    if (!this.refreshing || fresh) {
+      const request: Promise<RefreshResult> = this.options
         .refresh()
         .then((result) => {
           this.options.handlers.onFresh?.();
           return result;
         })
         .finally(() => {
-          this.refreshing = null;
+          if (this.refreshing === request) this.refreshing = null;
         });
+      this.refreshing = request;
     }
     return this.refreshing;
   }
@@ -187,7 +194,6 @@ export class LiveUpdates {
       return;
     }
     this.source = source;
-    this.freshInstance = true;
     source.addEventListener("open", () => this.whenCurrent(source, () => this.onOpen()));
     source.addEventListener("error", () => this.whenCurrent(source, () => this.onError(source)));
     source.addEventListener("job", (event) => this.whenCurrent(source, () => this.onJobEvent(event)));
@@ -202,8 +208,6 @@ export class LiveUpdates {
   }
 
   private onOpen(): void {
-    const wasFresh = this.freshInstance;
-    this.freshInstance = false;
     this.streamErrors = 0;
     this.reopenAttempts = 0;
     this.clearFallback();
@@ -212,9 +216,8 @@ export class LiveUpdates {
     this.options.handlers.onReachable?.();
     this.options.handlers.onFresh?.();
     this.scheduleSafetyRefresh();
-    // A new EventSource starts from "now" (it has no Last-Event-ID to send):
-    // whatever changed since the last data we had must be fetched.
-    if (wasFresh) this.refresh().catch(() => undefined);
+    // Reconcile: what changed before the stream's starting point (see above).
+    this.refresh(true).catch(() => undefined);
   }
 
   private onError(source: EventSourceLike): void {

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from filestore.spares import spares_of
+
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
@@ -106,15 +108,28 @@ def ensure_dir(path: Path) -> None:
 def write_temp(
     tmp_dir: Path, data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE
 ) -> Path:
-    """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path."""
+    """Write ``data`` to a new file in ``tmp_dir`` (fsynced if ``durable``); return its path.
+
+    The file is a spare one of ``tmp_dir`` when there is one to reuse
+    (:mod:`filestore.spares`), overwritten and cut to the new length, else
+    a new one.
+    """
     tmp = tmp_dir / f"{os.getpid()}.{PID_SCOPE}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    reused = spares_of(tmp_dir).take(tmp)
+    if reused:
+        fd = os.open(tmp, os.O_WRONLY)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        if reused:
+            os.fchmod(fd, mode)  # whatever the file was before, it is ours now
         hooks.step("write", tmp)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+        if reused:
+            os.ftruncate(fd, len(data))
         if durable:
             hooks.step("fsync", tmp)
             os.fsync(fd)
@@ -170,6 +185,17 @@ def unlink_durable(path: Path, *, durable: bool = True) -> bool:
     if durable:
         fsync_dir(path.parent)
     return True
+
+
+def retire(path: Path, *, tmp_dir: Path) -> bool:
+    """Remove the name ``path``, keeping its file as a spare of ``tmp_dir`` to write again.
+
+    Like ``unlink_durable(path, durable=False)`` (False if it was already
+    gone), for files written by :func:`write_temp` into ``tmp_dir``; see
+    :mod:`filestore.spares` for why and why it is safe.
+    """
+    hooks.step("unlink", path)
+    return spares_of(tmp_dir).retire(path)
 
 
 def dumps(document: Any) -> bytes:

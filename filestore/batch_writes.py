@@ -77,7 +77,7 @@ def apply_many(
         for index, _, target, paths, new in planned:
             for path in paths:
                 if path != target:
-                    atomic.unlink_durable(path, durable=False)
+                    atomic.retire(path, tmp_dir=repository.tmp_dir)
             results[index] = Applied(repository.codec.load(new), True)
     return results
 

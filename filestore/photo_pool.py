@@ -20,11 +20,12 @@ in files under ``<JOBS_DATA_DIR>/photos/``::
   process holding ``fetch.lock``; it is read without the lock.
 
 Why each photo goes to exactly one caller: a photo is claimed by reading
-its entry and then unlinking it. Of several processes that read the same
-entry, exactly one ``unlink()`` succeeds (the others get ``ENOENT``), and
+its entry and then retiring its name (renaming the file into the spare
+pool, :mod:`filestore.spares`). Of several processes that read the same
+entry, exactly one rename succeeds (the others get ``ENOENT``), and
 only that one returns the photo; the rest move on to the next entry. Names
 are never reused, so a claim cannot hit a newer entry of the same name. The
-unlink is made durable before the photo is returned, so after a crash a
+claim is made durable before the photo is returned, so after a crash a
 handed-out photo cannot come back.
 """
 
@@ -41,7 +42,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from filestore.atomic import dumps, ensure_dir, fsync_dir, unlink_durable, write_atomic
+from filestore.atomic import dumps, ensure_dir, fsync_dir, retire, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +126,9 @@ class FilePhotoPoolStore:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue  # another process claimed it
-            # The unlink is the claim: exactly one of the readers succeeds.
-            # The directory is flushed once for all the claims below.
-            if not unlink_durable(path, durable=False):
+            # Retiring the name is the claim: exactly one of the readers
+            # succeeds. The directory is flushed once for all the claims below.
+            if not retire(path, tmp_dir=self.tmp_dir):
                 continue
             claimed = True
             try:

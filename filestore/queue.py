@@ -50,7 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from filestore import queue_inspection
-from filestore.atomic import ensure_dir, fsync_dir, hooks, unlink_durable, write_temp
+from filestore.atomic import ensure_dir, fsync_dir, hooks, retire, unlink_durable, write_temp
 from filestore.directories import listdir, remove_if_empty, unlink_all
 from filestore.queue_api import MessageInfo, QueueCounts, State, check_lease_settings
 from filestore.queue_names import (
@@ -260,8 +260,9 @@ class FileQueue:
         """Remove a leased message for good; an unknown or already removed ack id is fine."""
         parse_ack_id(ack_id)
         # Not fsynced: if a power cut brings the lease back, the message is
-        # delivered again once it runs out, which at-least-once allows.
-        unlink_durable(self._leased / ack_id, durable=False)
+        # delivered again once it runs out, which at-least-once allows. Its
+        # file is kept to be written again (filestore.spares).
+        retire(self._leased / ack_id, tmp_dir=self.tmp_dir)
 
     def fail(self, ack_id: str) -> None:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""

@@ -197,7 +197,7 @@ class JobRepository(Generic[T]):
             self._write(target, new, durable=durable)
             for path in paths:
                 if path != target:
-                    atomic.unlink_durable(path, durable=False)
+                    atomic.retire(path, tmp_dir=self.tmp_dir)
             return Applied(self.codec.load(new), True)
 
     def delete(self, job_id: str, *, only_if: Callable[[T], bool] | None = None) -> T | None:
@@ -316,7 +316,7 @@ class JobRepository(Generic[T]):
     def _any_name(self, job_id: str) -> bool:
         return any(self.path_for(job_id, status).exists() for status in STATUSES)
 
-    def _read(self, path: Path) -> _Stored[T] | None:
+    def _read(self, path: Path, *, again: bool = True) -> _Stored[T] | None:
         """The job in ``path``; None when the name does not exist or cannot be read.
 
         Whatever sits under a job's name and cannot be read as one (bad
@@ -324,6 +324,11 @@ class JobRepository(Generic[T]):
         directory, a file the process may not read, a disk error) is
         quarantined, or skipped and logged when even that fails, so that
         one damaged file costs one job, never the page or pass reading it.
+
+        Before a file is called damaged it is read once more: the name may
+        have been retired while it was being read and its file reused for
+        another document (:mod:`filestore.spares`), which a second look
+        tells (the name is gone, or holds a whole document again).
         """
         try:
             with open(path, "rb") as handle:
@@ -348,6 +353,8 @@ class JobRepository(Generic[T]):
                 raise CorruptJobFile("not a job document matching its file name")
             item = self.codec.load(document)
         except (ValueError, TypeError, KeyError, RecursionError, CorruptJobFile) as exc:
+            if again:
+                return self._read(path, again=False)
             self.quarantine.move(path, exc)
             return None
         return _Stored(document, item)

@@ -1,9 +1,10 @@
 // @vitest-environment jsdom
+import { QueryClientProvider } from "@tanstack/react-query";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "./App";
 import type { Job } from "./api/types";
-import { setupController } from "./testing/fakeServer";
+import { setupServices } from "./testing/fakeServer";
 import { makeJob } from "./testing/jobs";
 
 // Rendering runs as in a browser (React schedules it); tests wait for the outcome.
@@ -56,21 +57,25 @@ const $$ = (selector: string) => [...document.querySelectorAll<HTMLElement>(sele
 
 describe("the page", () => {
   let root: Root;
-  let env: ReturnType<typeof setupController>;
+  let env: ReturnType<typeof setupServices>;
 
   beforeEach(() => {
-    env = setupController();
+    env = setupServices();
     env.server.jobs = [completed, failed];
     const container = document.createElement("div");
     document.body.append(container);
     root = createRoot(container);
-    env.controller.start();
-    root.render(<App controller={env.controller} />);
+    void env.services.start();
+    root.render(
+      <QueryClientProvider client={env.services.client}>
+        <App services={env.services} />
+      </QueryClientProvider>,
+    );
   });
 
   afterEach(() => {
     root.unmount();
-    env.controller.stop();
+    env.services.stop();
     document.body.innerHTML = "";
   });
 
@@ -106,7 +111,6 @@ describe("the page", () => {
 
     env.server.reachable = true;
     window.dispatchEvent(new Event("online"));
-    env.controller.retryList();
     await eventually(() => expect($('[data-testid="outbox-count"]')?.textContent).toBe("0"), 5000);
     await eventually(() => expect($$('[data-testid="job-row"]').map((r) => r.dataset.status)).toContain("pending"));
     expect($$('[data-testid="job-row"]')).toHaveLength(3);

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import type { Job } from "./api/types";
-import type { Controller } from "./app/controller";
-import { useView } from "./app/hooks";
+import type { Services } from "./app/services";
+import { usePage } from "./app/usePage";
 import { ConnectionStatus } from "./components/ConnectionStatus";
 import { JobList } from "./components/JobList";
 import { LiveRegion } from "./components/LiveRegion";
@@ -10,8 +10,8 @@ import { Notices } from "./components/Notices";
 import { PhotoDialog } from "./components/PhotoDialog";
 import { StatusFilter } from "./components/StatusFilter";
 
-export function App({ controller }: { controller: Controller }) {
-  const view = useView(controller);
+export function App({ services }: { services: Services }) {
+  const { view, actions } = usePage(services);
   const [opened, setOpened] = useState<Job | null>(null);
   const closePhoto = useCallback(() => setOpened(null), []);
   const appName = displayName(view.config?.app_name);
@@ -39,23 +39,28 @@ export function App({ controller }: { controller: Controller }) {
 
       <main className="content">
         <section className="toolbar" aria-label="Create and filter jobs">
-          <NewJobForm config={view.config} onCreate={(delay) => controller.createJob(delay)} />
+          <NewJobForm config={view.config} onCreate={actions.createJob} />
           <StatusFilter
             stats={view.stats}
             selected={view.statuses}
-            onChange={(statuses) => controller.setFilter(statuses)}
+            onChange={actions.setFilter}
           />
         </section>
 
-        <Notices notices={view.notices} onDismiss={(id) => controller.dismissNotice(id)} />
+        <Notices
+          notices={view.pendingCreates
+            .filter((create) => create.state === "rejected")
+            .map((create) => ({ id: create.key, text: `A new job could not be created: ${create.message}` }))}
+          onDismiss={actions.dismissRejected}
+        />
 
         <JobList
           view={view}
-          clock={controller.clock}
+          clock={services.clock}
           onOpenPhoto={setOpened}
-          onLoadMore={() => void controller.loadMore()}
-          onRetry={() => controller.retryList()}
-          onDismissRejected={(key) => controller.dismissRejected(key)}
+          onLoadMore={actions.loadMore}
+          onRetry={actions.retryList}
+          onDismissRejected={actions.dismissRejected}
         />
       </main>
 

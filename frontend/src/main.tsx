@@ -1,16 +1,19 @@
+import { QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
-import { Controller } from "./app/controller";
+import { Services } from "./app/services";
 import "./styles/app.css";
 
-const controller = new Controller({ window });
-controller.start();
+const services = new Services();
+void services.start();
 
 const root = document.getElementById("root");
 if (!root) throw new Error("The page has no #root element");
 createRoot(root).render(
   <StrictMode>
-    <App controller={controller} />
+    <QueryClientProvider client={services.client}>
+      <App services={services} />
+    </QueryClientProvider>
   </StrictMode>,
 );

@@ -1,67 +1,22 @@
-/** Shapes of the JSON the backend sends (see the HTTP API in DESIGN.md). */
+/**
+ * The JSON shapes of the API, taken from the types generated from the
+ * server's OpenAPI schema (`schema.d.ts`, see scripts/api-types.mjs).
+ */
+import type { components } from "./schema";
 
-export const JOB_STATUSES = ["pending", "running", "completed", "failed", "cancelled"] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+type Schemas = components["schemas"];
 
-export interface PhotoUrls {
-  raw: string;
-  full: string;
-  regular: string;
-  small: string;
-  thumb: string;
-}
+export type Job = Schemas["Job"];
+export type JobStatus = Schemas["StatusEnum"];
+export type PhotoResult = Schemas["Photo"];
+export type PhotoUrls = Schemas["PhotoUrls"];
+export type JobError = Schemas["JobError"];
+export type JobPage = Schemas["JobPage"];
+export type Stats = Schemas["Stats"];
+export type CreateJobBody = Schemas["JobCreate"];
+export type Problem = Partial<Schemas["Problem"]>;
 
-export interface PhotoResult {
-  photo_id: string;
-  description: string | null;
-  alt_description: string | null;
-  urls: PhotoUrls;
-  width: number;
-  height: number;
-  color: string | null;
-  blur_hash: string | null;
-  photographer_name: string;
-  photographer_username: string;
-  photographer_url: string;
-  photo_url: string;
-  unsplash_url: string;
-  source: "unsplash" | "demo";
-}
-
-export interface JobError {
-  code: string;
-  message: string;
-}
-
-export interface Job {
-  id: string;
-  url: string;
-  status: JobStatus;
-  created_at: string;
-  run_at: string;
-  updated_at: string;
-  delay_seconds: number;
-  started_at: string | null;
-  finished_at: string | null;
-  attempts: number;
-  pending_reason: string | null;
-  next_attempt_at: string | null;
-  result: PhotoResult | null;
-  error: JobError | null;
-}
-
-export interface JobPage {
-  results: Job[];
-  next: string | null;
-}
-
-export type StatusCounts = Record<JobStatus, number>;
-
-export interface Stats {
-  counts: StatusCounts;
-  total: number;
-}
-
+/** The schema declares /api/config as a free-form object, so its shape is written here. */
 export interface AppConfig {
   min_delay: number;
   max_delay: number;
@@ -70,25 +25,18 @@ export interface AppConfig {
   app_name: string;
 }
 
-export interface CreateJobBody {
-  delay_seconds?: number;
-}
-
-/** RFC 9457 problem details, as every /api/ error is sent. */
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-}
+// The order the page shows statuses in. A status added to the schema fails
+// the type-check here until it is given its place.
+const STATUS_ORDER = { pending: 0, running: 1, completed: 2, failed: 3, cancelled: 4 } satisfies Record<JobStatus, number>;
+export const JOB_STATUSES = (Object.keys(STATUS_ORDER) as JobStatus[]).sort((a, b) => STATUS_ORDER[a] - STATUS_ORDER[b]);
 
 export function isJobStatus(value: unknown): value is JobStatus {
-  return typeof value === "string" && (JOB_STATUSES as readonly string[]).includes(value);
+  return typeof value === "string" && value in STATUS_ORDER;
 }
 
 /**
  * A light structural check for data that arrives from the network (events
- * in particular): enough to keep a malformed message out of the store.
+ * in particular): enough to keep a malformed message out of the cache.
  */
 export function isJob(value: unknown): value is Job {
   if (typeof value !== "object" || value === null) return false;

@@ -1,10 +1,4 @@
 import { useSyncExternalStore } from "react";
-import type { Controller, View } from "./controller";
-
-/** The controller's current view; re-renders on every change. */
-export function useView(controller: Controller): View {
-  return useSyncExternalStore(controller.subscribe, controller.getView);
-}
 
 // One shared once-a-second clock for every countdown on the page.
 const tickListeners = new Set<() => void>();

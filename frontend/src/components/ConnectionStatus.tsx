@@ -1,4 +1,4 @@
-import type { View } from "../app/controller";
+import type { View } from "../app/usePage";
 import { useNow } from "../app/hooks";
 import { formatAge } from "../jobs/format";
 
@@ -7,7 +7,7 @@ import { formatAge } from "../jobs/format";
  * it may be stale (offline, or polling instead of a live stream).
  */
 export function ConnectionStatus({ view }: { view: View }) {
-  const live = view.connection === "online" && view.live.streamOpen;
+  const live = view.connection === "online" && view.mode === "stream";
   const now = useNow(!live);
   const age = view.lastUpdatedAt === null ? null : formatAge(now - view.lastUpdatedAt);
 
@@ -28,7 +28,7 @@ export function ConnectionStatus({ view }: { view: View }) {
       className={`connection connection--${view.connection}${view.everConnected ? "" : " connection--pending"}`}
       data-testid="connection-status"
       data-state={view.connection}
-      data-mode={view.live.mode}
+      data-mode={view.mode}
     >
       <span className="connection__dot" aria-hidden="true" />
       <span className="connection__text">

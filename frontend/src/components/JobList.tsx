@@ -1,5 +1,5 @@
 import type { Job } from "../api/types";
-import type { View } from "../app/controller";
+import type { View } from "../app/usePage";
 import type { ServerClock } from "../jobs/serverClock";
 import { JobRow } from "./JobRow";
 import { PendingCreateRow } from "./PendingCreateRow";

@@ -1,6 +1,10 @@
-import type { Notice } from "../app/controller";
+export interface Notice {
+  id: string;
+  text: string;
+}
 
-export function Notices({ notices, onDismiss }: { notices: readonly Notice[]; onDismiss: (id: number) => void }) {
+
+export function Notices({ notices, onDismiss }: { notices: readonly Notice[]; onDismiss: (id: string) => void }) {
   if (notices.length === 0) return null;
   return (
     <ul className="notices" aria-label="Messages">

@@ -1,4 +1,4 @@
-import type { PendingCreate } from "../app/controller";
+import type { PendingCreate } from "../app/usePage";
 import { formatClock, formatDelay } from "../jobs/format";
 
 const LABELS: Record<PendingCreate["state"], string> = {
@@ -22,7 +22,7 @@ export function PendingCreateRow({ pending, onDismiss }: { pending: PendingCreat
         <span className={`badge badge--${pending.state}`}>{LABELS[pending.state]}</span>
         <span className="job__id">new job</span>
         <span className="job__meta">
-          asked at {formatClock(pending.createdAt)} · {delay === undefined ? "random delay" : `${formatDelay(delay)} delay`}
+          asked at {formatClock(pending.createdAt)} · {typeof delay !== "number" ? "random delay" : `${formatDelay(delay)} delay`}
         </span>
       </div>
       <div className="job__body">

@@ -61,7 +61,7 @@ class ThrottledLoginForm(AdminAuthenticationForm):
         username = self.cleaned_data.get("username")
         if username is None or not self.cleaned_data.get("password"):
             return super().clean()  # a missing field: nothing was tried
-        key = (client_address(self.request), username)
+        key = (client_address(self.request.META), username)
         buckets = login_buckets()
         wait = buckets.wait(key)
         if wait:

@@ -19,6 +19,10 @@ way than behind Django's ASGI handler. What the event loop adds in front:
   microseconds instead of waiting seconds behind the others, and those
   already queued are answered in time. (Arrivals do not slow down when the
   server does; see the README's "Backpressure".)
+- ``POST /api/jobs``, the API's hot path, is answered without entering
+  Django: the thread calls the create endpoint (:mod:`jobs.api.create`),
+  the same rules the Django view applies, without the framework's cost
+  per request.
 - A response whose content is an asynchronous iterator (the event
   streams, see :mod:`jobs.api.events`) is returned to the loop after the
   middleware ran, and streamed from there: thousands of open streams cost
@@ -35,11 +39,14 @@ import os
 import resource
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from jobsite.wsgi import application as wsgi_application
+
+if TYPE_CHECKING:
+    from jobs.api.create import CreateEndpoint
 
 # Threads per process running Django. The views are CPU-bound apart from
 # fsyncs (a few milliseconds each): beyond a few dozen threads, requests only
@@ -65,6 +72,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BadLength(Exception):
+    pass
+
+
 def _problem(
     status: int, title: str, detail: str, code: str, *, close: bool = True
 ) -> tuple[list, bytes]:
@@ -87,8 +98,10 @@ class WSGIGateway:
         queue_limit: int = 0,
         body_seconds: float = BODY_SECONDS,
         environ: dict[str, Any] | None = None,
+        create: CreateEndpoint | None = None,
     ) -> None:
         self.app = app
+        self.create = create
         self.max_body_bytes = max_body_bytes
         self.body_seconds = body_seconds
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
@@ -121,6 +134,12 @@ class WSGIGateway:
                 "too_large",
             )
             proto.response_bytes(413, headers, content)
+            return
+        except BadLength:
+            headers, content = _problem(
+                400, "Bad request", "Content-Length is not a number.", "bad_request"
+            )
+            proto.response_bytes(400, headers, content)
             return
         except TimeoutError:
             headers, content = _problem(
@@ -155,8 +174,12 @@ class WSGIGateway:
             return
         environ = self._environ(scope, body)
         loop = asyncio.get_running_loop()
+        create = self.create
         self.in_flight += 1
         try:
+            if create is not None and create.serves(scope.method, scope.path, environ):
+                await loop.run_in_executor(self.pool, self._create, environ, body, proto)
+                return
             stream = await loop.run_in_executor(self.pool, self._call, environ, proto)
         finally:
             self.in_flight -= 1
@@ -172,7 +195,10 @@ class WSGIGateway:
             and ("transfer-encoding" not in headers)
         ):
             return b""
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if length is not None and not length.isdigit():
+            # granian's HTTP layer refuses it first; the gateway does not rely on that.
+            raise BadLength
+        if length is not None and int(length) > self.max_body_bytes:
             raise BodyTooLarge
         parts: list[bytes] = []
         size = 0
@@ -239,6 +265,13 @@ class WSGIGateway:
             proto.response_bytes(started[0], started[1], content)
         return None
 
+    def _create(self, environ: dict[str, Any], body: bytes, proto) -> None:
+        """Answer a create in a pool thread, without Django (see :mod:`jobs.api.create`)."""
+        assert self.create is not None
+        answer = self.create(environ, body)
+        with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
+            proto.response_bytes(answer.status, answer.headers, answer.body)
+
     async def _send_stream(self, proto, status: int, headers: list, response) -> None:
         try:
             transport = proto.response_stream(status, headers)
@@ -264,6 +297,7 @@ def _application() -> WSGIGateway:
     # Imported once Django is set up (by jobsite.wsgi).
     from django.conf import settings
 
+    from jobs.api.create import CreateEndpoint
     from jobs.api.events import ASYNC_STREAMING
 
     _raise_open_files_limit()
@@ -275,6 +309,7 @@ def _application() -> WSGIGateway:
         # Tells the event stream view that its asynchronous iterator will be
         # sent from the loop, not drained into a list as a WSGI server would.
         environ={ASYNC_STREAMING: True},
+        create=CreateEndpoint(),
     )
 
 

@@ -17,6 +17,11 @@ another origin's process (Spectre-style reads).
 
 The middleware sits before whitenoise, so the files it serves (the page's
 ``index.html`` included) carry the headers too.
+
+:func:`api_headers` is the whole set Django's middleware gives an API
+answer (theirs and ours), for the answers the web server's gateway makes
+without Django (``POST /api/jobs``, see :mod:`jobs.api.create`); a test
+checks that both paths send the same headers.
 """
 
 from __future__ import annotations
@@ -48,6 +53,30 @@ def page_policy(*, photo_hosts: list[str], inline_styles: bool = False) -> str:
 
 
 API_POLICY = _policy({"default-src": "'none'", "frame-ancestors": "'none'"})
+CORP = "same-origin"
+
+
+def api_headers(*, secure: bool) -> list[tuple[str, str]]:
+    """The security headers of an API answer, as the middleware of ``MIDDLEWARE`` sets them
+    (Django's ``SecurityMiddleware`` and ``XFrameOptionsMiddleware``, and ours)."""
+    headers = []
+    if settings.SECURE_HSTS_SECONDS and secure:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        headers.append(("Strict-Transport-Security", hsts))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        headers.append(("Referrer-Policy", settings.SECURE_REFERRER_POLICY))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY")))
+    headers.append(("Content-Security-Policy", API_POLICY))
+    headers.append(("Cross-Origin-Resource-Policy", CORP))
+    return headers
 
 
 class SecurityHeadersMiddleware:
@@ -68,5 +97,5 @@ class SecurityHeadersMiddleware:
             policy = self.page
         # setdefault: a view that needs a different policy sets its own.
         response.setdefault("Content-Security-Policy", policy)
-        response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        response.setdefault("Cross-Origin-Resource-Policy", CORP)
         return response

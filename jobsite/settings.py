@@ -174,9 +174,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     # No authentication: nothing under /api/ reads the session cookie, so
     # the API needs no CSRF checks (DRF views are CSRF-exempt without
-    # SessionAuthentication). Unsafe requests must be JSON: see jobs.api.parsers.
-    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.parsers.RequestsSendJson"],
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.CreateThrottle"],
+    # SessionAuthentication). The create, the API's one write, checks its
+    # media type and throttle itself (jobs.api.create): no DRF checks.
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "jobs.api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

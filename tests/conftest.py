@@ -19,10 +19,28 @@ def data_dir(tmp_path: Path, settings) -> Path:
     return root
 
 
+def pytest_generate_tests(metafunc):
+    # Modules marked both_servers run each test with Django's test client and
+    # through the web server's gateway (tests/api_clients.py).
+    marked = metafunc.definition.get_closest_marker("both_servers")
+    if marked and "api_server" in metafunc.fixturenames:
+        metafunc.parametrize("api_server", ["django", "gateway"])
+
+
 @pytest.fixture
-def api(client):
-    """Django's test client, speaking JSON to the API."""
-    return client
+def api_server() -> str:
+    """Which server the ``client`` fixture speaks to (see ``both_servers``)."""
+    return "django"
+
+
+@pytest.fixture
+def client(api_server):
+    """Django's test client; in ``both_servers`` modules, also the web server's gateway."""
+    from django.test import Client
+
+    from tests.api_clients import GatewayClient
+
+    return GatewayClient() if api_server == "gateway" else Client()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from jobs import admission, store
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_servers]
 
 
 @pytest.fixture

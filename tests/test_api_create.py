@@ -11,6 +11,9 @@ from django.test import Client
 from jobs import clock, services, store
 from jobs.model import Job
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 NOW = 1_790_000_000.25
 # Every field of a job in the API, in order (the contract the page, the
 # commands and the tests share).

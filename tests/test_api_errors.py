@@ -13,6 +13,9 @@ from django.test import Client
 from filestore import atomic
 from jobs import health, services
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 
 @pytest.fixture(params=[False, True], ids=["DEBUG off", "DEBUG on"])
 def debug(request, settings) -> bool:

@@ -11,6 +11,9 @@ import pytest
 
 from jobs import store
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 FORM_LIKE = {
     "an empty form": ("", "application/x-www-form-urlencoded"),
     "a form": ("delay_seconds=30", "application/x-www-form-urlencoded"),

@@ -19,6 +19,9 @@ import pytest
 
 from jobs import store
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 
 def _mount_small_fs(path: Path, size: str) -> bool:
     if os.geteuid() != 0:

@@ -17,6 +17,9 @@ from jobs import services, store
 from jobs.errors import IdempotencyKeyInProgress
 from tests.clocks import FakeClock
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 T0 = 1_790_000_000.0
 
 

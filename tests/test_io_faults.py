@@ -20,6 +20,9 @@ from filestore import atomic
 from jobs import store
 from jobs.recovery import GRACE_SECONDS, recover_jobs
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 KEY = "io-fault-key"
 
 

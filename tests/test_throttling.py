@@ -8,6 +8,9 @@ from jobs import clock
 from jobs.api.throttling import TokenBuckets, client_address
 from tests.clocks import FakeClock
 
+# Django's test client, then the web server's gateway (tests/api_clients.py).
+pytestmark = pytest.mark.both_servers
+
 
 @pytest.fixture
 def now(monkeypatch) -> FakeClock:
@@ -129,16 +132,11 @@ def test_it_is_on_by_default_at_a_generous_rate(settings):
 # --- the client's address ------------------------------------------------------------
 
 
-class _Request:
-    def __init__(self, **meta: str) -> None:
-        self.META = meta
-
-
 def test_without_proxies_the_client_is_the_peer_whatever_it_forwards(settings):
     settings.JOBS_NUM_PROXIES = 0
-    request = _Request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4")
+    meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "1.2.3.4"}
 
-    assert client_address(request) == "10.0.0.2"
+    assert client_address(meta) == "10.0.0.2"
 
 
 @pytest.mark.parametrize(
@@ -154,9 +152,9 @@ def test_behind_proxies_the_client_is_the_address_the_outermost_proxy_saw(
     settings, proxies, forwarded, client
 ):
     settings.JOBS_NUM_PROXIES = proxies
-    request = _Request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": forwarded}
 
-    assert client_address(request) == client
+    assert client_address(meta) == client
 
 
 def test_behind_a_proxy_clients_get_buckets_of_their_own(client, now, small_bucket, settings):

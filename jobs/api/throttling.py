@@ -2,7 +2,8 @@
 
 Creates are throttled per client address (``JOBS_THROTTLE_CREATE_RATE``
 per second, bursts of ``JOBS_THROTTLE_CREATE_BURST``; a rate of 0 turns it
-off), and admin logins per address and username (see :mod:`jobs.admin`).
+off; see :mod:`jobs.api.create`), and admin logins per address and username
+(see :mod:`jobs.admin`).
 
 The buckets live in the memory of each web process, not in a shared store:
 checking one is a dictionary lookup under a lock on the create path, which
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from rest_framework import permissions, throttling
 
 from jobs import clock
 
@@ -87,8 +88,9 @@ class TokenBuckets:
                 del self._buckets[key]
 
 
-def client_address(request) -> str:
-    """The client's address: the peer, or the one named by the trusted proxies in front.
+def client_address(meta: Mapping[str, str]) -> str:
+    """The client's address (from a request's ``META`` or WSGI environ): the peer, or the
+    one named by the trusted proxies in front.
 
     With ``JOBS_NUM_PROXIES`` = N, the last N addresses of
     ``X-Forwarded-For`` were added by our own proxies, and the N-th from the
@@ -97,11 +99,11 @@ def client_address(request) -> str:
     """
     proxies = settings.JOBS_NUM_PROXIES
     if proxies:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if hops:
             return hops[-min(proxies, len(hops))]
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    return meta.get("REMOTE_ADDR") or "unknown"
 
 
 _create_buckets: TokenBuckets | None = None
@@ -146,26 +148,6 @@ def reset() -> None:
 def _settings_changed(*, setting: str, **kwargs) -> None:
     if setting.startswith("JOBS_THROTTLE_"):
         reset()
-
-
-class CreateThrottle(throttling.BaseThrottle):
-    """DRF throttle: the API's only writes are creates; each one takes a token of its client."""
-
-    def allow_request(self, request, view) -> bool:
-        self._wait = 0.0
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        # A method the view does not handle gets its 405, and costs no token.
-        if getattr(view, request.method.lower(), None) is None:
-            return True
-        buckets = create_buckets()
-        if buckets is None:
-            return True
-        self._wait = buckets.take(client_address(request))
-        return self._wait == 0.0
-
-    def wait(self) -> float:
-        return self._wait
 
 
 def retry_after(seconds: float) -> str:

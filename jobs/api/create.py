@@ -1,0 +1,181 @@
+"""``POST /api/jobs``: every rule of a create request, in one function both servers call.
+
+A create is the API's hot path, and most of its cost used to be the
+framework around it (Django's request and middleware, DRF's request,
+negotiation and checks: about a quarter of a millisecond of CPU per
+request, as much as the create itself). :func:`handle_create` is the whole
+request: the JSON-only rule (415), the per-client throttle (429), the body
+(400), the service (admission, idempotency, the durable write) and the
+mapping of every failure to its problem (:mod:`jobs.api.errors`). It is
+called
+
+- by the web server's gateway (:mod:`jobsite.rsgi`), which answers
+  ``POST /api/jobs`` with it directly, without entering Django (see
+  :func:`serve_create` for what the gateway adds: the Host check, the
+  security headers, the metrics);
+- by :meth:`jobs.api.views.JobViewSet.create`, so that Django (its test
+  client, or any WSGI/ASGI server) answers a create with the same rules.
+
+The tests of the create run against both (``tests/api_clients.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+from django.urls import resolve
+from django.utils.http import parse_header_parameters
+from rest_framework import exceptions as drf
+
+from jobs import metrics, services
+from jobs.api.errors import problem_for_exception
+from jobs.api.problems import problem_response
+from jobs.api.serializers import requested_delay
+from jobs.api.throttling import client_address, create_buckets
+from jobsite.security import api_headers
+
+JSON = "application/json"
+CREATE_PATHS = frozenset({"/api/jobs", "/api/jobs/"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, headers, body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @classmethod
+    def of(cls, response: HttpResponse) -> Answer:
+        return cls(response.status_code, list(response.items()), response.content)
+
+
+def handle_create(
+    *,
+    content_type: str | None,
+    body: bytes,
+    idempotency_key: str | None,
+    client: str,
+) -> Answer:
+    """Answer one create request; never raises."""
+    try:
+        return _create(content_type, body, idempotency_key, client)
+    except Exception as exc:
+        return Answer.of(problem_for_exception(exc))
+
+
+def _create(content_type: str | None, body: bytes, key: str | None, client: str) -> Answer:
+    # The order of DRF's checks: the media type, then the throttle, then the body.
+    media_type, params = parse_header_parameters(content_type or "")
+    if media_type != JSON:
+        # Why JSON only: see jobs.api.parsers.
+        raise drf.UnsupportedMediaType(media_type or "(none)")
+    buckets = create_buckets()
+    if buckets is not None:
+        wait = buckets.take(client)
+        if wait:
+            raise drf.Throttled(wait)
+    data = _parse(body, params.get("charset") or "utf-8") if body else {}
+    created = services.job_create(delay_seconds=requested_delay(data), idempotency_key=key)
+    job = created.response["job"]
+    headers = [
+        ("Content-Type", JSON),
+        ("Location", job["url"]),
+        ("Retry-After", str(created.response["retry_after"])),
+    ]
+    if created.replayed:
+        headers.append(("Idempotent-Replayed", "true"))
+    return Answer(202, headers, json.dumps(job, separators=(",", ":")).encode())
+
+
+def _reject_constant(value: str):
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def _parse(body: bytes, charset: str) -> object:
+    """The body as JSON, with the errors and messages of DRF's JSON parser (strict JSON)."""
+    try:
+        return json.loads(body.decode(charset), parse_constant=_reject_constant)
+    except RecursionError:
+        raise drf.ParseError("JSON parse error - the document is nested too deeply.") from None
+    except (ValueError, LookupError) as exc:
+        raise drf.ParseError(f"JSON parse error - {exc}") from None
+
+
+# --- the gateway's side ---------------------------------------------------------
+
+
+def _route() -> str:
+    match = resolve("/api/jobs")
+    return match.view_name
+
+
+class CreateEndpoint:
+    """``POST /api/jobs`` as the gateway serves it: a create answered without Django.
+
+    Besides :func:`handle_create` it does what Django's middleware does for
+    every API answer: the ``Host`` check (``ALLOWED_HOSTS``), the security
+    headers (:func:`jobsite.security.api_headers`, the same set Django's
+    middleware adds: a test compares them) and the request metrics. A
+    request that needs more of Django (an https redirect) is left to it.
+    """
+
+    def __init__(self) -> None:
+        self.route = _route()
+        self.metrics = metrics.enabled()
+        self.redirect_http = bool(settings.SECURE_SSL_REDIRECT)
+        proxy = settings.SECURE_PROXY_SSL_HEADER
+        self.proxy_ssl_header = proxy[0] if proxy else None
+
+    def is_secure(self, environ: Mapping[str, Any]) -> bool:
+        """Django's ``request.is_secure()``, from a WSGI environ."""
+        if self.proxy_ssl_header is not None and self.proxy_ssl_header in environ:
+            return environ[self.proxy_ssl_header].split(",")[0].strip() == "https"
+        return environ.get("wsgi.url_scheme") == "https"
+
+    def serves(self, method: str, path: str, environ: Mapping[str, Any]) -> bool:
+        """Whether this request is a create the gateway may answer itself."""
+        if method != "POST" or path not in CREATE_PATHS:
+            return False
+        # Django redirects plain http to https when asked to: leave that to it.
+        return not self.redirect_http or self.is_secure(environ)
+
+    def __call__(self, environ: dict[str, Any], body: bytes) -> Answer:
+        """Answer the create of a WSGI ``environ`` whose body is ``body``."""
+        started = time.perf_counter()
+        meta = environ
+        if not _host_allowed(meta):
+            answer = Answer.of(
+                problem_response(
+                    400, "Bad request", "This server does not answer to that Host.", code="bad_host"
+                )
+            )
+        else:
+            answer = handle_create(
+                content_type=meta.get("CONTENT_TYPE"),
+                body=body,
+                idempotency_key=meta.get("HTTP_IDEMPOTENCY_KEY"),
+                client=client_address(meta),
+            )
+        answer.headers.extend(api_headers(secure=self.is_secure(environ)))
+        if self.metrics:
+            metrics.http_request(self.route, answer.status, time.perf_counter() - started)
+        return answer
+
+
+def _host_allowed(meta: dict[str, Any]) -> bool:
+    request = HttpRequest()
+    request.META = meta
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return False
+    return True

@@ -42,8 +42,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-frontend-test: frontend
-	cd frontend && npm run lint && npm test
+# The page's API types must match the schema the server publishes (regenerate: cd frontend && npm run api-types).
+frontend-test: install frontend
+	cd frontend && npm run lint && npm test && npm run check-api-types
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 pytest: install frontend

@@ -1,3 +1,4 @@
+import { useQuery } from "@tanstack/react-query";
 import { useCallback, useEffect, useState } from "react";
 import type { Job } from "./api/types";
 import type { Services } from "./app/services";
@@ -12,8 +13,11 @@ import { StatusFilter } from "./components/StatusFilter";
 
 export function App({ services }: { services: Services }) {
   const { view, actions } = usePage(services);
-  const [opened, setOpened] = useState<Job | null>(null);
-  const closePhoto = useCallback(() => setOpened(null), []);
+  // The dialog shows the job's own query: the newest copy, kept current by events.
+  const [openedId, setOpenedId] = useState<string | null>(null);
+  const opened = useQuery({ ...services.cache.jobQuery(openedId ?? ""), enabled: openedId !== null }).data;
+  const openPhoto = useCallback((job: Job) => setOpenedId(job.id), []);
+  const closePhoto = useCallback(() => setOpenedId(null), []);
   const appName = displayName(view.config?.app_name);
   useEffect(() => {
     document.title = appName;
@@ -57,7 +61,7 @@ export function App({ services }: { services: Services }) {
         <JobList
           view={view}
           clock={services.clock}
-          onOpenPhoto={setOpened}
+          onOpenPhoto={openPhoto}
           onLoadMore={actions.loadMore}
           onRetry={actions.retryList}
           onDismissRejected={actions.dismissRejected}
@@ -73,7 +77,7 @@ export function App({ services }: { services: Services }) {
       ) : null}
 
       <LiveRegion announcement={view.announcement} />
-      {opened?.result ? <PhotoDialog job={opened} onClose={closePhoto} /> : null}
+      {openedId !== null && opened?.result ? <PhotoDialog job={opened} onClose={closePhoto} /> : null}
     </div>
   );
 }

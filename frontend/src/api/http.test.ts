@@ -9,7 +9,7 @@ function http(respond: () => Promise<Response>) {
       requests.push(init);
       return respond();
     }) as typeof fetch,
-    hooks: { onAnswer: (reachable) => answers.push(reachable) },
+    onAnswer: (reachable) => answers.push(reachable),
     cookies: () => "a=1; csrftoken=tok%3D",
   });
   return { client, answers, requests };

@@ -1,7 +1,12 @@
 /**
- * Messages for the aria-live region. Messages within a second are read
- * together, so a burst of changes is one announcement.
+ * Messages for the aria-live region: job changes, creates, the connection.
+ * Messages within a second are read together, so a burst of changes is one
+ * announcement.
  */
+import type { Job } from "../api/types";
+import { STATUS_LABELS, shortId } from "../jobs/format";
+import type { JobChange } from "../jobs/jobsCache";
+
 export interface Announcement {
   id: number;
   text: string;
@@ -20,6 +25,20 @@ export class Announcer {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   };
+
+  jobsChanged(changes: readonly JobChange[]): void {
+    for (const { job, previous } of changes) {
+      if (previous && previous.status !== job.status) this.say(`Job ${shortId(job.id)} is now ${STATUS_LABELS[job.status].toLowerCase()}.`);
+    }
+  }
+
+  created(job: Job): void {
+    this.say(`Job ${shortId(job.id)} created.`);
+  }
+
+  connection(online: boolean): void {
+    this.say(online ? "Connection restored." : "Connection lost. New jobs are kept and sent when it is back.");
+  }
 
   say(text: string): void {
     this.waiting.push(text);

@@ -1,4 +1,4 @@
-import { QueryClient } from "@tanstack/react-query";
+import { QueryClient, QueryObserver } from "@tanstack/react-query";
 import { describe, expect, it } from "vitest";
 import { Http } from "../api/http";
 import type { Job } from "../api/types";
@@ -109,6 +109,7 @@ describe("JobsCache", () => {
     const gone = makeJob();
     t.server.jobs = [gone, job];
     await t.load();
+    const shown = new QueryObserver(t.client, { ...t.cache.listQuery([]), staleTime: Infinity }).subscribe(() => undefined);
     const release = holdLists(t.server);
     t.server.jobs = [job];
     const reset = t.cache.reset();
@@ -117,6 +118,7 @@ describe("JobsCache", () => {
     release();
     await reset;
     expect(t.list().map((j: Job) => [j.id, j.status])).toEqual([[job.id, "completed"]]);
+    shown();
   });
 
   it("places a job by the filter: in when it starts matching, out when it stops", async () => {

@@ -1,21 +1,11 @@
 /**
- * The event stream (`/api/events`) and the mode the page's list follows:
- * `stream` while it is open, `polling` when it is not (the list query then
- * refetches every few seconds), `connecting` in between.
- *
- * - While the browser reconnects an EventSource by itself (CONNECTING) it
- *   sends Last-Event-ID. If it gives up (CLOSED, e.g. a proxy answered
- *   502), a new one is opened after a backoff.
- * - Every opening, first or not, calls `onOpen`, which reconciles with a
- *   list refetch sent after it. A reconnect cannot always resume: an
- *   EventSource that has received no event has no Last-Event-ID, and the
- *   server then starts it from "now", so a change made while it was down
- *   would never arrive. The server fixes a stream's starting point when it
- *   receives it, so the stream plus a list read after the opening cover
- *   everything.
- * - After `maxErrors` errors in a row, or when it is not open
- *   `fallbackAfterMs` after starting or failing, the mode is `polling`
- *   until it opens.
+ * The event stream and the mode the list follows: `stream` while it is
+ * open, `polling` once it has not been open for 5 s or failed three times
+ * in a row, `connecting` in between. An EventSource the browser gave up on
+ * (CLOSED) is replaced after a backoff. Every opening, first or not, calls
+ * `onOpen` to refetch the list: a reconnect cannot always resume (with no
+ * event received there is no Last-Event-ID, and the server starts from
+ * "now"), but a list read after the opening covers what came before it.
  */
 import { retryDelay } from "../api/http";
 import { isJob, type Job } from "../api/types";
@@ -27,36 +17,30 @@ export interface EventSourceLike {
   close(): void;
 }
 
-export const CONNECTING = 0;
-export const OPEN = 1;
 export const CLOSED = 2;
+const FALLBACK_AFTER_MS = 5000;
+const MAX_ERRORS = 3;
 
 export type LiveMode = "connecting" | "stream" | "polling";
 
-export interface LiveOptions {
+export interface LiveHandlers {
   createEventSource: (url: string) => EventSourceLike;
   onJob: (job: Job) => void;
   onDeleted: (id: string) => void;
-  /** The server cannot replay what was missed. */
-  onReset: () => void;
-  /** The stream opened (first time or again): reconcile with the server. */
-  onOpen: () => void;
-  /** An event arrived: the data is current as of now. */
-  onEvent?: () => void;
-  fallbackAfterMs?: number;
-  maxErrors?: number;
+  onReset: () => void; // the server cannot replay what was missed
+  onOpen: () => void; // first time or again: reconcile
 }
 
 export class LiveUpdates {
   private source: EventSourceLike | null = null;
   private mode: LiveMode = "connecting";
   private errors = 0;
-  private reopenAttempts = 0;
-  private fallbackTimer: ReturnType<typeof setTimeout> | undefined;
-  private reopenTimer: ReturnType<typeof setTimeout> | undefined;
+  private reopens = 0;
+  private fallbackTimer?: ReturnType<typeof setTimeout>;
+  private reopenTimer?: ReturnType<typeof setTimeout>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly options: LiveOptions) {}
+  constructor(private readonly handlers: LiveHandlers) {}
 
   getMode = (): LiveMode => this.mode;
 
@@ -66,18 +50,18 @@ export class LiveUpdates {
   };
 
   start(): void {
-    if (!this.source && this.reopenTimer === undefined) this.open();
+    this.open();
+    this.setMode("connecting"); // arms the fallback to polling
   }
 
   stop(): void {
-    this.source?.close();
-    this.source = null;
+    this.close();
     clearTimeout(this.fallbackTimer);
     clearTimeout(this.reopenTimer);
-    this.fallbackTimer = this.reopenTimer = undefined;
+    this.reopenTimer = undefined;
   }
 
-  /** The network may be back (a request succeeded, the browser's `online`): reopen now if waiting to. */
+  /** The server may be back (a request succeeded, the browser's `online`): reopen now if waiting to. */
   nudge(): void {
     if (this.reopenTimer === undefined) return;
     clearTimeout(this.reopenTimer);
@@ -86,78 +70,65 @@ export class LiveUpdates {
   }
 
   /**
-   * The stream says it is open but the server cannot be reached: the
-   * connection died without the browser noticing (heartbeats are comments,
-   * which EventSource never shows). Replace it, polling meanwhile.
+   * The stream looks open but the server cannot be reached: the connection
+   * died unnoticed (heartbeats are comments, which EventSource never shows).
+   * Replace it, polling meanwhile.
    */
   abandon(): void {
     if (this.mode !== "stream") return;
-    this.source?.close();
-    this.source = null;
+    this.close();
     this.setMode("polling");
-    this.scheduleReopen();
+    this.reopenLater();
   }
 
   private open(): void {
-    const source = this.options.createEventSource("/api/events");
-    this.source = source;
-    const on = (type: string, handle: (event: MessageEvent) => void) =>
+    const source = (this.source = this.handlers.createEventSource("/api/events"));
+    const on = (type: string, handle: (data: unknown) => void) =>
       source.addEventListener(type, (event) => {
-        if (this.source === source) handle(event as MessageEvent);
+        if (this.source === source) handle(parse(event as MessageEvent));
       });
     on("open", () => {
-      this.errors = this.reopenAttempts = 0;
-      clearTimeout(this.fallbackTimer);
+      this.errors = this.reopens = 0;
       this.setMode("stream");
-      this.options.onOpen();
+      this.handlers.onOpen();
     });
-    on("error", () => this.onError(source));
-    on("job", (event) => {
-      const job = parse(event);
-      if (isJob(job)) this.options.onJob(job);
-      this.options.onEvent?.();
+    on("error", () => {
+      this.errors += 1;
+      if (source.readyState === CLOSED) {
+        this.close();
+        this.reopenLater();
+      }
+      this.setMode(this.errors >= MAX_ERRORS || this.mode === "polling" ? "polling" : "connecting");
     });
-    on("job-deleted", (event) => {
-      const data = parse(event) as { id?: unknown } | null;
-      if (typeof data?.id === "string") this.options.onDeleted(data.id);
-      this.options.onEvent?.();
+    on("job", (job) => isJob(job) && this.handlers.onJob(job));
+    on("job-deleted", (data) => {
+      const id = (data as { id?: unknown } | null)?.id;
+      if (typeof id === "string") this.handlers.onDeleted(id);
     });
-    on("reset", () => this.options.onReset());
-    this.armFallback();
+    on("reset", () => this.handlers.onReset());
   }
 
-  private onError(source: EventSourceLike): void {
-    this.errors += 1;
-    if (source.readyState === CLOSED) {
-      // The browser gave up on this one; open another later.
-      source.close();
-      this.source = null;
-      this.scheduleReopen();
-    }
-    if (this.errors >= (this.options.maxErrors ?? 3)) this.setMode("polling");
-    else if (this.mode === "stream") this.setMode("connecting");
-    this.armFallback();
+  private close(): void {
+    this.source?.close();
+    this.source = null;
   }
 
-  private armFallback(): void {
-    clearTimeout(this.fallbackTimer);
-    if (this.mode === "polling") return;
-    this.fallbackTimer = setTimeout(() => {
-      if (this.mode !== "stream") this.setMode("polling");
-    }, this.options.fallbackAfterMs ?? 5000);
-  }
-
-  private scheduleReopen(): void {
+  private reopenLater(): void {
     if (this.reopenTimer !== undefined) return;
-    const delay = Math.max(1000, retryDelay(this.reopenAttempts, null));
-    this.reopenAttempts += 1;
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      this.open();
-    }, delay);
+    this.reopenTimer = setTimeout(
+      () => {
+        this.reopenTimer = undefined;
+        this.open();
+      },
+      Math.max(1000, retryDelay(this.reopens++, null)),
+    );
   }
 
   private setMode(mode: LiveMode): void {
+    clearTimeout(this.fallbackTimer);
+    if (mode === "connecting") {
+      this.fallbackTimer = setTimeout(() => this.setMode("polling"), FALLBACK_AFTER_MS);
+    }
     if (mode === this.mode) return;
     this.mode = mode;
     for (const listener of [...this.listeners]) listener();

@@ -1,4 +1,7 @@
-import { CLOSED, CONNECTING, OPEN, type EventSourceLike } from "../live/liveUpdates";
+import { CLOSED, type EventSourceLike } from "../live/liveUpdates";
+
+const CONNECTING = 0;
+const OPEN = 1;
 
 /** An EventSource driven by the test: open(), emit(), fail(). */
 export class FakeEventSource implements EventSourceLike {

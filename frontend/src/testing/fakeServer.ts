@@ -1,6 +1,6 @@
 import type { Job } from "../api/types";
 import { Services } from "../app/services";
-import { resetReachability } from "../connectivity/reachability";
+import { onlineManager } from "@tanstack/react-query";
 import { FakeEventSource } from "./fakeEventSource";
 import { makeJob } from "./jobs";
 
@@ -59,7 +59,7 @@ export class FakeServer {
 
 /** Services over a fake server and fake EventSources; `storage` carries the outbox across "reloads". */
 export function setupServices(storage: Storage = new MemoryStorage()) {
-  resetReachability();
+  onlineManager.setOnline(true);
   const server = new FakeServer();
   const sources: FakeEventSource[] = [];
   const services = new Services({

@@ -5,28 +5,40 @@ What to keep, when to fetch and what a rate limit means is decided in
 the job domain needs of any backend; :class:`FilePhotoPoolStore` keeps it
 in files under ``<JOBS_DATA_DIR>/photos/``::
 
-    pool/<fetched_ms>-<batch>-<index>.json   one unused photo per file
+    pool/<fetched_ms>-<batch>-<part>-<count>.json   unused photos of one fetch
     fetch.lock                               flock held while fetching a batch
     rate_limit.json                          the gate's state (a JSON object)
 
 - ``<fetched_ms>`` is the fetch time in epoch milliseconds, zero-padded to
   13 digits, so names sort oldest first and the age of an entry is read
   from its name (no file read to expire it). ``<batch>`` is 8 random hex
-  digits, ``<index>`` the 3-digit position in the batch. The file holds
-  ``{"fetched_at": <epoch seconds>, "batch": "<batch>", "photo": {...}}``.
+  digits, ``<part>`` counts the entries the batch was kept in (3 digits,
+  000 for the fetch itself), ``<count>`` is how many photos the entry
+  holds, so the pool's size is read from names too. The file holds
+  ``{"fetched_at": <epoch seconds>, "batch": "<batch>", "photos": [...]}``.
+  (Entries written before batches were kept whole,
+  ``<fetched_ms>-<batch>-<index>.json`` holding one ``"photo"``, are still
+  served.)
 - An entry is written to ``tmp_dir`` and renamed into ``pool/`` (see
   ``filestore.atomic``), so a visible entry is always complete.
+- A batch is kept as one file, and taken whole: a caller that needs fewer
+  photos than the entry holds writes the rest back as the batch's next part.
+  So a batch of jobs takes its photos with one read, one rename and at most
+  one write, not one of each per photo.
 - ``rate_limit.json`` is replaced atomically, and only written by the
   process holding ``fetch.lock``; it is read without the lock.
 
-Why each photo goes to exactly one caller: a photo is claimed by reading
-its entry and then retiring its name (renaming the file into the spare
-pool, :mod:`filestore.spares`). Of several processes that read the same
-entry, exactly one rename succeeds (the others get ``ENOENT``), and
-only that one returns the photo; the rest move on to the next entry. Names
-are never reused, so a claim cannot hit a newer entry of the same name. The
-claim is made durable before the photo is returned, so after a crash a
-handed-out photo cannot come back.
+Why each photo goes to exactly one caller: an entry is claimed by reading
+it and then retiring its name (renaming the file into the spare pool,
+:mod:`filestore.spares`). Of several processes that read the same entry,
+exactly one rename succeeds (the others get ``ENOENT``), and only that one
+uses its photos (and writes back what it does not need, under a new name);
+the rest move on to the next entry. Names are never reused (the part
+number grows), so a claim cannot hit a newer entry of the same name. The
+claim and the rest written back are made durable before a photo is
+returned, so after a crash a handed-out photo cannot come back; a crash
+between the claim and the write-back loses the rest, which costs only
+photos fetched for nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +51,11 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from filestore.atomic import dumps, ensure_dir, fsync_dir, retire, write_atomic
+from filestore.atomic import dumps, ensure_dir, fsync_dir, retire, write_atomic, write_temp
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +103,23 @@ class PhotoPoolStore(Protocol):
         ...
 
 
-_ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})\.json$")
+_ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})(?:-(\d{1,6}))?\.json$")
+
+
+# Passes over the pool a take makes while it loses entries to other callers.
+_LOOKS = 3
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A pool entry, as its name tells it."""
+
+    name: str
+    stamp: str  # the fetch time as named
+    batch: str
+    fetched_at: float
+    part: int | None  # None: an entry of one photo, as written before batches were kept whole
+    count: int
 
 
 class FilePhotoPoolStore:
@@ -115,54 +144,100 @@ class FilePhotoPoolStore:
     def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
         taken: list[dict[str, Any]] = []
         claimed = False
-        for name, fetched_at in self._entries():
-            if len(taken) >= count:
+        # An entry lost to another caller may come back at once as the rest of
+        # its batch: look again (a few times) before saying the pool is short.
+        for _ in range(_LOOKS):
+            took, lost = self._take_into(taken, count, now)
+            claimed = claimed or took
+            if not lost or len(taken) >= count:
                 break
-            path = self.entries_dir / name
-            if self._expired(fetched_at, now):
-                _unlink_quietly(path)
-                continue
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue  # another process claimed it
-            # Retiring the name is the claim: exactly one of the readers
-            # succeeds. The directory is flushed once for all the claims below.
-            if not retire(path, tmp_dir=self.tmp_dir):
-                continue
-            claimed = True
-            try:
-                taken.append(json.loads(data)["photo"])
-            except (ValueError, KeyError, TypeError):
-                log.error("Discarded unreadable photo pool entry %s", path)
         if claimed:
             # Durable before any photo is handed out: a power cut must not
             # bring back a photo that a job already shows.
             fsync_dir(self.entries_dir)
         return taken
 
+    def _take_into(self, taken: list[dict[str, Any]], count: int, now: float) -> tuple[bool, bool]:
+        """One pass over the pool, claiming entries until ``taken`` holds ``count`` photos.
+
+        Returns whether it claimed an entry, and whether it lost one to
+        another caller.
+        """
+        claimed = lost = False
+        for entry in self._entries():
+            if len(taken) >= count:
+                break
+            path = self.entries_dir / entry.name
+            if self._expired(entry.fetched_at, now):
+                _unlink_quietly(path)
+                continue
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # another process claimed it
+            photos = self._photos(entry, data)
+            wanted = count - len(taken)
+            # The rest is written before the claim and put in place right
+            # after it, so that other callers hardly ever find the pool empty
+            # while a batch they could have used is being split.
+            rest = None
+            if photos is not None and len(photos) > wanted:
+                rest = self._document(entry, photos[wanted:], part=(entry.part or 0) + 1)
+            tmp = write_temp(self.tmp_dir, rest[1], durable=False) if rest else None
+            # Retiring the name is the claim: exactly one of the readers
+            # succeeds. The directory is flushed once for all the claims below.
+            if not retire(path, tmp_dir=self.tmp_dir):
+                if tmp is not None:
+                    _unlink_quietly(tmp)
+                lost = True
+                continue
+            claimed = True
+            if rest is not None and tmp is not None:
+                os.replace(tmp, self.entries_dir / rest[0])
+            if photos is None:
+                log.error("Discarded unreadable photo pool entry %s", path)
+                continue
+            taken.extend(photos[:wanted])
+        return claimed, lost
+
+    @staticmethod
+    def _photos(entry: _Entry, data: bytes) -> list[dict[str, Any]] | None:
+        """The photos an entry holds; None when it cannot be read."""
+        try:
+            document = json.loads(data)
+            photos = document["photos"] if entry.part is not None else [document["photo"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return photos if isinstance(photos, list) else None
+
     def add(self, photos: list[dict[str, Any]], now: float) -> None:
         if not photos:
             return
-        batch = secrets.token_hex(4)
-        stamp = f"{round(now * 1000):013d}-{batch}"
-        # One fsync for the batch instead of two per photo: an entry a power
-        # cut leaves empty is discarded as unreadable, and a lost one is
-        # only a photo fetched for nothing.
-        for index, photo in enumerate(photos):
-            document = {"fetched_at": now, "batch": batch, "photo": photo}
-            path = self.entries_dir / f"{stamp}-{index:03d}.json"
-            write_atomic(path, dumps(document), tmp_dir=self.tmp_dir, durable=False)
+        entry = _Entry("", f"{round(now * 1000):013d}", secrets.token_hex(4), now, None, 0)
+        name, data = self._document(entry, photos, part=0)
+        write_atomic(self.entries_dir / name, data, tmp_dir=self.tmp_dir, durable=False)
+        # Flushed here, not by the write: an entry a power cut leaves empty is
+        # discarded as unreadable, and a lost one is only photos fetched for nothing.
         fsync_dir(self.entries_dir)
 
+    @staticmethod
+    def _document(entry: _Entry, photos: list[dict[str, Any]], *, part: int) -> tuple[str, bytes]:
+        """The name and content of an entry holding ``photos`` of ``entry``'s batch."""
+        document = {"fetched_at": entry.fetched_at, "batch": entry.batch, "photos": photos}
+        return f"{entry.stamp}-{entry.batch}-{part:03d}-{len(photos)}.json", dumps(document)
+
     def size(self, now: float) -> int:
-        return sum(1 for _, fetched_at in self._entries() if not self._expired(fetched_at, now))
+        return sum(e.count for e in self._entries() if not self._expired(e.fetched_at, now))
 
     def clear(self) -> int:
-        return sum(1 for name, _ in self._entries() if _unlink_quietly(self.entries_dir / name))
+        return sum(
+            entry.count
+            for entry in self._entries()
+            if _unlink_quietly(self.entries_dir / entry.name)
+        )
 
-    def _entries(self) -> list[tuple[str, float]]:
-        """Names of pool entries, oldest first, with their fetch times."""
+    def _entries(self) -> list[_Entry]:
+        """The pool's entries, oldest first, from their names."""
         try:
             names = os.listdir(self.entries_dir)
         except FileNotFoundError:
@@ -171,7 +246,12 @@ class FilePhotoPoolStore:
         for name in sorted(names):
             match = _ENTRY_NAME.match(name)
             if match:
-                entries.append((name, int(match.group(1)) / 1000))
+                stamp, batch, part, count = match.groups()
+                fetched_at = int(stamp) / 1000
+                if count is None:  # one photo per entry, as written before
+                    entries.append(_Entry(name, stamp, batch, fetched_at, None, 1))
+                else:
+                    entries.append(_Entry(name, stamp, batch, fetched_at, int(part), int(count)))
         return entries
 
     def _expired(self, fetched_at: float, now: float) -> bool:

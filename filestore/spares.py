@@ -46,9 +46,11 @@ current name, written and flushed later, is unaffected.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import os
+import random
 import secrets
 import threading
 import time
@@ -133,7 +135,12 @@ class SpareFiles:
         return bool(self._names) and _retired_at(self._names[0]) <= ripe_before
 
     def _relist(self) -> None:
-        """Read the pool again (other processes retire into it too); trim it past the limit."""
+        """Read the pool again (other processes retire into it too); trim it past the limit.
+
+        The spares ready to reuse are shuffled: processes that listed the pool
+        at the same time then mostly try different ones, instead of all
+        racing for the oldest.
+        """
         self._next_listing = time.monotonic() + RELIST_SECONDS
         try:
             names = sorted(os.listdir(self.directory))
@@ -142,7 +149,12 @@ class SpareFiles:
         for extra in names[self.limit :]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.directory / extra)
-        self._names = collections.deque(names[: self.limit])
+        names = names[: self.limit]
+        ripe_before = int(self._clock() * 1000) - int(REUSE_AFTER_SECONDS * 1000)
+        ripe = bisect.bisect_right(names, f"{ripe_before:013d}~")
+        ready = names[:ripe]
+        random.shuffle(ready)
+        self._names = collections.deque(ready + names[ripe:])
 
     def count(self) -> int:
         """How many spares the pool holds now (a listing)."""

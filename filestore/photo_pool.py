@@ -279,7 +279,11 @@ class FilePhotoPoolStore:
         return state if isinstance(state, dict) else {}
 
     def write_gate(self, state: dict[str, Any]) -> None:
-        write_atomic(self.state_path, dumps(state), tmp_dir=self.tmp_dir)
+        # Atomic, not flushed: it is written after every call to the photo
+        # source (the budget left changes each time), and a state that a power
+        # cut takes back only means one more call to learn it again (a probe
+        # that a closed gate would have spared).
+        write_atomic(self.state_path, dumps(state), tmp_dir=self.tmp_dir, durable=False)
 
 
 def _unlink_quietly(path: Path) -> bool:

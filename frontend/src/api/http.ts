@@ -45,7 +45,6 @@ export class Http {
     return { data: await readJson<T>(response), etag: response.headers.get("ETag") };
   }
 
-  /** GET without an ETag: the data. */
   async getData<T>(path: string, signal?: AbortSignal): Promise<T> {
     return (await this.get<T>(path, null, signal)).data as T;
   }

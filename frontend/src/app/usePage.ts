@@ -5,7 +5,7 @@
  */
 import { onlineManager, useMutation, useMutationState, useQuery } from "@tanstack/react-query";
 import { useState, useSyncExternalStore } from "react";
-import { isRetryable, NetworkError, retryDelay } from "../api/http";
+import { ApiError, isRetryable, NetworkError, retryDelay } from "../api/http";
 import { JOB_STATUSES, type AppConfig, type JobStatus, type Stats } from "../api/types";
 import type { LiveMode } from "../live/liveUpdates";
 import { createJobKey, newCreate, sendCreate, type CreateMutation } from "../outbox/outbox";
@@ -15,18 +15,19 @@ import { configKey, statsKey, type Services } from "./services";
 const threeTries = { retry: (failures: number, error: unknown) => failures < 2 && isRetryable(error), retryDelay };
 
 const REFETCH_EVERY: Record<LiveMode, number | false> = { stream: 30_000, polling: 4_000, connecting: false };
+const subscribeOnline = (listener: () => void) => onlineManager.subscribe(listener);
 
 export function usePage(services: Services) {
   const { client, cache, live } = services;
   const [statuses, setStatuses] = useState<readonly JobStatus[]>([]);
   const mode = useSyncExternalStore(live.subscribe, live.getMode);
-  const online = useSyncExternalStore(onlineManager.subscribe.bind(onlineManager), () => onlineManager.isOnline());
+  const online = useSyncExternalStore(subscribeOnline, () => onlineManager.isOnline());
   const list = useQuery({ ...cache.listQuery(statuses), ...threeTries, refetchInterval: REFETCH_EVERY[mode] });
   const stats = useQuery<Stats>({ queryKey: statsKey });
   const config = useQuery<AppConfig>({ queryKey: configKey, retry: true });
   const more = useMutation({ mutationFn: () => cache.loadMore(statuses), ...threeTries });
   // "online" once the server has answered (the list loaded) and nothing has failed since.
-  const everConnected = list.dataUpdatedAt > 0 || list.isError;
+  const everConnected = list.dataUpdatedAt > 0 || list.error instanceof ApiError;
   const connection = online && everConnected ? "online" : "offline";
   const creates = useMutationState({
     filters: { mutationKey: createJobKey, predicate: (mutation) => mutation.state.status !== "success" },

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { setupServices } from "../testing/fakeServer";
 import { createJobKey, newCreate, OUTBOX_STORAGE_KEY, sendCreate } from "./outbox";
 
-const posts = (requests: { method: string; headers: Record<string, string> }[]) =>
+const posts = (requests: { method: string; headers: Record<string, string>; body: string | undefined }[]) =>
   requests.filter((r) => r.method === "POST");
 
 describe("the outbox", () => {
@@ -67,6 +67,18 @@ describe("the outbox", () => {
     expect(posts(server.requests)).toHaveLength(1);
     const [refused] = services.client.getMutationCache().findAll({ mutationKey: createJobKey });
     expect(refused?.state).toMatchObject({ status: "error", error: { message: "Bad delay." } });
+    services.stop();
+  });
+});
+
+describe("creates left by the outbox before it was made of mutations", () => {
+  it("are taken over and sent with their own keys", async () => {
+    const { services, server, storage } = setupServices();
+    storage.setItem("jobs.outbox.v1", JSON.stringify({ version: 1, entries: [{ key: "k-1", body: { delay_seconds: 5 }, createdAt: "2024-05-01T12:00:00.000Z", attempts: 2, lastError: null }] }));
+    await services.start();
+    await vi.waitFor(() => expect(server.jobs).toHaveLength(1));
+    expect(posts(server.requests).map((r) => [r.headers["Idempotency-Key"], r.body])).toEqual([["k-1", '{"delay_seconds":5}']]);
+    expect(storage.getItem("jobs.outbox.v1")).toBeNull();
     services.stop();
   });
 });

@@ -7,11 +7,14 @@ page's outbox and any well-behaved client retry) keeps the accepted ones on
 time. Two rules, both settings:
 
 - **Capacity at the due time** (``JOBS_MAX_DUE_PER_SECOND``): a job is
-  accepted only if fewer jobs than that fall due in the same second. The
-  broker's queue is indexed by due time, so this costs one cheap look per
-  create, and it looks ahead: a burst of creates due in five seconds is
-  stopped now, not once it is already late. Jobs with other delays land in
-  other seconds and are not refused.
+  accepted only if fewer jobs than that fall due in the same second. With
+  ``auto`` (the default) that is what the workers measure they can run
+  (:mod:`jobs.capacity`, less :data:`HEADROOM`), and at least
+  ``JOBS_MIN_CAPACITY``. The broker's queue is indexed by due time, so
+  this costs one cheap look per create, and it looks ahead: a burst of
+  creates due in five seconds is stopped now, before any job is late, not
+  once it is. Jobs with other delays land in other seconds and are not
+  refused.
 - **Lateness now** (``JOBS_MAX_LATENESS``): while the oldest due job has
   waited longer than that, the worker is behind whatever the counts say (a
   slow disk, a slow photo source), and creates are refused until it
@@ -33,12 +36,23 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from jobs import store
+from jobs import capacity, store
 from jobs.errors import JobError
 
 # How long a reading of the queue serves the creates of one process.
 COUNT_TTL = 0.25
 LATENESS_TTL = 0.5
+# The share of the measured capacity admission fills: the rest absorbs the
+# measure's error and the other work of the machine.
+HEADROOM = 0.9
+
+
+def due_limit() -> int:
+    """How many jobs may fall due in one second (0: no limit)."""
+    setting = settings.JOBS_MAX_DUE_PER_SECOND
+    if setting == "auto":
+        return max(1, int(HEADROOM * capacity.capacity()))
+    return int(setting)
 
 
 class Overloaded(JobError):
@@ -67,7 +81,7 @@ class Admission:
 
     def admit(self, *, due_at: float) -> None:
         """Count a job due at ``due_at``; raise :class:`Overloaded` if it could not run on time."""
-        max_due = settings.JOBS_MAX_DUE_PER_SECOND
+        max_due = due_limit()
         max_lateness = settings.JOBS_MAX_LATENESS
         if max_lateness and self._current_lateness() > max_lateness:
             raise Overloaded(
@@ -123,3 +137,4 @@ def reset() -> None:
     """Forget every reading (tests: each starts with an empty queue)."""
     global _admission
     _admission = Admission()
+    capacity.reset()

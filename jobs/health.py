@@ -24,7 +24,7 @@ from django.conf import settings
 from filestore import atomic
 from filestore.heartbeats import FileHeartbeats
 from filestore.owners import current_owner
-from jobs import backends, clock, photos, store
+from jobs import admission, backends, capacity, clock, photos, store
 
 
 def worker_id() -> str:
@@ -140,11 +140,14 @@ def backlog_report() -> dict[str, Any]:
     except Exception:
         return {"oldest_due_lateness_seconds": None, "due": None, "refusing_creates": None}
     limit = settings.JOBS_MAX_LATENESS
+    measured = capacity.measured()
     return {
         "oldest_due_lateness_seconds": round(lateness, 3),
         "due": due,
+        # Jobs a second the workers measured they can run (None: not yet).
+        "capacity_per_second": None if measured is None else round(measured, 1),
         "max_lateness_seconds": limit or None,
-        "max_due_per_second": settings.JOBS_MAX_DUE_PER_SECOND or None,
+        "max_due_per_second": admission.due_limit() or None,
         "refusing_creates": bool(limit) and lateness > limit,
     }
 

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from filestore.queue import MessageInfo
-from jobs import clock, health, photos, services, store
+from jobs import admission, capacity, clock, health, photos, services, store
 from jobs.errors import JobError
 from jobs.model import Job, Status, may, statuses_for
 
@@ -167,6 +167,8 @@ class QueueStatus:
     photo_source: str  # "unsplash" or "demo"
     rate_limit: dict[str, Any]  # the last known Unsplash budget and gate
     refusing_creates: bool  # backpressure: the worker is too far behind for new jobs
+    capacity_per_second: float | None  # what the workers measured they can run (None: not yet)
+    max_due_per_second: int  # admission's limit per due second (0: none)
     quarantined_files: int  # unreadable files moved aside (see quarantine/)
 
     def as_dict(self) -> dict[str, Any]:
@@ -190,5 +192,7 @@ def queue_status() -> QueueStatus:
         rate_limit=photos.pool().rate_limit_state(),
         refusing_creates=bool(settings.JOBS_MAX_LATENESS)
         and float(counts["oldest_due_lateness_seconds"]) > settings.JOBS_MAX_LATENESS,
+        capacity_per_second=capacity.measured(),
+        max_due_per_second=admission.due_limit(),
         quarantined_files=store.repository().quarantined(),
     )

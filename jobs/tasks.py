@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ from django.conf import settings
 
 from filestore import repository as repo
 from filestore.owners import current_owner
-from jobs import clock, events, metrics, photos, store
+from jobs import capacity, clock, events, metrics, photos, store
 from jobs.liveness import DeadOwners
 from jobs.model import Failure, Job, OwnerIsDead
 from jobs.queueing import enqueue_job
@@ -75,9 +76,12 @@ def run_jobs(job_ids: Sequence[str]) -> list[str]:
     """
     ids = list(dict.fromkeys(job_ids))
     batch_id = secrets.token_hex(4)
+    started = time.monotonic()
     with job_log_context(batch_id=batch_id):
         metrics.batch_delivered(len(ids))
         outcomes = _run_batch(ids, token=secrets.token_hex(8))
+    # What admission counts on: jobs per second of a worker's busy time.
+    capacity.record(len(ids), time.monotonic() - started)
     return [outcomes[job_id] for job_id in job_ids]
 
 

@@ -27,7 +27,7 @@ import time
 from django.conf import settings
 
 from filestore.owners import OWNER_ENV, owner_for
-from jobs import clock, health, liveness, photos
+from jobs import capacity, clock, health, liveness, photos
 from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class Supervisor:
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self._next_recovery = 0.0
+        self.meter = capacity.Meter(settings.Q_CLUSTER.get("workers") or 1)
 
     def tick(self) -> RecoveryReport | None:
         """One round of the loop: heartbeat, leases of dead workers taken back, and
@@ -125,7 +126,12 @@ class Supervisor:
 
     def beat(self) -> None:
         try:
-            health.write_heartbeat(workers=settings.Q_CLUSTER.get("workers"))
+            measured = self.meter.read()
+            health.write_heartbeat(
+                workers=settings.Q_CLUSTER.get("workers"),
+                # Jobs a second this cluster can run, for admission (jobs.capacity).
+                capacity=None if measured is None else round(measured, 1),
+            )
         except OSError:
             # A full or flaky disk must not end this loop: the cluster would go
             # on running jobs with no recovery pass and no way to stop it cleanly.

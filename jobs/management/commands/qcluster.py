@@ -8,6 +8,7 @@ from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
+from jobs import capacity
 from jobs.worker import Supervisor, become_cluster_owner
 
 
@@ -22,6 +23,8 @@ class Command(ClusterCommand):
         # Before the cluster's processes are forked: they inherit the identity
         # their leases carry, and die with this process.
         become_cluster_owner()
+        # Also before: the counters the workers measure their capacity with.
+        capacity.share()
         cluster = Cluster()
         cluster.start()
         supervisor = Supervisor()

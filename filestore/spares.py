@@ -63,6 +63,8 @@ LIMIT = 4096
 REUSE_AFTER_SECONDS = 1.0
 # With no spare ready, the pool is listed again at most this often.
 RELIST_SECONDS = 0.25
+# How many of the spares ready to reuse a process keeps from one listing.
+SAMPLE = 64
 
 
 class SpareFiles:
@@ -80,6 +82,7 @@ class SpareFiles:
         self._lock = threading.Lock()
         self._names: collections.deque[str] = collections.deque()
         self._next_listing = float("-inf")
+        self._more = False
         self._ready = False
 
     def _setup(self) -> None:
@@ -125,7 +128,9 @@ class SpareFiles:
         now_ms = int(self._clock() * 1000)
         ripe_before = now_ms - int(REUSE_AFTER_SECONDS * 1000)
         with self._lock:
-            if not self._ripe(ripe_before) and time.monotonic() >= self._next_listing:
+            if not self._ripe(ripe_before) and (
+                self._more or time.monotonic() >= self._next_listing
+            ):
                 self._relist()
             if not self._ripe(ripe_before):
                 return None
@@ -137,9 +142,9 @@ class SpareFiles:
     def _relist(self) -> None:
         """Read the pool again (other processes retire into it too); trim it past the limit.
 
-        The spares ready to reuse are shuffled: processes that listed the pool
-        at the same time then mostly try different ones, instead of all
-        racing for the oldest.
+        A process keeps a random sample of the spares ready to reuse: processes
+        that listed the pool at the same time then mostly try different ones,
+        instead of all racing for the same names.
         """
         self._next_listing = time.monotonic() + RELIST_SECONDS
         try:
@@ -152,8 +157,8 @@ class SpareFiles:
         names = names[: self.limit]
         ripe_before = int(self._clock() * 1000) - int(REUSE_AFTER_SECONDS * 1000)
         ripe = bisect.bisect_right(names, f"{ripe_before:013d}~")
-        ready = names[:ripe]
-        random.shuffle(ready)
+        ready = random.sample(names[:ripe], min(ripe, SAMPLE))
+        self._more = ripe > SAMPLE  # more are ready: list again as soon as these are used
         self._names = collections.deque(ready + names[ripe:])
 
     def count(self) -> int:

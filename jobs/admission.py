@@ -9,8 +9,8 @@ time. Two rules, both settings:
 - **Capacity at the due time** (``JOBS_MAX_DUE_PER_SECOND``): a job is
   accepted only if fewer jobs than that fall due in the same second. With
   ``auto`` (the default) that is what the workers measure they can run
-  (:mod:`jobs.capacity`, less :data:`HEADROOM`), and at least
-  ``JOBS_MIN_CAPACITY``. The broker's queue is indexed by due time, so
+  (:mod:`jobs.capacity`, less :data:`HEADROOM`), or ``JOBS_START_CAPACITY``
+  until they have measured it. The broker's queue is indexed by due time, so
   this costs one cheap look per create, and it looks ahead: a burst of
   creates due in five seconds is stopped now, before any job is late, not
   once it is. Jobs with other delays land in other seconds and are not
@@ -51,7 +51,10 @@ def due_limit() -> int:
     """How many jobs may fall due in one second (0: no limit)."""
     setting = settings.JOBS_MAX_DUE_PER_SECOND
     if setting == "auto":
-        return max(1, int(HEADROOM * capacity.capacity()))
+        measured = capacity.measured()
+        if measured is None:
+            return settings.JOBS_START_CAPACITY
+        return max(1, int(HEADROOM * measured))
     return int(setting)
 
 

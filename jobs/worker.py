@@ -97,13 +97,16 @@ class Prefetcher(threading.Thread):
 
 
 class Supervisor:
-    heartbeat_every = 5.0
+    # Also how often the measured capacity reaches admission (jobs.capacity).
+    heartbeat_every = 2.0
     recover_every = 60.0
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self._next_recovery = 0.0
-        self.meter = capacity.Meter(settings.Q_CLUSTER.get("workers") or 1)
+        self.meter = capacity.Meter(
+            settings.Q_CLUSTER.get("workers") or 1, settings.JOBS_BATCH_SIZE
+        )
 
     def tick(self) -> RecoveryReport | None:
         """One round of the loop: heartbeat, leases of dead workers taken back, and

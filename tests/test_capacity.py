@@ -30,15 +30,25 @@ def _create(client, delay: int = 30):
 
 
 def test_a_cluster_runs_as_many_jobs_a_second_as_its_workers_in_their_busy_time(counters):
-    meter = capacity.Meter(workers=2)
+    meter = capacity.Meter(workers=2, batch_size=50)
     capacity.record(50, 0.1)  # one worker process: 50 jobs in 0.1 s of work
     capacity.record(50, 0.1)
 
     assert meter.read() == pytest.approx(1000.0)  # 2 workers x 500 jobs per busy second
 
 
+def test_the_capacity_is_that_of_full_batches_whatever_the_batches_seen(counters):
+    # Each batch costs 10 ms, and each job 1 ms: small batches run 90 jobs a
+    # second, full ones (50) 833.
+    meter = capacity.Meter(workers=1, batch_size=50)
+    for jobs in (1, 2, 5, 3, 10, 1, 4):
+        capacity.record(jobs, 0.010 + 0.001 * jobs)
+
+    assert meter.read() == pytest.approx(50 / (0.010 + 0.050))
+
+
 def test_too_few_jobs_since_the_last_beat_keep_the_last_reading(counters):
-    meter = capacity.Meter(workers=1)
+    meter = capacity.Meter(workers=1, batch_size=50)
     assert meter.read() is None
     capacity.record(capacity.MIN_JOBS - 1, 0.5)
     assert meter.read() is None
@@ -49,7 +59,7 @@ def test_too_few_jobs_since_the_last_beat_keep_the_last_reading(counters):
 
 
 def test_readings_are_smoothed(counters):
-    meter = capacity.Meter(workers=1)
+    meter = capacity.Meter(workers=1, batch_size=50)
     capacity.record(100, 1.0)
     first = meter.read()
     capacity.record(100, 0.1)  # suddenly ten times faster
@@ -62,7 +72,7 @@ def test_outside_a_cluster_nothing_is_counted(monkeypatch):
     monkeypatch.setattr(capacity, "_shared", None)
     capacity.record(100, 0.1)
 
-    assert capacity.Meter(workers=2).read() is None
+    assert capacity.Meter(workers=2, batch_size=50).read() is None
 
 
 def test_the_capacity_is_the_sum_of_the_clusters_that_beat_recently(now, settings):
@@ -76,17 +86,17 @@ def test_the_capacity_is_the_sum_of_the_clusters_that_beat_recently(now, setting
     assert capacity.measured() == pytest.approx(750.5)
 
 
-def test_before_any_measure_admission_counts_on_the_minimum(now, settings):
+def test_before_any_measure_admission_counts_on_the_start_capacity(now, settings):
     settings.JOBS_MAX_DUE_PER_SECOND = "auto"
-    settings.JOBS_MIN_CAPACITY = 250
+    settings.JOBS_START_CAPACITY = 250
 
     assert capacity.measured() is None
-    assert admission.due_limit() == int(admission.HEADROOM * 250)
+    assert admission.due_limit() == 250
 
 
 def test_admission_lets_fall_due_in_one_second_what_the_workers_can_run(client, now, settings):
     settings.JOBS_MAX_DUE_PER_SECOND = "auto"
-    settings.JOBS_MIN_CAPACITY = 1
+    settings.JOBS_START_CAPACITY = 1
     _beat("cluster", at=clock.now(), capacity=10.0)
     admission.reset()
 

@@ -1,30 +1,27 @@
-"""How many jobs a second the workers can run, measured while they run them.
+"""How many jobs a second the workers can run, measured from what they run.
 
 Admission (:mod:`jobs.admission`) accepts a job only if the second it falls
 due in still has room: the room is this capacity, not a number guessed for
-one machine. It is measured where the work is done:
+one machine. It is found the way a congestion window is:
 
-- every worker process adds, after each batch (:func:`jobs.tasks.run_jobs`),
-  the jobs it ran and the seconds it spent to two counters in memory shared
-  by the cluster's processes (:func:`share`, made before they are forked);
-- the cluster's main process reads them at each heartbeat
-  (:class:`Meter`): a batch of n jobs takes about ``a + b n`` seconds (a
-  fixed cost per batch, and one per job), fitted to the batches since the
-  last beat; the jobs a worker process runs per second in full batches
-  (``JOBS_BATCH_SIZE``), times the worker processes, smoothed over the last
-  beats, is the cluster's capacity, sent with its heartbeat;
+- every worker process counts the jobs it runs (:func:`record`, after each
+  batch of :func:`jobs.tasks.run_jobs`) in a counter shared by the
+  cluster's processes (:func:`share`, made before they are forked);
+- at each heartbeat the cluster's main process reads how many jobs a
+  second the cluster ran since the last one (:class:`Meter`). When due jobs
+  were waiting (the oldest had waited more than :data:`BEHIND_SECONDS`),
+  the workers ran all they could: that rate *is* the capacity, smoothed
+  over the last beats. When they kept up while running close to what
+  admission lets in, they can do more: the capacity grows by
+  :data:`GROWTH`. Otherwise it stays. The figure goes out with the
+  heartbeat;
 - a web process adds up the capacity of the clusters whose heartbeat is
   fresh (:func:`measured`), read at most once a second.
 
-Jobs per *busy* second, not jobs per second: a worker that waits for work
-runs few jobs a second but could run many. And in full batches: under a
-light load batches are small and their fixed cost weighs on each job, but
-the load that admission must judge is the heavy one, under which they are
-full. A batch's seconds are its wall time, so a busy machine (the web
-servers taking the same cores) lowers the figure, as it should. Until a
-cluster has measured, and whenever the batches since the last beat were too
-few to fit, the last figure stands; before any, admission counts on
-``JOBS_START_CAPACITY``.
+The rate is of the whole machine's work, not of a worker's batches alone:
+the web servers, django-q2's pusher and monitor and the photo fetches take
+the same cores, and a rate measured while jobs wait counts all of them.
+Until a cluster has measured, admission counts on ``JOBS_START_CAPACITY``.
 """
 
 from __future__ import annotations
@@ -38,83 +35,70 @@ from django.conf import settings
 
 from jobs import backends, clock
 
-# Weight of the newest beat's reading in the smoothed capacity.
-SMOOTHING = 0.3
-# A reading needs at least this many jobs to count: a few small batches say
-# more about fixed costs than about what the workers can do.
-MIN_JOBS = 20
+# Due jobs waiting longer than this at a beat: the workers are behind.
+BEHIND_SECONDS = 0.25
+# Weight of the newest reading in the smoothed capacity.
+SMOOTHING = 0.5
+# Running at this share of the capacity admission lets in, and keeping up,
+# the workers are limited by admission, not by what they can do...
+NEAR_LIMIT = 0.9
+# ...and the capacity grows by this factor at each beat: slowly, since what
+# admission lets in now runs only after its delay, and a capacity grown too
+# far shows only then, as lateness.
+GROWTH = 1.03
 # How long a web process uses one reading of the heartbeats.
 READ_TTL = 1.0
 
-# Sums over the batches run, for a least-squares fit of seconds = a + b jobs:
-# batches, jobs, seconds, jobs squared, jobs times seconds.
-_SUMS = 5
-_shared: Any = None  # multiprocessing.Array("d", _SUMS), shared by the cluster's processes
+_shared: Any = None  # multiprocessing.Value("d"): jobs run by the cluster's processes
 
 
 def share() -> None:
-    """Make the counters the cluster's processes add to (call before they are forked)."""
+    """Make the counter the cluster's processes add to (call before they are forked)."""
     global _shared
-    _shared = multiprocessing.get_context("fork").Array("d", _SUMS)
+    _shared = multiprocessing.get_context("fork").Value("d", 0.0)
 
 
-def record(jobs: int, seconds: float) -> None:
-    """Count a batch of ``jobs`` run in ``seconds`` (a no-op outside a cluster)."""
+def record(jobs: int) -> None:
+    """Count ``jobs`` run (a no-op outside a cluster)."""
     shared = _shared
     if shared is None or jobs <= 0:
         return
-    seconds = max(seconds, 0.0)
     with shared.get_lock():
-        shared[0] += 1
-        shared[1] += jobs
-        shared[2] += seconds
-        shared[3] += jobs * jobs
-        shared[4] += jobs * seconds
-
-
-def per_second_in_full_batches(sums: list[float], batch_size: int) -> float | None:
-    """Jobs a second one worker runs in batches of ``batch_size``, from the fit of
-    ``seconds = a + b jobs`` to the batches summed in ``sums``; None when they are too few."""
-    count, jobs, seconds, squares, products = sums
-    if jobs < MIN_JOBS or seconds <= 0:
-        return None
-    spread = count * squares - jobs * jobs
-    per_job = seconds / jobs  # without a spread of sizes: the average, fixed cost included
-    fixed = 0.0
-    if count >= 3 and spread > 0:
-        slope = (count * products - jobs * seconds) / spread
-        intercept = (seconds - slope * jobs) / count
-        if slope > 0 and intercept >= 0:
-            per_job, fixed = slope, intercept
-    return batch_size / (fixed + per_job * batch_size)
+        shared.value += jobs
 
 
 class Meter:
-    """The cluster's capacity, read from the shared counters at each heartbeat."""
+    """The cluster's capacity, read from the shared counter at each heartbeat."""
 
-    def __init__(self, workers: int, batch_size: int) -> None:
-        self.workers = max(1, workers)
-        self.batch_size = max(1, batch_size)
+    def __init__(self, *, start: float, share_admitted: float, clock=time.monotonic) -> None:
+        self.start = start  # what admission counts on before any measure
+        self.share_admitted = share_admitted  # the share of the capacity admission lets in
         self.capacity: float | None = None
-        self._seen = [0.0] * _SUMS
+        self._clock = clock
+        self._jobs = 0.0
+        self._at = clock()
 
-    def read(self) -> float | None:
-        """Jobs per second the cluster can run (smoothed), or None before any measure."""
+    def read(self, *, behind: bool) -> float | None:
+        """Jobs a second the cluster can run, or None before any measure.
+
+        ``behind``: due jobs were waiting at this beat (see the module's docstring).
+        """
         if _shared is None:
             return self.capacity
         with _shared.get_lock():
-            now = list(_shared)
-        each = per_second_in_full_batches(
-            [new - old for new, old in zip(now, self._seen, strict=True)], self.batch_size
-        )
-        if each is None:
-            return self.capacity  # too little work since the last beat to say more
-        self._seen = now
-        reading = self.workers * each
-        if self.capacity is None:
-            self.capacity = reading
-        else:
-            self.capacity += SMOOTHING * (reading - self.capacity)
+            jobs = _shared.value
+        now = self._clock()
+        elapsed = now - self._at
+        if elapsed <= 0:
+            return self.capacity
+        rate = (jobs - self._jobs) / elapsed
+        self._jobs, self._at = jobs, now
+        current = self.capacity if self.capacity is not None else self.start
+        if behind and rate > 0:
+            first = self.capacity is None
+            self.capacity = rate if first else current + SMOOTHING * (rate - current)
+        elif not behind and rate >= NEAR_LIMIT * self.share_admitted * current:
+            self.capacity = max(current, rate) * GROWTH
         return self.capacity
 
 

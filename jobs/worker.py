@@ -27,7 +27,7 @@ import time
 from django.conf import settings
 
 from filestore.owners import OWNER_ENV, owner_for
-from jobs import capacity, clock, health, liveness, photos
+from jobs import admission, capacity, clock, health, liveness, photos, store
 from jobs.recovery import RecoveryReport, recover_jobs
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self._next_recovery = 0.0
         self.meter = capacity.Meter(
-            settings.Q_CLUSTER.get("workers") or 1, settings.JOBS_BATCH_SIZE
+            start=settings.JOBS_START_CAPACITY, share_admitted=admission.HEADROOM
         )
 
     def tick(self) -> RecoveryReport | None:
@@ -129,7 +129,7 @@ class Supervisor:
 
     def beat(self) -> None:
         try:
-            measured = self.meter.read()
+            measured = self.meter.read(behind=_behind())
             health.write_heartbeat(
                 workers=settings.Q_CLUSTER.get("workers"),
                 # Jobs a second this cluster can run, for admission (jobs.capacity).
@@ -158,3 +158,11 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _behind() -> bool:
+    """Whether due jobs are waiting for the workers (see :mod:`jobs.capacity`)."""
+    try:
+        return store.broker().oldest_due_lateness() > capacity.BEHIND_SECONDS
+    except Exception:
+        return False

@@ -29,50 +29,60 @@ def _create(client, delay: int = 30):
     )
 
 
-def test_a_cluster_runs_as_many_jobs_a_second_as_its_workers_in_their_busy_time(counters):
-    meter = capacity.Meter(workers=2, batch_size=50)
-    capacity.record(50, 0.1)  # one worker process: 50 jobs in 0.1 s of work
-    capacity.record(50, 0.1)
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
 
-    assert meter.read() == pytest.approx(1000.0)  # 2 workers x 500 jobs per busy second
-
-
-def test_the_capacity_is_that_of_full_batches_whatever_the_batches_seen(counters):
-    # Each batch costs 10 ms, and each job 1 ms: small batches run 90 jobs a
-    # second, full ones (50) 833.
-    meter = capacity.Meter(workers=1, batch_size=50)
-    for jobs in (1, 2, 5, 3, 10, 1, 4):
-        capacity.record(jobs, 0.010 + 0.001 * jobs)
-
-    assert meter.read() == pytest.approx(50 / (0.010 + 0.050))
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_too_few_jobs_since_the_last_beat_keep_the_last_reading(counters):
-    meter = capacity.Meter(workers=1, batch_size=50)
-    assert meter.read() is None
-    capacity.record(capacity.MIN_JOBS - 1, 0.5)
-    assert meter.read() is None
-
-    capacity.record(100, 0.5)  # together with the earlier ones
-
-    assert meter.read() == pytest.approx((capacity.MIN_JOBS + 99) / 1.0)
+def _meter(ticks: Ticks, *, start: float = 400) -> capacity.Meter:
+    return capacity.Meter(start=start, share_admitted=0.8, clock=ticks)
 
 
-def test_readings_are_smoothed(counters):
-    meter = capacity.Meter(workers=1, batch_size=50)
-    capacity.record(100, 1.0)
-    first = meter.read()
-    capacity.record(100, 0.1)  # suddenly ten times faster
+def _beat_after(meter: capacity.Meter, ticks: Ticks, *, jobs: int, behind: bool) -> float | None:
+    capacity.record(jobs)
+    ticks.now += 2.0
+    return meter.read(behind=behind)
 
-    assert first < meter.read() < 1000
-    assert meter.read() == pytest.approx(100 + capacity.SMOOTHING * 900)
+
+def test_while_jobs_wait_the_jobs_run_a_second_are_the_capacity(counters):
+    ticks = Ticks()
+    meter = _meter(ticks)
+
+    assert _beat_after(meter, ticks, jobs=900, behind=True) == pytest.approx(450)
+    # Then smoothed: half of the new reading.
+    assert _beat_after(meter, ticks, jobs=700, behind=True) == pytest.approx(400)
+
+
+def test_keeping_up_far_below_the_limit_says_nothing_new(counters):
+    ticks = Ticks()
+    meter = _meter(ticks)
+
+    assert _beat_after(meter, ticks, jobs=200, behind=False) is None  # 100 jobs/s of 400
+    assert _beat_after(meter, ticks, jobs=0, behind=False) is None
+
+
+def test_keeping_up_close_to_the_limit_lets_the_capacity_grow(counters):
+    ticks = Ticks()
+    meter = _meter(ticks)
+
+    # 300 jobs/s, close to the 320 admission lets in of 400: keep up, grow.
+    first = _beat_after(meter, ticks, jobs=600, behind=False)
+    second = _beat_after(meter, ticks, jobs=600, behind=False)
+
+    assert first == pytest.approx(400 * capacity.GROWTH)
+    assert second == pytest.approx(400 * capacity.GROWTH**2)
+    # Falling behind brings it down to what ran.
+    assert _beat_after(meter, ticks, jobs=500, behind=True) < second
 
 
 def test_outside_a_cluster_nothing_is_counted(monkeypatch):
     monkeypatch.setattr(capacity, "_shared", None)
-    capacity.record(100, 0.1)
+    capacity.record(100)
 
-    assert capacity.Meter(workers=2, batch_size=50).read() is None
+    assert capacity.Meter(start=400, share_admitted=0.8).read(behind=True) is None
 
 
 def test_the_capacity_is_the_sum_of_the_clusters_that_beat_recently(now, settings):

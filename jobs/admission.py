@@ -43,10 +43,9 @@ from jobs.errors import JobError
 COUNT_TTL = 0.25
 LATENESS_TTL = 0.5
 # The share of the measured capacity admission fills: the rest absorbs the
-# measure's error (it times the worker's batches, not its pusher and monitor
-# nor the web's share of the cores) and the other work of the machine. With
-# 0.9, 1,000 and 1,500 creates/s offered on two cores were admitted at 25 %
-# over what ran on time.
+# measure's lag (what is admitted now runs only after its delay, so a
+# capacity that grew too far shows seconds later) and the refusals' own cost
+# under overload.
 HEADROOM = 0.8
 
 

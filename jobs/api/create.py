@@ -93,7 +93,7 @@ def _create(content_type: str | None, body: bytes, key: str | None, client: str)
     ]
     if created.replayed:
         headers.append(("Idempotent-Replayed", "true"))
-    return Answer(202, headers, json.dumps(job, separators=(",", ":")).encode())
+    return Answer(202, headers, json.dumps(job, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _reject_constant(value: str):

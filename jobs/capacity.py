@@ -10,8 +10,8 @@ one machine. It is found the way a congestion window is:
 - at each heartbeat the cluster's main process reads how many jobs a
   second the cluster ran since the last one (:class:`Meter`). When due jobs
   were waiting (the oldest had waited more than :data:`BEHIND_SECONDS`),
-  the workers ran all they could: that rate *is* the capacity, smoothed
-  over the last beats. When they kept up while running close to what
+  the workers ran all they could: that rate *is* the capacity (taken at
+  once when lower, smoothed when higher). When they kept up while running close to what
   admission lets in, they can do more: the capacity grows by
   :data:`GROWTH`. Otherwise it stays. The figure goes out with the
   heartbeat;
@@ -95,8 +95,9 @@ class Meter:
         self._jobs, self._at = jobs, now
         current = self.capacity if self.capacity is not None else self.start
         if behind and rate > 0:
-            first = self.capacity is None
-            self.capacity = rate if first else current + SMOOTHING * (rate - current)
+            # Down at once (jobs are already late), up smoothed.
+            down = self.capacity is None or rate < current
+            self.capacity = rate if down else current + SMOOTHING * (rate - current)
         elif not behind and rate >= NEAR_LIMIT * self.share_admitted * current:
             self.capacity = max(current, rate) * GROWTH
         return self.capacity

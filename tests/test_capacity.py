@@ -52,8 +52,10 @@ def test_while_jobs_wait_the_jobs_run_a_second_are_the_capacity(counters):
     meter = _meter(ticks)
 
     assert _beat_after(meter, ticks, jobs=900, behind=True) == pytest.approx(450)
-    # Then smoothed: half of the new reading.
-    assert _beat_after(meter, ticks, jobs=700, behind=True) == pytest.approx(400)
+    # Lower: taken at once, jobs are late already.
+    assert _beat_after(meter, ticks, jobs=700, behind=True) == pytest.approx(350)
+    # Higher: smoothed, half of the new reading.
+    assert _beat_after(meter, ticks, jobs=900, behind=True) == pytest.approx(400)
 
 
 def test_keeping_up_far_below_the_limit_says_nothing_new(counters):

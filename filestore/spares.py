@@ -161,13 +161,6 @@ class SpareFiles:
         self._more = ripe > SAMPLE  # more are ready: list again as soon as these are used
         self._names = collections.deque(ready + names[ripe:])
 
-    def count(self) -> int:
-        """How many spares the pool holds now (a listing)."""
-        try:
-            return len(os.listdir(self.directory))
-        except FileNotFoundError:
-            return 0
-
 
 def _retired_at(name: str) -> int:
     stamp, _, _ = name.partition(".")

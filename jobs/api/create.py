@@ -36,6 +36,7 @@ from rest_framework import exceptions as drf
 
 from jobs import metrics, services
 from jobs.api.errors import problem_for_exception
+from jobs.api.parsers import parse_json
 from jobs.api.problems import problem_response
 from jobs.api.serializers import requested_delay
 from jobs.api.throttling import client_address, create_buckets
@@ -83,7 +84,7 @@ def _create(content_type: str | None, body: bytes, key: str | None, client: str)
         wait = buckets.take(client)
         if wait:
             raise drf.Throttled(wait)
-    data = _parse(body, params.get("charset") or "utf-8") if body else {}
+    data = parse_json(body, params.get("charset") or "utf-8") if body else {}
     created = services.job_create(delay_seconds=requested_delay(data), idempotency_key=key)
     job = created.response["job"]
     headers = [
@@ -94,20 +95,6 @@ def _create(content_type: str | None, body: bytes, key: str | None, client: str)
     if created.replayed:
         headers.append(("Idempotent-Replayed", "true"))
     return Answer(202, headers, json.dumps(job, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-def _reject_constant(value: str):
-    raise ValueError(f"{value} is not valid JSON")
-
-
-def _parse(body: bytes, charset: str) -> object:
-    """The body as JSON, with the errors and messages of DRF's JSON parser (strict JSON)."""
-    try:
-        return json.loads(body.decode(charset), parse_constant=_reject_constant)
-    except RecursionError:
-        raise drf.ParseError("JSON parse error - the document is nested too deeply.") from None
-    except (ValueError, LookupError) as exc:
-        raise drf.ParseError(f"JSON parse error - {exc}") from None
 
 
 # --- the gateway's side ---------------------------------------------------------

@@ -17,14 +17,30 @@
 
 from __future__ import annotations
 
+import json
+
+from django.utils.http import parse_header_parameters
 from rest_framework import exceptions, parsers
 
 
+def _reject_constant(value: str):
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def parse_json(body: bytes, charset: str = "utf-8") -> object:
+    """A request body as strict JSON, with DRF's messages (``ParseError``, a 400)."""
+    try:
+        return json.loads(body.decode(charset), parse_constant=_reject_constant)
+    except RecursionError:
+        detail = "JSON parse error - the document is nested too deeply."
+        raise exceptions.ParseError(detail) from None
+    except (ValueError, LookupError) as exc:
+        raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+
+
 class JsonParser(parsers.JSONParser):
+    """DRF's parser for views that read ``request.data``: :func:`parse_json`."""
+
     def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError(
-                "JSON parse error - the document is nested too deeply."
-            ) from None
+        _, params = parse_header_parameters(media_type or "")
+        return parse_json(stream.read(), params.get("charset") or "utf-8")

@@ -72,6 +72,19 @@ def job_files(data_dir: Path, job_id: str) -> list[str]:
     return sorted(path.name for path in (data_dir / "jobs").rglob(f"{job_id}_*.json"))
 
 
+def settled_job_files(data_dir: Path, job_id: str, expected: list[str]) -> list[str]:
+    """The job's file names once they are ``expected``, or as they are after 5 s.
+
+    A new state is written and flushed before the previous state's name is
+    removed (so a crash never leaves a job without a name), so a reader may
+    see both names for a moment: the higher revision wins meanwhile.
+    """
+    deadline = time.monotonic() + 5
+    while (names := job_files(data_dir, job_id)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return names
+
+
 def started_at(job: Job) -> list[float]:
     return [clock.from_iso(e.at) for e in job.history if e.event == "started"]
 
@@ -126,7 +139,8 @@ def test_a_killed_cluster_leaves_every_job_one_final_state_after_a_restart(
 
     for job in jobs:
         assert job.status == "completed", job
-        assert job_files(data_dir, job.id) == [f"{job.id}_completed.json"]
+        expected = [f"{job.id}_completed.json"]
+        assert settled_job_files(data_dir, job.id, expected) == expected
         events = [entry.event for entry in job.history]
         assert events.count("completed") == 1
         if job.id in interrupted:

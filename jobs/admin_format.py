@@ -13,7 +13,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils.text import capfirst
 
-from jobs import clock
+from jobs import clock, job_summary
 from jobs.model import Job, Status
 from jobs.operations import Inspection
 
@@ -69,22 +69,7 @@ def row(job: Job) -> dict[str, Any]:
 
 def summary(job: Job) -> list[tuple[str, Any]]:
     """The label and value pairs at the top of the detail page."""
-    rows: list[tuple[str, Any]] = [
-        ("Status", job.status),
-        ("Created", moment(job.created_at)),
-        ("Due", moment(job.run_at)),
-        ("Delay", f"{job.delay_seconds} s"),
-        ("Started", moment(job.started_at)),
-        ("Finished", moment(job.finished_at)),
-        ("Attempts", job.attempts),
-    ]
-    if job.pending_reason:
-        rows.append(("Waiting because", job.pending_reason))
-    if job.next_attempt_at:
-        rows.append(("Next attempt", moment(job.next_attempt_at)))
-    if job.error:
-        rows.append(("Error", f"{job.error.message} ({job.error.code})"))
-    return rows
+    return job_summary.summary(job, show_time=moment)
 
 
 def timeline(job: Job) -> list[dict[str, Any]]:

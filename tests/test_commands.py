@@ -238,6 +238,9 @@ def test_jobs_show_prints_the_timeline_file_and_queue_message():
 
     out, _ = run("jobs", "show", job_id)
     assert f"Job {job_id}" in out
+    # The summary of the admin's detail page, under the same labels.
+    assert re.search(r"^  Delay +5 s$", out, re.MULTILINE)
+    assert re.search(r"^  Attempts +0$", out, re.MULTILINE)
     assert "created" in out
     assert str(store.repository().path_for(job_id, "pending")) in out
     assert "ready   due at" in out

@@ -28,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import clock, services
 from jobs.errors import JobError
+from jobs.job_summary import summary
 from jobs.model import STATUSES, Job, Status
 from jobs.operations import ACTIONS, job_inspect, perform, queue_status
 from jobs.recovery import recover_jobs
@@ -166,26 +167,14 @@ class Command(BaseCommand):
             return
         write = self.stdout.write
         write(f"Job {job.id}")
-        fields: list[tuple[str, Any]] = [
-            ("status", job.status),
-            ("created", _stamp(job.created_at)),
-            ("due", _stamp(job.run_at)),
-            ("started", _stamp(job.started_at)),
-            ("finished", _stamp(job.finished_at)),
-            ("attempts", job.attempts),
-        ]
-        if job.pending_reason:
-            fields.append(("waiting", job.pending_reason))
-        if job.next_attempt_at:
-            fields.append(("next try", _stamp(job.next_attempt_at)))
+        fields = summary(job, show_time=_stamp)
         if job.result:
-            fields.append(("photo", (job.result.get("urls") or {}).get("regular")))
-            fields.append(("by", job.result.get("photographer_name")))
-        if job.error:
-            fields.append(("error", f"{job.error.message} ({job.error.code})"))
-        fields.append(("file", path))
+            fields.append(("Photo", (job.result.get("urls") or {}).get("regular")))
+            fields.append(("By", job.result.get("photographer_name")))
+        fields.append(("File", path))
+        width = max(len(label) for label, _ in fields)
         for label, value in fields:
-            write(f"  {label:<9} {value if value not in (None, '') else '-'}")
+            write(f"  {label:<{width}}  {value if value not in (None, '') else '-'}")
         write("Timeline (UTC):")
         for item in job.history:
             write(f"  {_stamp(item.at)}  {item.event:<13} {item.detail or ''}")

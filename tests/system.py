@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.django_process import manage
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,12 +61,8 @@ class System:
 
     def start(self) -> System:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-        )
+        migrated = manage("migrate", "--noinput", "-v0", env=self.env)
+        assert migrated.returncode == 0, migrated.stderr
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--port", str(self.port)],
             cwd=ROOT,

@@ -8,7 +8,6 @@ finishes in a few seconds.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,38 +19,21 @@ from django.conf import settings
 
 from jobs import clock, services, store, tasks
 from jobs.errors import JobNotFound
+from tests.django_process import PROJECT, environment, manage
 from tests.fake_unsplash import FakeUnsplash
 
-BASE_DIR = Path(settings.BASE_DIR)
 DAY = 86400.0
 
 
 @pytest.fixture
 def env(data_dir: Path) -> dict[str, str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("UNSPLASH_", "JOBS_", "DJANGO_SETTINGS"))
-    }
-    environment.update(
-        JOBS_DATA_DIR=str(data_dir),
+    return environment(
+        data_dir,
         JOBS_MIN_DELAY="1",
         JOBS_MAX_DELAY="5",
         JOBS_DELAY_STEP="1",
         DJANGO_SECRET_KEY=str(settings.SECRET_KEY),
         PYTHONUNBUFFERED="1",
-    )
-    return environment
-
-
-def manage(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
     )
 
 
@@ -66,7 +48,7 @@ def status_of(job_id: str) -> str | None:
 
 
 def test_it_creates_a_job(env):
-    done = manage(env, "createjob", "--delay", "3")
+    done = manage("createjob", "--delay", "3", env=env)
 
     assert done.returncode == 0, done.stderr
     [job] = services.job_list().jobs
@@ -75,7 +57,7 @@ def test_it_creates_a_job(env):
 
 
 def test_a_bad_delay_exits_2_with_the_api_message(env):
-    done = manage(env, "createjob", "--delay", "7")
+    done = manage("createjob", "--delay", "7", env=env)
 
     assert done.returncode == 2
     assert "delay_seconds must be between 1 and 5 and a multiple of 1." in done.stderr
@@ -85,31 +67,31 @@ def test_a_bad_delay_exits_2_with_the_api_message(env):
 
 
 def test_bad_usage_exits_2(env):
-    done = manage(env, "createjob", "--count", "several")
+    done = manage("createjob", "--count", "several", env=env)
     assert done.returncode == 2
     assert "--count: invalid int value" in done.stderr
 
-    done = manage(env, "jobs", "prune", "--older-than", "a week")
+    done = manage("jobs", "prune", "--older-than", "a week", env=env)
     assert done.returncode == 2
     assert "is not a duration" in done.stderr
 
 
 def test_json_output_is_nothing_but_json(env):
-    done = manage(env, "createjob", "--count", "2", "--json")
+    done = manage("createjob", "--count", "2", "--json", env=env)
 
     assert done.returncode == 0, done.stderr
     jobs = json.loads(done.stdout)
     assert sorted(job["id"] for job in jobs) == sorted(job.id for job in services.job_list().jobs)
     assert done.stderr.count("Created job") == 2
 
-    listing = manage(env, "jobs", "list", "--json")
+    listing = manage("jobs", "list", "--json", env=env)
     assert [job["id"] for job in json.loads(listing.stdout)["results"]] == [
         job["id"] for job in reversed(jobs)
     ]
 
 
 def test_an_unknown_job_exits_2(env):
-    done = manage(env, "jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    done = manage("jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", env=env)
     assert done.returncode == 2
     assert "There is no job with id '01ARZ3NDEKTSV4RRFFQ69G5FAV'" in done.stderr
 
@@ -126,12 +108,12 @@ def test_prune_removes_only_old_finished_jobs(env, monkeypatch):
     recent = services.job_create(delay_seconds=5).job["id"]
     services.job_cancel(job_id=recent)
 
-    dry = manage(env, "jobs", "prune", "--older-than", "7d", "--dry-run")
+    dry = manage("jobs", "prune", "--older-than", "7d", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "would delete 2 finished job(s)" in dry.stdout
     assert status_of(old_cancelled) == "cancelled"
 
-    done = manage(env, "jobs", "prune", "--older-than", "7d", "--json")
+    done = manage("jobs", "prune", "--older-than", "7d", "--json", env=env)
 
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(done.stdout)["job_ids"]) == sorted([old_cancelled, old_failed])
@@ -155,7 +137,7 @@ def worker(env, tmp_path) -> Iterator[callable]:
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "qcluster"],
-                cwd=BASE_DIR,
+                cwd=PROJECT,
                 env={**env, **extra_env},
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -176,7 +158,7 @@ def worker(env, tmp_path) -> Iterator[callable]:
 
 
 def wait_and_read(env: dict[str, str], *args: str) -> tuple[int, list[dict], str]:
-    done = manage(env, "createjob", "--wait", "--json", "--timeout", "60", *args, timeout=90)
+    done = manage("createjob", "--wait", "--json", "--timeout", "60", *args, timeout=90, env=env)
     return done.returncode, json.loads(done.stdout), done.stderr
 
 

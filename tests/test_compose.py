@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.django_process import environment, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_MACHINE = "docker-compose.yml"
@@ -263,16 +264,7 @@ def test_the_web_is_not_alive_when_nothing_answers(monkeypatch):
 
 
 def run_worker_check(data_dir: Path) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "JOBS_DATA_DIR": str(data_dir)}
-    environ.pop("JOBS_REDIS_URL", None)
-    return subprocess.run(
-        [sys.executable, "deploy/healthcheck.py", "worker"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("deploy/healthcheck.py", "worker", env=environment(data_dir))
 
 
 def test_the_worker_is_healthy_only_with_a_fresh_heartbeat(data_dir):

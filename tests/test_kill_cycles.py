@@ -28,7 +28,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,6 +40,7 @@ import pytest
 
 from jobs import store
 from jobs.management.commands.serve import Command as ServeCommand
+from tests.django_process import manage
 from tests.system import free_port
 from tests.worker_harness import BASE_DIR, WorkerCluster, cluster_env, wait_for
 
@@ -242,12 +242,8 @@ def processes(data_dir, tmp_path, settings) -> Iterator[tuple[WebServer, WorkerC
             "DJANGO_LOG_LEVEL": "WARNING",
         },
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-    )
+    migrated = manage("migrate", "--noinput", "-v0", env=env)
+    assert migrated.returncode == 0, migrated.stderr
     web = WebServer(free_port(), env, tmp_path / "web.log")
     worker = WorkerCluster(data_dir, tmp_path / "qcluster.log", env=env)
     try:

@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from jobsite.logs import JobContextFilter, JsonFormatter, TextFormatter, job_log_context
+from tests.django_process import environment, run_python
 
-PROJECT = Path(__file__).resolve().parent.parent
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -156,26 +155,11 @@ def test_text_job_lines_end_with_the_job_context(capture):
 
 def _log_a_line(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """A fresh Django process configured by ``env`` that logs one warning."""
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_"))
-    }
-    environ.update(
-        JOBS_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="jobsite.settings", **env
-    )
     code = (
         "import django, logging; django.setup(); "
         "logging.getLogger('jobs.tasks').warning('Photo source is slow')"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("-c", code, env=environment(tmp_path / "data", **env))
 
 
 def test_json_log_format_writes_json_lines(tmp_path):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import metrics, store
+from tests.django_process import PROJECT, environment, run_python
 
-PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
 
 TOKEN = "a-scraper-token-that-is-long-enough-0123"
@@ -43,17 +42,6 @@ def _scrape(client) -> bytes:
     return response.content
 
 
-def _environ(data_dir: Path, **env: str) -> dict[str, str]:
-    """A fresh Django process's environment: configured by ``env`` alone."""
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_", "PROMETHEUS_"))
-    }
-    environ.update(JOBS_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="jobsite.settings", **env)
-    return environ
-
-
 def _django_command(code: str) -> list[str]:
     return [sys.executable, "-c", f"import django; django.setup(); {code}"]
 
@@ -70,7 +58,7 @@ def test_counts_from_two_other_processes_add_up_in_one_scrape(staff_client, tmp_
                 f"from jobs import metrics; [metrics.job_created() for _ in range({n})]"
             ),
             cwd=PROJECT,
-            env=_environ(tmp_path / f"data{n}", JOBS_METRICS_DIR=str(metrics.directory())),
+            env=environment(tmp_path / f"data{n}", JOBS_METRICS_DIR=str(metrics.directory())),
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -270,13 +258,8 @@ def test_off_mode_has_no_metrics_page(staff_client, settings):
     ids=["unknown mode", "token mode without token", "short token", "token ignored"],
 )
 def test_it_stops_on_a_bad_access_setting(tmp_path, env, message):
-    result = subprocess.run(
-        _django_command(""),
-        cwd=PROJECT,
-        env=_environ(tmp_path / "data", **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_python(
+        "-c", "import django; django.setup()", env=environment(tmp_path / "data", **env)
     )
 
     assert result.returncode != 0

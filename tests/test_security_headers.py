@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.django_process import environment, manage
+
 # Django's test client, then the web server's gateway (tests/api_clients.py).
 pytestmark = pytest.mark.both_servers
-
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 def _directives(response) -> dict[str, set[str]]:
@@ -99,20 +97,7 @@ SHOW = (
 
 
 def _settings(root: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_")) and name != "PORT"
-    }
-    environ.update(JOBS_DATA_DIR=str(root / "data"), **env)
-    return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SHOW],
-        cwd=PROJECT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage("shell", "-c", SHOW, env=environment(root / "data", **env))
 
 
 def test_tls_settings_are_off_for_plain_http_and_on_with_jobs_https(tmp_path):

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from jobsite.env import envbool, envint, envlist, envpath, envstr, envurl
-
-PROJECT = Path(__file__).resolve().parent.parent
-
+from tests.django_process import environment, manage, run_python
 
 # --- the helpers ---------------------------------------------------------------------
 
@@ -96,20 +92,7 @@ def test_it_reads_paths(tmp_path, monkeypatch):
 
 def _manage(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``manage.py`` in a fresh process, configured by ``env`` alone, data in ``root/data``."""
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_")) and name != "PORT"
-    }
-    environ.update(JOBS_DATA_DIR=str(root / "data"), **env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage(*args, env=environment(root / "data", **env))
 
 
 def test_it_starts_with_no_configuration_at_all(tmp_path):
@@ -182,32 +165,15 @@ def test_it_prefers_the_configured_secret_key(tmp_path):
     assert not (tmp_path / "run" / "data" / "secret_key").exists()
 
 
-def _python(root: Path, code: str) -> subprocess.CompletedProcess:
-    """``python -c code`` in the project, configured like :func:`_manage`."""
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JOBS_", "DJANGO_", "UNSPLASH_")) and name != "PORT"
-    }
-    environ.update(JOBS_DATA_DIR=str(root / "data"), DJANGO_SETTINGS_MODULE="jobsite.settings")
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
 def test_importing_the_settings_writes_nothing(tmp_path):
-    result = _python(
-        tmp_path / "run",
+    result = run_python(
+        "-c",
         "from django.conf import settings; print(settings.JOBS_DATA_DIR, settings.DEBUG)",
+        env=environment(tmp_path / "run" / "data"),
     )
 
     assert result.returncode == 0, result.stderr
@@ -247,7 +213,7 @@ def test_migrate_keeps_the_database_and_the_key_private(tmp_path):
 
 
 def test_the_web_server_entry_prepares_a_private_data_dir(tmp_path):
-    result = _python(tmp_path / "run", "import jobsite.wsgi")
+    result = run_python("-c", "import jobsite.wsgi", env=environment(tmp_path / "run" / "data"))
 
     assert result.returncode == 0, result.stderr
     data = tmp_path / "run" / "data"

@@ -27,7 +27,7 @@ serve() {
     # with Last-Event-ID.
     exec python -m granian --interface rsgi --host "${JOBS_HOST:-0.0.0.0}" \
         --port "${PORT:-8000}" --workers 2 --backpressure 12000 --backlog 2048 \
-        --http1-header-read-timeout 10000 --workers-kill-timeout 10 --no-ws \
+        --http 1 --http1-header-read-timeout 10000 --workers-kill-timeout 10 --no-ws \
         --log-level warning jobsite.rsgi:application
 }
 

@@ -70,8 +70,17 @@ class Command(BaseCommand):
             str(WEB_CONCURRENCY),
             "--backlog",
             "2048",
-            # A client that sends its headers slowly is cut off by granian
-            # (its body, by jobsite.rsgi), holding no thread meanwhile.
+            # HTTP/1.1 only. With "auto" (HTTP/1 or cleartext HTTP/2) granian
+            # first waits, with no time limit, for enough bytes to tell the
+            # two apart: a connection that sends nothing, or a prefix of the
+            # HTTP/2 preface, would stay open for good. Browsers speak HTTP/2
+            # only over TLS, which a proxy in front terminates.
+            "--http",
+            "1",
+            # A connection must send a whole request head within this time:
+            # from when it opens, and again each time it goes idle after an
+            # answer; else granian closes it. A slow body is cut off by
+            # jobsite.rsgi. Neither holds a thread meanwhile.
             "--http1-header-read-timeout",
             "10000",
             "--no-ws",

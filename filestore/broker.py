@@ -14,7 +14,11 @@ Settings, read when a connection is made (in every cluster process):
 - ``JOBS_MAX_DELIVERIES`` (int, default 5): deliveries before a message is
   dead-lettered;
 - ``JOBS_DEAD_LETTER_HANDLER`` (dotted path, optional): a function
-  ``(key, payload) -> None`` called once per dead-lettered message.
+  ``(key, payload) -> None`` called once per dead-lettered message;
+- ``JOBS_GATHER_SECONDS`` (float, default 0): after a dequeue that handed
+  out fewer than ``bulk`` messages, the next one waits this long, so that
+  messages falling due one by one are handed out (and batched) together.
+  A full load is followed at once by the next: a backlog is not slowed.
 
 The lease is ``Q_CLUSTER["retry"]`` seconds, which django-q2 already
 requires to be longer than the task ``timeout``, so a lease only runs out
@@ -50,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVERIES = 5
 DEFAULT_BATCH_SIZE = 50
+DEFAULT_GATHER_SECONDS = 0.0
 
 # The queue name becomes a directory name.
 _QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -59,6 +64,8 @@ class FileBroker(Broker):
     """Task messages as files; see :mod:`filestore.queue` for the format."""
 
     connection: FileQueue
+    # When the next dequeue may take messages (time.monotonic()).
+    _next_take = float("-inf")
 
     @staticmethod
     def get_connection(list_key: str | None = None) -> FileQueue:
@@ -78,9 +85,16 @@ class FileBroker(Broker):
         return self.connection.enqueue(task, due_at=due_at, key=key, durable=durable)
 
     def dequeue(self) -> list[tuple[str, str]] | None:
+        # Messages falling due one by one are gathered for a moment, so that
+        # they run as one batch rather than one task each (JOBS_GATHER_SECONDS).
+        pause = self._next_take - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
         # Leases name this cluster, so a cluster started after it died can
         # take them back at once (release_leases_of).
         messages = self.connection.dequeue(Conf.BULK, owner=current_owner())
+        if messages and len(messages) < Conf.BULK:
+            self._next_take = time.monotonic() + _gather_seconds()
         if not messages:
             # The pusher calls dequeue in a tight loop: this sleep is what
             # keeps an idle cluster at ~0% CPU. It is cut short when a
@@ -196,6 +210,10 @@ class FileBroker(Broker):
 
     def release_leases_of(self, owners: Iterable[str]) -> int:
         return self.connection.release_leases_of(owners)
+
+
+def _gather_seconds() -> float:
+    return float(getattr(settings, "JOBS_GATHER_SECONDS", DEFAULT_GATHER_SECONDS))
 
 
 def _groups(items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:

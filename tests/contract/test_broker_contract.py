@@ -156,6 +156,32 @@ def test_dequeue_hands_out_up_to_bulk_messages(broker, monkeypatch):
     assert len(broker.dequeue()) == 2
 
 
+def test_after_less_than_a_full_load_the_next_dequeue_gathers_for_a_moment(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 10)
+    with override_settings(JOBS_GATHER_SECONDS=0.3):
+        broker.enqueue("first")
+        assert len(broker.dequeue()) == 1
+        # Two more fall due one after the other: handed out together, a
+        # moment later, rather than one per dequeue.
+        broker.enqueue("second")
+        broker.enqueue("third")
+        started = time.monotonic()
+        assert len(broker.dequeue()) == 2
+        assert time.monotonic() - started >= 0.29
+
+
+def test_after_a_full_load_the_next_dequeue_takes_at_once(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 2)
+    with override_settings(JOBS_GATHER_SECONDS=30):
+        for n in range(3):
+            broker.enqueue(f"task {n}")
+        assert len(broker.dequeue()) == 2
+        started = time.monotonic()
+        # A backlog is handed out as fast as it is asked for.
+        assert len(broker.dequeue()) == 1
+        assert time.monotonic() - started < 10
+
+
 def test_acknowledge_removes_the_message_and_is_idempotent(broker):
     broker.enqueue("task")
     [(ack_id, _)] = broker.dequeue()

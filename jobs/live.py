@@ -2,26 +2,37 @@
 
 One daemon thread per process follows the shared event log (files, or a
 Redis Stream: :func:`jobs.backends.event_log`) and keeps the recent events
-in memory, each encoded once in the Server-Sent Events format; each open stream waits
-for events after its own position, on a condition (a stream in a thread)
-or on a future of its event loop (a stream in a coroutine). So a change
-costs one read of the log per process, however many streams are open,
-and a stream that reconnects with ``Last-Event-ID`` is served from
-memory, or from the log when it is further behind.
+in memory, each encoded once in the Server-Sent Events format. A stream in
+a thread waits for events after its own position on a condition. The
+streams of an event loop are written by one coroutine of that loop, its
+:class:`Fanout`: at each change it takes the new events once for all the
+streams at the same position (nearly always all of them) and hands the
+same bytes to each, a few hundred streams per turn of the loop, so that
+requests arriving meanwhile are served in between. So a change costs one
+read of the log per process and one encoding per event, however many
+streams are open; a stream that reconnects with ``Last-Event-ID`` is
+served from memory, or from the log when it is further behind (one read
+for all the streams resuming from the same event).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import functools
 import json
+import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from filestore.eventlog import EventLog, EventsLost
 from jobs import backends
 from redisstore.eventlog import RedisEventLog
+
+logger = logging.getLogger(__name__)
 
 
 def sse_block(event_id: int, event: dict) -> bytes:
@@ -32,7 +43,20 @@ def sse_block(event_id: int, event: dict) -> bytes:
     return f"id: {event_id}\nevent: {kind}\ndata: {payload}\n\n".encode()
 
 
+def reset_block(position: int) -> bytes:
+    """The event telling a client to start over (refetch the list) from ``position``."""
+    return f"id: {position}\nevent: reset\ndata: {{}}\n\n".encode()
+
+
+# A comment: keeps proxies from closing an idle stream and reveals dead clients.
+PING = b": ping\n\n"
 RECENT_EVENTS = 5000
+# Ranges of events read back from the log for streams further behind than
+# memory, kept for the next stream resuming from the same event.
+LOG_READS_KEPT = 8
+# Streams a fan-out writes in one turn of its event loop before it lets the
+# loop run whatever else is ready (a write takes a few microseconds).
+SENDS_PER_TURN = 100
 
 
 class EventFeed:
@@ -69,9 +93,13 @@ class EventFeed:
         # The last batch handed out, joined once for all the streams that
         # were at the same position: (start index, end index, bytes).
         self._joined: tuple[int, int, bytes] = (0, 0, b"")
-        # Event loops whose streams wait for changes, each with the future
-        # resolved at the next change.
-        self._loops: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}
+        # Recent reads of the log for streams behind memory:
+        # (generation, position) -> (bytes, position after them).
+        self._log_reads: collections.OrderedDict[tuple[int, int], tuple[bytes, int]] = (
+            collections.OrderedDict()
+        )
+        # The fan-out of each event loop with streams, woken at each change.
+        self._loops: dict[asyncio.AbstractEventLoop, Fanout] = {}
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="event-feed", daemon=True)
         self._thread.start()
@@ -123,6 +151,7 @@ class EventFeed:
                         self._ids, self._blocks = [], []
                         self._floor = position
                         self._joined = (0, 0, b"")
+                        self._log_reads.clear()
                     self._ids.extend(event_id for event_id, _ in events)
                     self._blocks.extend(sse_block(event_id, event) for event_id, event in events)
                     if len(self._ids) > 2 * RECENT_EVENTS:
@@ -159,8 +188,28 @@ class EventFeed:
         blocks, position = taken
         if blocks is not None:
             return blocks, position
-        events, position = self.log.read_after(position)
-        return b"".join(sse_block(event_id, event) for event_id, event in events), position
+        with self._condition:
+            key = (self._generation, position)
+            kept = self._log_reads.get(key)
+            if kept is not None:
+                self._log_reads.move_to_end(key)
+                return kept
+        events, after = self.log.read_after(position)
+        read = b"".join(sse_block(event_id, event) for event_id, event in events), after
+        with self._condition:
+            if key[0] == self._generation:
+                self._log_reads[key] = read
+                while len(self._log_reads) > LOG_READS_KEPT:
+                    self._log_reads.popitem(last=False)
+        return read
+
+    def take(self, position: int, generation: int) -> tuple[bytes, int] | None:
+        """The events after ``position`` as SSE bytes and the position after
+        them, or None if none came yet; without waiting. Raises EventsLost
+        like :meth:`wait`."""
+        with self._condition:
+            taken = self._take(position, generation)
+        return None if taken is None else self._from_log(taken)
 
     def wait(
         self, position: int, timeout: float, *, generation: int | None = None
@@ -178,55 +227,178 @@ class EventFeed:
                 self._condition.wait(remaining)
         return self._from_log(taken)
 
-    async def wait_async(
-        self, position: int, timeout: float, *, generation: int | None = None
-    ) -> tuple[bytes, int]:
-        """:meth:`wait` for a coroutine: waits without holding a thread (to
-        within ``tick_seconds`` of ``timeout``)."""
+    def fanout(self) -> Fanout:
+        """The fan-out of the running event loop (made at its first stream)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            with self._condition:
-                taken = self._take(position, generation)
-                if taken is None:
-                    changed = self._next_change(loop)
-            if taken is not None:
-                return self._from_log(taken)
-            if loop.time() >= deadline:
-                return b"", position
-            try:
-                # Every stream of the loop awaits this one future.
-                await changed
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
-                    raise
-                # Another stream was cancelled while awaiting the shared
-                # future, which cancelled it: this one goes on.
-
-    def _next_change(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
-        """The future of ``loop`` resolved at the next change. Call with the
-        condition held."""
-        changed = self._loops.get(loop)
-        if changed is None or changed.done():
-            changed = self._loops[loop] = loop.create_future()
-        return changed
+        with self._condition:
+            fanout = self._loops.get(loop)
+            if fanout is None:
+                fanout = self._loops[loop] = Fanout(self, loop)
+            return fanout
 
     def _wake_loops(self) -> None:
         with self._condition:
-            loops = list(self._loops)
-        for loop in loops:
+            fanouts = list(self._loops.items())
+        for loop, fanout in fanouts:
+            if not fanout:
+                continue  # no stream open on that loop
             try:
-                loop.call_soon_threadsafe(self._wake_loop, loop)
+                loop.call_soon_threadsafe(fanout.wake)
             except RuntimeError:  # the loop was closed
                 with self._condition:
                     self._loops.pop(loop, None)
 
-    def _wake_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._condition:
-            changed = self._loops.pop(loop, None)
-        if changed is not None and not changed.done():
-            changed.set_result(None)
+
+class Subscriber(Protocol):
+    """What a :class:`Fanout` needs of a stream (see jobs.api.events)."""
+
+    # Where it is in the log (the fan-out moves it on).
+    position: int
+    generation: int
+    # When it was last written to; a heartbeat is due ``heartbeat`` seconds after.
+    last_sent: float
+    heartbeat: float
+    # When it ends (time.monotonic()).
+    end: float
+    closed: bool
+    # Writes to the client. Must not wait for the client to read (granian's
+    # send_bytes only queues); raises when the client is gone.
+    write: Callable[[bytes], Awaitable[object]]
+
+    def finish(self) -> None:
+        """It ended (its time is up or its client went away): stop its response."""
+
+
+class Fanout:
+    """The event streams of one event loop, written by one coroutine.
+
+    The streams are grouped by their position in the log; at each change
+    each group's new events are taken from the feed once (joined once, or
+    read from the log once) and the same bytes are written to every stream
+    of the group. Every ``SENDS_PER_TURN`` writes it yields to the loop, so
+    a request that arrives during the fan-out waits for a few hundred
+    writes, not for thousands. Once a tick it sends heartbeats to the
+    streams that had nothing for ``heartbeat`` seconds and ends those whose
+    time is up.
+    """
+
+    def __init__(self, source: EventFeed, loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.loop = loop
+        self._at: dict[tuple[int, int], set[Subscriber]] = {}
+        self._count = 0
+        self._task: asyncio.Task | None = None
+        self._waiter: asyncio.Future | None = None
+        self._woken = False
+        self._ticked = time.monotonic()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, stream: Subscriber) -> None:
+        """Write ``stream`` from now on, from its position (it may be behind)."""
+        stream.last_sent = time.monotonic()
+        self._at.setdefault((stream.generation, stream.position), set()).add(stream)
+        self._count += 1
+        self.wake()
+        if self._task is None:
+            self._task = self.loop.create_task(self._run())
+
+    def discard(self, stream: Subscriber) -> None:
+        key = (stream.generation, stream.position)
+        members = self._at.get(key)
+        if members is not None and stream in members:
+            members.discard(stream)
+            self._count -= 1
+            if not members:
+                del self._at[key]
+            if not self._count:
+                self.wake()  # so that its coroutine ends
+
+    def wake(self) -> None:
+        """Something changed (or a tick passed): look at the streams again."""
+        self._woken = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _run(self) -> None:
+        try:
+            while self._count:
+                if not self._woken:
+                    self._waiter = self.loop.create_future()
+                    try:
+                        await self._waiter
+                    finally:
+                        self._waiter = None
+                self._woken = False
+                try:
+                    await self._deliver()
+                    now = time.monotonic()
+                    if now - self._ticked >= self.source.tick_seconds:
+                        self._ticked = now
+                        await self._tend(now)
+                except Exception:
+                    # The streams of this loop depend on this coroutine: it
+                    # goes on (and tries again at the next wake).
+                    logger.exception("Could not write to the event streams")
+        finally:
+            self._task = None
+
+    async def _deliver(self) -> None:
+        written = 0
+        for key in list(self._at):
+            generation, position = key
+            if not self._at.get(key):
+                continue
+            try:
+                taken = self.source.take(position, generation)
+            except EventsLost:
+                # Behind what is kept, or the log started over: the group
+                # starts over from now, told so by one encoded reset.
+                moved_to = (self.source.generation, self.source.position)
+                chunk = reset_block(moved_to[1])
+            except OSError:
+                continue  # the log cannot be read now: again at the next wake
+            else:
+                if taken is None:
+                    continue
+                chunk, moved_to = taken[0], (generation, taken[1])
+            members = self._at.pop(key, set())
+            for stream in members:
+                stream.generation, stream.position = moved_to
+            self._at.setdefault(moved_to, set()).update(members)
+            now = time.monotonic()
+            for stream in list(members):
+                if stream.closed:
+                    continue
+                try:
+                    await stream.write(chunk)
+                except Exception:
+                    stream.finish()  # the client went away
+                else:
+                    stream.last_sent = now
+                written += 1
+                if written % SENDS_PER_TURN == 0:
+                    await asyncio.sleep(0)
+                    now = time.monotonic()
+
+    async def _tend(self, now: float) -> None:
+        written = 0
+        for stream in [stream for members in self._at.values() for stream in members]:
+            if stream.closed:
+                continue
+            if now >= stream.end:
+                stream.finish()
+            elif now - stream.last_sent >= stream.heartbeat:
+                try:
+                    await stream.write(PING)
+                except Exception:
+                    stream.finish()
+                else:
+                    stream.last_sent = now
+                written += 1
+                if written % SENDS_PER_TURN == 0:
+                    await asyncio.sleep(0)
 
 
 @functools.cache

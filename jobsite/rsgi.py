@@ -26,7 +26,9 @@ way than behind Django's ASGI handler. What the event loop adds in front:
 - A response whose content is an asynchronous iterator (the event
   streams, see :mod:`jobs.api.events`) is returned to the loop after the
   middleware ran, and streamed from there: thousands of open streams cost
-  coroutines, not threads.
+  coroutines, not threads. An event stream is handed the transport and
+  written by the loop's fan-out, a few hundred streams per turn of the
+  loop, so requests are served in between.
 """
 
 from __future__ import annotations
@@ -277,6 +279,12 @@ class WSGIGateway:
     async def _send_stream(self, proto, status: int, headers: list, response) -> None:
         try:
             transport = proto.response_stream(status, headers)
+            send_to = getattr(response, "send_to", None)
+            if send_to is not None:
+                # An event stream: the loop's fan-out writes it with all the
+                # others (jobs.live.Fanout), instead of a wake-up per stream.
+                await send_to(transport.send_bytes)
+                return
             async for chunk in response:
                 await transport.send_bytes(chunk)
         except (ProtocolClosed, ProtocolError, OSError, RuntimeError):

@@ -6,14 +6,16 @@ import asyncio
 import json
 import shutil
 import time
+from collections import Counter
 
 import pytest
 
 from filestore.eventlog import EventLog
-from jobs import services
+from jobs import live, services
 from jobs.api import events as events_api
 from jobs.api.events import StreamSlots, stream, stream_async
 from jobs.live import EventFeed
+from jobsite.rsgi import WSGIGateway
 
 
 def parse(chunks: list[bytes]) -> list[dict]:
@@ -273,3 +275,126 @@ def test_the_endpoint_refuses_streams_beyond_the_limit_with_a_quick_problem(clie
     assert response["Content-Type"] == "application/problem+json"
     assert int(response["Retry-After"]) > 0
     assert response.json()["type"].endswith("/too_many_streams")
+
+
+def _job_ids(chunks: list[bytes]) -> list[str]:
+    return [event["data"]["id"] for event in parse(chunks) if event["event"] == "job"]
+
+
+@pytest.mark.parametrize("count", [1, 200])
+def test_an_event_is_encoded_once_however_many_streams_send_it(data_dir, monkeypatch, count):
+    log = EventLog(data_dir / "events")
+    older = services.job_create(delay_seconds=5).job
+    missed = services.job_create(delay_seconds=5).job  # only in the log: before the feed
+    [(older_id, _), (missed_id, _)] = log.read_after(0)[0]
+    encoded: Counter[int] = Counter()
+    encode = live.sse_block
+
+    def counting(event_id, event):
+        encoded[event_id] += 1
+        return encode(event_id, event)
+
+    monkeypatch.setattr(live, "sse_block", counting)
+    feed = EventFeed(log, poll_seconds=0.01, tick_seconds=0.01)
+
+    async def scenario():
+        # Half resume after the older event (read back from the log), half start now.
+        resuming = [stream_async(feed, older_id, heartbeat=5) for _ in range(count)]
+        fresh = [stream_async(feed, None, heartbeat=5) for _ in range(count)]
+        for events in resuming + fresh:
+            await anext(events)
+        caught_up = await asyncio.gather(*(_take_async(events, 1) for events in resuming))
+        created = await asyncio.to_thread(lambda: services.job_create(delay_seconds=10).job)
+        received = await asyncio.gather(*(_take_async(events, 1) for events in resuming + fresh))
+        for events in resuming + fresh:
+            events.close()
+        return caught_up, created, received
+
+    try:
+        caught_up, created, received = asyncio.run(scenario())
+    finally:
+        feed.close()
+
+    assert [_job_ids(chunks) for chunks in caught_up] == [[missed["id"]]] * count
+    assert [_job_ids(chunks) for chunks in received] == [[created["id"]]] * 2 * count
+    [created_id] = [event_id for event_id in encoded if event_id > missed_id]
+    assert encoded == {missed_id: 1, created_id: 1}
+    # The same bytes went to every stream: joined once, too.
+    assert len({id(chunks[-1]) for chunks in received}) == 1
+    assert older["id"] not in {job_id for chunks in caught_up for job_id in _job_ids(chunks)}
+
+
+class StreamTransport:
+    """What the gateway uses of granian's stream transport: it records the writes."""
+
+    def __init__(self, on_event) -> None:
+        self.chunks: list[bytes] = []
+        self.on_event = on_event
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.chunks.append(data)
+        if b"event: job" in data:
+            self.on_event()
+
+
+class StreamProto:
+    def __init__(self, on_event) -> None:
+        self.transport = StreamTransport(on_event)
+
+    def response_stream(self, status: int, headers: list) -> StreamTransport:
+        return self.transport
+
+
+def test_a_loop_writes_its_streams_a_few_hundred_at_a_time_serving_requests_in_between(
+    feed, monkeypatch, rf
+):
+    """A request that arrives while an event goes out to a thousand streams
+    waits for a few hundred writes at most, not for all of them."""
+    monkeypatch.setattr(events_api, "feed", lambda: feed)
+    monkeypatch.setattr(events_api, "ASYNC_SLOTS", StreamSlots(10_000))
+    gateway = WSGIGateway(lambda environ, start: [], threads=1, max_body_bytes=1024)
+    count = 1000
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        protos: list[StreamProto] = []
+        seen_by_request: list[int] = []
+        arrived: list[bool] = []
+
+        def a_request_arrives() -> None:
+            if not arrived:
+                arrived.append(True)
+                # Runs once the loop gets to what was scheduled after the first write.
+                loop.call_soon(
+                    lambda: seen_by_request.append(
+                        sum(b"event: job" in b"".join(p.transport.chunks) for p in protos)
+                    )
+                )
+
+        senders = []
+        for _ in range(count):
+            request = rf.get("/api/events")
+            request.META[events_api.ASYNC_STREAMING] = True
+            response = events_api.events(request)
+            proto = StreamProto(a_request_arrives)
+            protos.append(proto)
+            senders.append(
+                asyncio.ensure_future(
+                    gateway._send_stream(proto, 200, list(response.items()), response)
+                )
+            )
+        for _ in range(10):
+            await asyncio.sleep(0.01)  # every stream opened and waiting
+        await asyncio.to_thread(services.job_create, delay_seconds=5)
+        async with asyncio.timeout(10):
+            while not all(b"event: job" in b"".join(p.transport.chunks) for p in protos):
+                await asyncio.sleep(0.01)
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        return seen_by_request
+
+    [seen] = asyncio.run(scenario())
+
+    assert seen <= 300, f"the request waited for {seen} of {count} streams"
+    assert events_api.ASYNC_SLOTS.open == 0

@@ -8,24 +8,28 @@ comment line every 15 s keeps proxies from closing an idle stream and
 reveals dead clients. A stream ends after a while by itself; EventSource
 reconnects at once and resumes.
 
-Served by ``jobsite.rsgi`` (what ``manage.py serve`` runs), a stream is an
-asynchronous iterator sent from the event loop: it holds no thread. Under
-a plain WSGI server (the development server, the test client) it is a
-plain iterator and holds a thread, so far fewer may be open at once. Past
-the limit of open streams a request gets a quick ``503`` with
-``Retry-After``, and the page polls the list meanwhile.
+Served by ``jobsite.rsgi`` (what ``manage.py serve`` runs), a stream is
+written from the event loop by the loop's fan-out (:class:`jobs.live.Fanout`),
+with every other stream of the loop: it holds no thread, and an event is
+encoded once for all of them. Under a plain WSGI server (the development
+server, the test client) it is a plain iterator and holds a thread, so far
+fewer may be open at once. Past the limit of open streams a request gets a
+quick ``503`` with ``Retry-After``, and the page polls the list meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 from django.http import StreamingHttpResponse
 
 from filestore.eventlog import EventsLost
 from jobs.api.problems import problem_response
-from jobs.live import EventFeed, feed
+from jobs.live import PING, EventFeed, Fanout, feed, reset_block
 
 HEARTBEAT_SECONDS = 15.0
 STREAM_SECONDS = 300.0
@@ -38,7 +42,6 @@ MAX_THREAD_STREAMS = 64
 # Set by jobsite.rsgi in the environ of each request it serves.
 ASYNC_STREAMING = "jobs.async_streaming"
 RETRY_MESSAGE = b"retry: 3000\n\n"
-PING = b": ping\n\n"
 
 
 class StreamSlots:
@@ -82,7 +85,7 @@ class _Stream:
         self.end = time.monotonic() + lifetime
         self._slots = slots
         self._started = False
-        self._closed = False
+        self.closed = False
         # The starting point is fixed now, when the request arrives, not when
         # the server first pulls from the stream.
         self.generation = source.generation
@@ -99,7 +102,7 @@ class _Stream:
         if self._lost:
             self._lost = False
             return self._reset()
-        if self._closed or time.monotonic() >= self.end:
+        if self.closed or time.monotonic() >= self.end:
             self.close()
             return None
         return b""
@@ -107,11 +110,11 @@ class _Stream:
     def _reset(self) -> bytes:
         self.generation = self.source.generation
         self.position = self.source.position
-        return f"id: {self.position}\nevent: reset\ndata: {{}}\n\n".encode()
+        return reset_block(self.position)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             if self._slots is not None:
                 self._slots.give_back()
 
@@ -138,24 +141,84 @@ class EventStream(_Stream):
 
 
 class AsyncEventStream(_Stream):
-    """A stream for an event loop: it waits without holding a thread."""
+    """A stream for an event loop, written by the loop's fan-out: it holds no thread.
+
+    ``jobsite.rsgi`` hands it the transport's write (:meth:`send_to`);
+    anything else may iterate over it.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Set while the fan-out writes it (see jobs.live.Subscriber).
+        self.last_sent = 0.0
+        self.write: Callable[[bytes], Awaitable[object]] | None = None
+        self._fanout: Fanout | None = None
+        self._ended: asyncio.Future | None = None
+        # For iteration: what the fan-out wrote and was not taken yet, and
+        # the future that says something more came (or the end).
+        self._queue: collections.deque[bytes] | None = None
+        self._more: asyncio.Future | None = None
+
+    def _opening(self) -> list[bytes]:
+        chunks = [RETRY_MESSAGE]
+        if self._lost:
+            self._lost = False
+            chunks.append(self._reset())
+        return chunks
+
+    def _subscribe(self, write: Callable[[bytes], Awaitable[object]]) -> None:
+        self.write = write
+        self._ended = asyncio.get_running_loop().create_future()
+        self._fanout = self.source.fanout()
+        self._fanout.add(self)
+
+    async def send_to(self, write: Callable[[bytes], Awaitable[object]]) -> None:
+        """Send the stream with ``write`` until it ends or its client goes away.
+
+        ``write`` must not wait for the client to read (granian's
+        ``send_bytes`` only queues the bytes); it raises once the client is gone.
+        """
+        try:
+            for chunk in self._opening():
+                await write(chunk)
+            if time.monotonic() < self.end:
+                self._subscribe(write)
+                assert self._ended is not None
+                await self._ended
+        finally:
+            self.close()
+
+    def finish(self) -> None:
+        """Its time is up or its client went away (called by the fan-out)."""
+        self.close()
+
+    def close(self) -> None:
+        super().close()
+        if self._fanout is not None:
+            self._fanout.discard(self)
+        for waiting in (self._ended, self._more):
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
 
     def __aiter__(self):
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = self._first()
-        if chunk is None:
-            raise StopAsyncIteration
-        if chunk:
-            return chunk
-        try:
-            blocks, self.position = await self.source.wait_async(
-                self.position, self.heartbeat, generation=self.generation
-            )
-        except EventsLost:
-            return self._reset()
-        return blocks or PING
+        if self._queue is None:
+            self._queue = collections.deque(self._opening())
+            self._subscribe(self._enqueue)
+        while not self._queue:
+            if self.closed:
+                raise StopAsyncIteration
+            self._more = asyncio.get_running_loop().create_future()
+            await self._more
+        return self._queue.popleft()
+
+    async def _enqueue(self, chunk: bytes) -> None:
+        assert self._queue is not None
+        self._queue.append(chunk)
+        if self._more is not None and not self._more.done():
+            self._more.set_result(None)
 
 
 def stream(
@@ -210,9 +273,12 @@ def events(request):
             headers={"Retry-After": "30"},
         )
     make = stream_async if on_loop else stream
-    response = StreamingHttpResponse(
-        make(feed(), _last_event_id(request), slots=slots), content_type="text/event-stream"
-    )
+    events_stream = make(feed(), _last_event_id(request), slots=slots)
+    response = StreamingHttpResponse(events_stream, content_type="text/event-stream")
+    if on_loop:
+        # jobsite.rsgi hands the transport's write to it, instead of
+        # iterating over it: the loop's fan-out writes every stream.
+        response.send_to = events_stream.send_to
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

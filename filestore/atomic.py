@@ -18,16 +18,15 @@ crash at that instant leaves on disk.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from filestore.spares import spares_of
+from storage.owners import PID_SCOPE
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -47,23 +46,6 @@ class _Hooks:
 
 
 hooks = _Hooks()
-
-
-def _pid_scope() -> str:
-    """Where this process's pid means something: its host and PID namespace.
-
-    Containers sharing a data volume (web and worker) each number their own
-    processes, so a pid in a temp file's name can only be looked up by a
-    process of the same scope.
-    """
-    try:
-        namespace = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        namespace = 0
-    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:12]
-
-
-PID_SCOPE = _pid_scope()
 
 
 def temp_writer_pid(name: str) -> int | None:

@@ -1,5 +1,7 @@
 """An append-only log of change events, shared by every process through files.
 
+:class:`FileEventLog` keeps the contract of :class:`storage.protocols.EventLog`.
+
 On-disk format: ``events/<segment>.log`` (segment: 8 decimal digits), one
 JSON document per line. The id of an event is ``segment * 2**32 + offset``
 where ``offset`` is the byte position where its line ends, so ids increase in the
@@ -29,16 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from filestore import atomic
+from storage.events import EventsLost
 
 SEGMENT_SPAN = 1 << 32
 _READ_SIZE = 1 << 20
 
 
-class EventsLost(Exception):
-    """The events after the asked id are no longer kept."""
-
-
-class EventLog:
+class FileEventLog:
     def __init__(
         self, root: Path, *, segment_bytes: int = 8 * 1024 * 1024, keep_segments: int = 3
     ) -> None:
@@ -165,3 +164,7 @@ class EventLog:
                 break
             segment, offset = newer[0], 0
         return events, segment * SEGMENT_SPAN + offset
+
+
+# The name the log had before the contract took it, for the modules still using it.
+EventLog = FileEventLog

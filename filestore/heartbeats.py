@@ -1,85 +1,28 @@
 """Worker heartbeats as files: :class:`FileHeartbeats`.
 
-:class:`HeartbeatStore` is what the health report needs of any backend;
-here each worker process keeps one file, ``<root>/<worker>.json``, replaced
-atomically at every beat, so every process on the machine (and every host
-mounting the data directory) reads the same heartbeats.
+:class:`storage.protocols.HeartbeatStore` is what the health report needs
+of any backend; here each worker process keeps one file,
+``<root>/<worker>.json``, replaced atomically at every beat, so every
+process on the machine (and every host mounting the data directory) reads
+the same heartbeats.
 
 Reading never fails on what the directory holds: a torn, oversized or
-hostile file is not a heartbeat and is skipped, so one bad file cannot
-hide the live workers beside it.
+hostile file is not a heartbeat (:func:`storage.heartbeats.valid_heartbeat`)
+and is skipped, so one bad file cannot hide the live workers beside it.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from filestore import atomic
-
-# A worker id becomes a file name (Redis: a key).
-WORKER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-
-# A heartbeat is a few hundred bytes; a bigger file is not one.
-MAX_BYTES = 64 * 1024
-
-
-class HeartbeatStore(Protocol):
-    """The heartbeats of the worker processes, shared by every process that reads them.
-
-    A heartbeat is a JSON object with ``at`` (epoch seconds of the beat)
-    and whatever the worker adds; ``worker`` names one worker process.
-    """
-
-    def beat(self, worker: str, heartbeat: dict[str, Any]) -> None:
-        """Replace ``worker``'s heartbeat."""
-        ...
-
-    def remove(self, worker: str) -> None:
-        """Forget ``worker`` (it stopped cleanly); unknown workers are fine."""
-        ...
-
-    def latest(self) -> dict[str, Any] | None:
-        """The heartbeat with the newest ``at`` of any worker, or None."""
-        ...
-
-    def beats(self) -> list[dict[str, Any]]:
-        """The last heartbeat of every worker not forgotten yet, in no order."""
-        ...
-
-    def prune(self, *, before: float) -> int:
-        """Forget workers whose last beat came before ``before``; return how many."""
-        ...
-
-
-def valid_heartbeat(value: Any) -> dict[str, Any] | None:
-    """``value`` as a heartbeat with a float ``at``, or None when it is not one."""
-    if not isinstance(value, dict):
-        return None
-    at = value.get("at")
-    # bool is an int; NaN and infinities would make any age look fresh.
-    if isinstance(at, bool) or not isinstance(at, int | float):
-        return None
-    try:
-        at = float(at)
-    except OverflowError:
-        return None
-    if not math.isfinite(at):
-        return None
-    return {**value, "at": at}
-
-
-def check_worker(worker: str) -> str:
-    if not isinstance(worker, str) or WORKER_PATTERN.fullmatch(worker) is None:
-        raise ValueError(f"invalid worker id {worker!r}")
-    return worker
+from storage.heartbeats import MAX_BYTES, check_worker, valid_heartbeat
 
 
 class FileHeartbeats:
-    """:class:`HeartbeatStore` on files: one ``<worker>.json`` per worker process."""
+    """The heartbeat store on files: one ``<worker>.json`` per worker process."""
 
     def __init__(self, root: Path, tmp_dir: Path) -> None:
         self.root = Path(root)

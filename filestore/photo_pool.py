@@ -1,9 +1,9 @@
 """Storage of the photo pool: unused photos, and the state of the rate-limit gate.
 
 What to keep, when to fetch and what a rate limit means is decided in
-``jobs.photos``; this module only stores. :class:`PhotoPoolStore` is what
-the job domain needs of any backend; :class:`FilePhotoPoolStore` keeps it
-in files under ``<JOBS_DATA_DIR>/photos/``::
+``jobs.photos``; this module only stores.
+:class:`storage.protocols.PhotoPoolStore` is what the job domain needs of
+any backend; :class:`FilePhotoPoolStore` keeps it in files under ``<JOBS_DATA_DIR>/photos/``::
 
     pool/<fetched_ms>-<batch>-<part>-<count>.json   unused photos of one fetch
     fetch.lock                               flock held while fetching a batch
@@ -50,57 +50,14 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from filestore.atomic import dumps, ensure_dir, fsync_dir, retire, write_atomic, write_temp
 
 log = logging.getLogger(__name__)
-
-
-class PhotoPoolStore(Protocol):
-    """What the photo pool needs of its storage, shared by every worker process.
-
-    Photos are opaque JSON objects here. ``now`` is passed in, so the pool's
-    one clock decides what has expired.
-    """
-
-    def take(self, now: float) -> dict[str, Any] | None:
-        """Claim one photo no other caller gets, oldest first, or ``None`` if none is fresh.
-
-        Photos older than the store's time to live are discarded on the way.
-        """
-        ...
-
-    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
-        """Claim up to ``count`` photos at once (as :meth:`take`, in one pass over the pool)."""
-        ...
-
-    def add(self, photos: list[dict[str, Any]], now: float) -> None:
-        """Keep a batch of photos fetched at ``now``, durably as a whole."""
-        ...
-
-    def size(self, now: float) -> int:
-        """How many fresh photos wait."""
-        ...
-
-    def clear(self) -> int:
-        """Discard every photo; return how many were removed."""
-        ...
-
-    def fetch_lock(self) -> AbstractContextManager[None]:
-        """Held by the one caller, of all processes, that may fetch and write the gate."""
-        ...
-
-    def read_gate(self) -> dict[str, Any]:
-        """The gate's state as last written (``{}`` if never written or unreadable)."""
-        ...
-
-    def write_gate(self, state: dict[str, Any]) -> None:
-        """Replace the gate's state at once (call with :meth:`fetch_lock` held)."""
-        ...
 
 
 _ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})(?:-(\d{1,6}))?\.json$")
@@ -123,7 +80,7 @@ class _Entry:
 
 
 class FilePhotoPoolStore:
-    """:class:`PhotoPoolStore` on files (see the module's docstring for the layout)."""
+    """The photo pool's store on files (see the module's docstring for the layout)."""
 
     def __init__(self, root: Path, tmp_dir: Path, *, ttl_seconds: float) -> None:
         self.root = Path(root)

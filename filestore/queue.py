@@ -2,7 +2,7 @@
 
 The names of the files (the on-disk format) and how they are sharded are
 described in :mod:`filestore.queue_names`; what a message's content means
-is the broker's business (:mod:`filestore.queue_tasks`).
+is the broker's business (:mod:`storage.scheduled_tasks`).
 
 Crash safety, step by step:
 
@@ -52,15 +52,10 @@ from pathlib import Path
 from filestore import queue_inspection
 from filestore.atomic import ensure_dir, fsync_dir, hooks, retire, unlink_durable, write_temp
 from filestore.directories import listdir, remove_if_empty, unlink_all
-from filestore.queue_api import MessageInfo, QueueCounts, State, check_lease_settings
-from filestore.queue_names import (
-    KEY_PATTERN,
-    MessageName,
-    bucket_name,
-    is_bucket_name,
-    parse_ack_id,
-    to_ms,
-)
+from filestore.queue_names import MessageName, bucket_name, is_bucket_name, parse_ack_id
+from storage import dead_letters
+from storage.messages import KEY_PATTERN, MessageInfo, QueueCounts, State, check_lease_settings
+from storage.times import to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +143,7 @@ class FileQueue:
     def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
         """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
 
-        ``owner`` (a :mod:`filestore.owners` identity) is recorded in each
+        ``owner`` (a :mod:`storage.owners` identity) is recorded in each
         lease, so :meth:`release_leases_of` can take them back once it died.
         """
         if limit < 1:
@@ -411,12 +406,7 @@ class FileQueue:
             payload = dead_path.read_bytes()
         except FileNotFoundError:
             payload = b""  # an operator removed it already; still report the key
-        try:
-            self.on_dead(message.key, payload)
-        except Exception:
-            # The message is safely in dead/ whatever the handler does; a
-            # handler error must not stop the consumer that found it.
-            logger.exception("dead-letter handler failed for key %s", message.key)
+        dead_letters.report(self.on_dead, message.key, payload)
         return True
 
     def _bucket_starts(self) -> list[int]:

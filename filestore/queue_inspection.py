@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from filestore.queue_api import MessageInfo, QueueCounts, State
 from filestore.queue_names import MessageName
+from storage.messages import MessageInfo, QueueCounts, State
 
 Listing = Iterable[tuple[State, Path, MessageName]]
 

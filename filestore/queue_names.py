@@ -6,17 +6,17 @@ Under ``root`` (``<data dir>/queue/<cluster name>/``)::
     leased/<lease expiry ms>_<deliveries>_<message id>_<key>[_<owner>]
     dead/<dead-lettered ms>_<deliveries>_<message id>_<key>
 
-Times are milliseconds since the epoch, zero-padded to 15 digits, so names
-sort by time. ``deliveries`` counts how often the message was handed out.
-The message id is 20 hex digits. ``key`` is the job id the message belongs
-to (26 characters of ``[0-9A-Z]``) or ``-`` for none. A file's content is
-the payload, nothing else (for a job's run, a few bytes naming the task
-function: :mod:`filestore.queue_tasks`), so every routing decision is made
-on names alone and a payload is read only when its message is handed out.
-The ack id of a leased message is its name in ``leased/``. A leased name
-may end in the lease's owner, the worker cluster that took it
-(``<pid scope>-<pid>``, :mod:`filestore.owners`); names written before
-owners were recorded lack it, and their leases only run out.
+Times are milliseconds since the epoch (:func:`storage.times.to_ms`),
+zero-padded to 15 digits, so names sort by time. ``deliveries`` counts how
+often the message was handed out. The message id is 20 hex digits. ``key``
+is the job id the message belongs to (26 characters of ``[0-9A-Z]``) or
+``-`` for none. A file's content is the payload, nothing else (for a job's
+run, a few bytes naming the task function: :mod:`storage.scheduled_tasks`),
+so every routing decision is made on names alone and a payload is read
+only when its message is handed out. The ack id of a leased message is its
+name in ``leased/``. A leased name may end in the lease's owner, the worker
+cluster that took it (``<pid scope>-<pid>``, :mod:`storage.owners`); names
+written before owners were recorded lack it, and their leases only run out.
 
 Ready messages are sharded by due time: ``<bucket>`` is the due time,
 rounded down to a multiple of ``bucket_seconds``, in the same 15-digit
@@ -40,10 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from filestore.owners import OWNER_PATTERN
-
-# A job id (a ULID): the only keys a message may carry.
-KEY_PATTERN = re.compile(r"[0-9A-Z]{26}")
+from storage.owners import OWNER_PATTERN
 
 _NAME_PATTERN = re.compile(
     r"(?P<at_ms>\d{15})_(?P<deliveries>\d{1,6})_(?P<message_id>[0-9a-f]{20})_(?P<key>[0-9A-Z]{26}|-)"
@@ -99,11 +96,6 @@ def parse_ack_id(ack_id: str) -> MessageName:
     if lease is None:
         raise ValueError(f"invalid ack id {ack_id!r}")
     return lease
-
-
-def to_ms(seconds: float) -> int:
-    """Whole milliseconds since the epoch, rounded down, as names carry them."""
-    return int(seconds * 1000)
 
 
 def bucket_name(start_ms: int) -> str:

@@ -8,7 +8,8 @@ hosts share them; job files and idempotency records stay files in the data
 directory either way, on a volume every host mounts.
 
 This module is the one place that knows which backend is in use; the rest
-of the job domain asks it for a store and uses the store's interface. The
+of the job domain asks it for a store and uses the store's contract
+(:mod:`storage.protocols`). The
 queue is the exception only in where the choice is written down: django-q2
 reads its broker class from ``Q_CLUSTER["broker_class"]``, which
 ``jobsite/settings.py`` sets from the same ``JOBS_REDIS_URL``;
@@ -25,14 +26,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from filestore.eventlog import EventLog
-from filestore.heartbeats import FileHeartbeats, HeartbeatStore
-from filestore.photo_pool import FilePhotoPoolStore, PhotoPoolStore
+from filestore.eventlog import FileEventLog
+from filestore.heartbeats import FileHeartbeats
+from filestore.photo_pool import FilePhotoPoolStore
 from jobs import store
 from redisstore.broker import client
 from redisstore.eventlog import RedisEventLog
 from redisstore.heartbeats import RedisHeartbeats
 from redisstore.photo_pool import RedisPhotoPoolStore
+from storage.protocols import EventLog, HeartbeatStore, PhotoPoolStore
 
 FILES = "files"
 REDIS = "redis"
@@ -47,16 +49,16 @@ def in_use() -> str:
     return REDIS if redis_url() else FILES
 
 
-def event_log() -> EventLog | RedisEventLog:
+def event_log() -> EventLog:
     """The log of job changes that every event stream follows."""
     return _event_log(store.data_dir(), redis_url())
 
 
 @functools.cache
-def _event_log(root: Path, url: str | None) -> EventLog | RedisEventLog:
+def _event_log(root: Path, url: str | None) -> EventLog:
     if url:
         return RedisEventLog(client(url))
-    return EventLog(root / "events")
+    return FileEventLog(root / "events")
 
 
 def photo_pool_store(*, ttl_seconds: float) -> PhotoPoolStore:

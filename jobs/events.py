@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from filestore.eventlog import EventLog
 from jobs import backends
 from jobs.model import Job
-from redisstore.eventlog import RedisEventLog
+from storage.protocols import EventLog
 
 logger = logging.getLogger(__name__)
 
 
-def log() -> EventLog | RedisEventLog:
+def log() -> EventLog:
     return backends.event_log()
 
 

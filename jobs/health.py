@@ -23,8 +23,8 @@ from django.conf import settings
 
 from filestore import atomic
 from filestore.heartbeats import FileHeartbeats
-from filestore.owners import current_owner
 from jobs import admission, backends, capacity, clock, photos, store
+from storage.owners import current_owner
 
 
 def worker_id() -> str:

@@ -1,6 +1,6 @@
 """Which worker clusters are known dead, so their leases can be taken back at once.
 
-A lease names its owner, a worker cluster (:mod:`filestore.owners`). Once
+A lease names its owner, a worker cluster (:mod:`storage.owners`). Once
 the owner is known dead, its runs are gone too, and waiting for the leases
 to run out (``JOBS_QUEUE_RETRY``, 90 s by default) only delays its jobs.
 Known dead means positive evidence, never a guess:
@@ -26,9 +26,8 @@ from typing import Any
 
 from django.conf import settings
 
-from filestore.atomic import PID_SCOPE
-from filestore.owners import current_owner, parse_owner, pid_alive
 from jobs import backends, clock, store
+from storage.owners import PID_SCOPE, current_owner, parse_owner, pid_alive
 
 
 def owner_is_dead(

@@ -92,7 +92,7 @@ class Lease:
     """The run that holds a running job, and until when it is presumed alive.
 
     ``owner`` is the worker cluster the run belongs to (see
-    :mod:`filestore.owners`), or None when unknown (documents written before
+    :mod:`storage.owners`), or None when unknown (documents written before
     owners were recorded): then only ``until`` ends the lease.
     """
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from django.conf import settings
 
-from filestore.queue import MessageInfo
 from jobs import admission, capacity, clock, health, photos, services, store
 from jobs.errors import JobError
 from jobs.model import Job, Status, may, statuses_for
+from storage.messages import MessageInfo
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django_q.brokers import get_broker
 
-from filestore.queue_api import SchedulingBroker
+from storage.protocols import SchedulingBroker
 
 # Jobs due together run in one task: the broker groups their messages.
 RUN_JOBS = "jobs.tasks.run_jobs"
@@ -17,7 +17,7 @@ def job_broker(name: str | None = None) -> SchedulingBroker:
     if not isinstance(broker, SchedulingBroker):
         raise ImproperlyConfigured(
             f"Q_CLUSTER['broker_class'] ({type(broker).__name__}) cannot run a job at a given "
-            "time: it must implement filestore.queue_api.SchedulingBroker."
+            "time: it must implement storage.protocols.SchedulingBroker."
         )
     return broker
 

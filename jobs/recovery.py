@@ -28,11 +28,11 @@ import logging
 from dataclasses import dataclass, field
 
 from filestore import repository as repo
-from filestore.broker import FileBroker
 from jobs import clock, events, store
 from jobs.model import Job, Status
 from jobs.queueing import enqueue_job
 from jobs.tasks import dead_letter
+from storage.protocols import SchedulingBroker
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _recover_one(
         report.restarted.append(job_id)
 
 
-def _died_since_last_change(broker: FileBroker, job: Job) -> bool:
+def _died_since_last_change(broker: SchedulingBroker, job: Job) -> bool:
     # Only for jobs that have a dead message, which are few: find() scans the queue.
     dead_at = [m.dead_at for m in broker.find(job.id) if m.state == "dead"]
     return bool(dead_at) and max(dead_at) >= clock.from_iso(job.updated_at)

@@ -9,10 +9,10 @@ from typing import Any
 from django.conf import settings
 
 from filestore.idempotency import IdempotencyStore
-from filestore.queue_api import SchedulingBroker
 from filestore.repository import JobRepository
 from jobs import clock
 from jobs.model import Job
+from storage.protocols import SchedulingBroker
 
 
 class JobCodec:

@@ -31,12 +31,12 @@ from typing import Any
 from django.conf import settings
 
 from filestore import repository as repo
-from filestore.owners import current_owner
 from jobs import capacity, clock, events, metrics, photos, store
 from jobs.liveness import DeadOwners
 from jobs.model import Failure, Job, OwnerIsDead
 from jobs.queueing import enqueue_job
 from jobsite.logs import job_log_context
+from storage.owners import current_owner
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ start) it takes back the leases of worker clusters known dead
 than when the leases run out.
 
 The main process's pid is the cluster's identity in every lease it takes
-(:mod:`filestore.owners`); :func:`die_with_parent` makes that identity
+(:mod:`storage.owners`); :func:`die_with_parent` makes that identity
 honest: once the main process is gone, so is every process of its cluster,
 and none of its runs can still be going.
 """
@@ -26,9 +26,9 @@ import time
 
 from django.conf import settings
 
-from filestore.owners import OWNER_ENV, owner_for
 from jobs import admission, capacity, clock, health, liveness, photos, store
 from jobs.recovery import RecoveryReport, recover_jobs
+from storage.owners import OWNER_ENV, owner_for
 
 logger = logging.getLogger(__name__)
 

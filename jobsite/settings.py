@@ -57,9 +57,9 @@ if JOBS_MIN_DELAY % JOBS_DELAY_STEP or JOBS_MAX_DELAY % JOBS_DELAY_STEP:
         f"JOBS_MIN_DELAY={JOBS_MIN_DELAY} and JOBS_MAX_DELAY={JOBS_MAX_DELAY} must be "
         f"multiples of JOBS_DELAY_STEP={JOBS_DELAY_STEP}."
     )
-# How many times a queue message is delivered before it is dead-lettered.
+# How many times a queue message is delivered before it is dead-lettered (its
+# job then fails: the jobs app registers the handler, see storage/dead_letters.py).
 JOBS_MAX_DELIVERIES = envint("JOBS_MAX_DELIVERIES", 5, minimum=1)
-JOBS_DEAD_LETTER_HANDLER = "jobs.tasks.dead_letter"
 # Idempotency keys are kept at least this long.
 JOBS_IDEMPOTENCY_TTL = envint("JOBS_IDEMPOTENCY_TTL", 24 * 3600, minimum=24 * 3600)
 JOBS_WORKERS = envint("JOBS_WORKERS", 2, minimum=1, maximum=64)

@@ -1,9 +1,9 @@
-"""django-q2's broker interface over :class:`redisstore.queue.RedisQueue`.
+"""The django-q2 broker on Redis: :class:`storage.broker.QueueBroker` over a :class:`RedisQueue`.
 
 Configured with ``Q_CLUSTER["broker_class"] = "redisstore.broker.RedisBroker"``.
-It is :class:`filestore.broker.FileBroker` with the queue in Redis: the
-same methods, the same settings, the same lease (``Q_CLUSTER["retry"]``
-seconds), plus
+Like :class:`filestore.broker.FileBroker`, it does with messages what the
+base class does, with the same settings and the same lease
+(``Q_CLUSTER["retry"]`` seconds), plus
 
 - ``JOBS_REDIS_URL`` (required): ``redis://host:port/db``.
 
@@ -25,9 +25,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django_q.conf import Conf
 
-from filestore.broker import DEFAULT_MAX_DELIVERIES, FileBroker, _dead_letter_handler
 from redisstore.connection import Unavailable, connect, describe
 from redisstore.queue import NAME_PATTERN, RedisQueue
+from storage import dead_letters
+from storage.broker import QueueBroker, max_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ logger = logging.getLogger(__name__)
 RECONNECT_PAUSE_SECONDS = 1.0
 
 
-class RedisBroker(FileBroker):
+class RedisBroker(QueueBroker):
     """Task messages in Redis; see :mod:`redisstore.queue` for the keys."""
 
-    connection: RedisQueue  # type: ignore[assignment]
+    connection: RedisQueue
 
     @staticmethod
-    def get_connection(list_key: str | None = None) -> RedisQueue:  # type: ignore[override]
+    def get_connection(list_key: str | None = None) -> RedisQueue:
         return open_queue(list_key or Conf.CLUSTER_NAME)
 
     def dequeue(self) -> list[tuple[str, str]] | None:
@@ -57,7 +58,7 @@ class RedisBroker(FileBroker):
             return None
         return messages
 
-    # The file broker's methods, which also take the ack ids of a batch.
+    # The base broker's, which also take the ack ids of a batch.
     def acknowledge(self, task_id: str) -> None:
         try:
             super().acknowledge(task_id)
@@ -83,17 +84,12 @@ def open_queue(name: str) -> RedisQueue:
     url = getattr(settings, "JOBS_REDIS_URL", None)
     if not url:
         raise ImproperlyConfigured("JOBS_REDIS_URL must be set to use the Redis broker")
-    max_deliveries = getattr(settings, "JOBS_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES)
-    if not isinstance(max_deliveries, int) or max_deliveries < 1:
-        raise ImproperlyConfigured(
-            f"JOBS_MAX_DELIVERIES must be an integer >= 1, not {max_deliveries!r}"
-        )
     return RedisQueue(
         client(url),
         name,
         lease_seconds=Conf.RETRY,
-        max_deliveries=max_deliveries,
-        on_dead=_dead_letter_handler(),
+        max_deliveries=max_deliveries(),
+        on_dead=dead_letters.registered(),
     )
 
 

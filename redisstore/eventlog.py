@@ -1,7 +1,7 @@
 """The change-event log on a Redis Stream: :class:`RedisEventLog`.
 
-The same interface as :class:`filestore.eventlog.EventLog` (``append``,
-``latest_id``, ``read_after``, :class:`~filestore.eventlog.EventsLost`),
+The same contract as the file log (:class:`storage.protocols.EventLog`:
+``append``, ``latest_id``, ``read_after``, :class:`~storage.events.EventsLost`),
 so the event streams of web servers on several machines follow one log.
 
 Positions stay integers, as with the file log, so the event streams, their
@@ -32,8 +32,8 @@ from typing import Any
 
 import redis
 
-from filestore.eventlog import EventsLost
 from redisstore.connection import reporting_unavailable
+from storage.events import EventsLost
 
 SEQ_BITS = 20
 _SEQ_LIMIT = 1 << SEQ_BITS

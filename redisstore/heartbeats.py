@@ -1,7 +1,8 @@
 """Worker heartbeats in Redis: :class:`RedisHeartbeats`.
 
-The same interface as :class:`filestore.heartbeats.FileHeartbeats`, for
-workers on several machines. Keys (``<p>`` is ``<namespace>:heartbeat``)::
+The same contract as the heartbeat files
+(:class:`storage.protocols.HeartbeatStore`), for workers on several
+machines. Keys (``<p>`` is ``<namespace>:heartbeat``)::
 
     <p>:<worker>   string      the heartbeat (JSON), expiring after ``ttl_seconds``
     <p>s           sorted set  worker, scored by the ``at`` of its last beat
@@ -22,8 +23,8 @@ from typing import Any
 
 import redis
 
-from filestore.heartbeats import MAX_BYTES, check_worker, valid_heartbeat
 from redisstore.connection import reporting_unavailable
+from storage.heartbeats import MAX_BYTES, check_worker, valid_heartbeat
 
 DEFAULT_TTL_SECONDS = 24 * 3600
 # How many of the newest workers one lookup reads; only expired ones are skipped.

@@ -1,8 +1,7 @@
 """The photo pool and the rate-limit gate's state in Redis: :class:`RedisPhotoPoolStore`.
 
-The same interface as :class:`filestore.photo_pool.FilePhotoPoolStore`
-(:class:`filestore.photo_pool.PhotoPoolStore`), so the workers of every
-host share one pool and one Unsplash budget. Keys (``<p>`` is
+The same contract as the pool's files (:class:`storage.protocols.PhotoPoolStore`),
+so the workers of every host share one pool and one Unsplash budget. Keys (``<p>`` is
 ``<namespace>:photos``; the braces keep them in one Redis Cluster slot,
 which the scripts need)::
 
@@ -95,7 +94,7 @@ return 0
 
 
 class RedisPhotoPoolStore:
-    """:class:`~filestore.photo_pool.PhotoPoolStore` in Redis (see the module docstring)."""
+    """:class:`~storage.protocols.PhotoPoolStore` in Redis (see the module docstring)."""
 
     def __init__(
         self,

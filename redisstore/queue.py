@@ -1,7 +1,7 @@
 """A message queue on Redis with delayed delivery and leases: :class:`RedisQueue`.
 
-It keeps the promises of :class:`filestore.queue.FileQueue` (same methods,
-same :class:`~filestore.queue.MessageInfo`), for queues shared by several
+It keeps the promises of :class:`storage.protocols.MessageQueue`, as
+:class:`filestore.queue.FileQueue` does, for queues shared by several
 machines. Keys of the queue ``name`` (``<p>`` is ``<namespace>:queue:{name}``;
 the braces make Redis Cluster keep them in one slot, which scripts need)::
 
@@ -48,10 +48,11 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from filestore.queue import KEY_PATTERN, MessageInfo, State
-from filestore.queue_api import check_lease_settings
 from redisstore.connection import Unavailable, reporting_unavailable
 from redisstore.queue_scripts import KEY_NAMES, PRELUDE, SCRIPTS
+from storage import dead_letters
+from storage.messages import KEY_PATTERN, MessageInfo, QueueCounts, State, check_lease_settings
+from storage.times import to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class RedisQueue:
             payload = payload.encode()
         at = self.clock() if due_at is None else due_at
         message_id = secrets.token_hex(10)
-        self._run("enqueue", message_id, _to_ms(at), payload, key or "")
+        self._run("enqueue", message_id, to_ms(at), payload, key or "")
         return message_id
 
     def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
@@ -141,12 +142,12 @@ class RedisQueue:
         self.next_due_at = None
         if limit < 1:
             return []
-        now_ms = _to_ms(self.clock())
+        now_ms = to_ms(self.clock())
         claimed, buried, requeued, next_due = self._run(
             "dequeue",
             now_ms,
             limit,
-            _to_ms(self.lease_seconds),
+            to_ms(self.lease_seconds),
             self.max_deliveries,
             _EXPIRE_BATCH,
             owner or "",
@@ -175,7 +176,7 @@ class RedisQueue:
     def fail(self, ack_id: str) -> None:
         """Dead-letter a leased message at once and report it through ``on_dead``."""
         message_id, deliveries = _parse_ack_id(ack_id)
-        buried = self._run("fail", message_id, deliveries, _to_ms(self.clock()))
+        buried = self._run("fail", message_id, deliveries, to_ms(self.clock()))
         if buried is not None:
             key, payload = buried
             self._report_dead(message_id, key.decode() or None, payload, int(deliveries))
@@ -183,14 +184,14 @@ class RedisQueue:
     def release_leases_of(self, owners: Iterable[str]) -> int:
         """Hand out again, due now, the leased messages of ``owners``; return how many.
 
-        As :meth:`filestore.queue.FileQueue.release_leases_of`: delivery
+        As :meth:`storage.protocols.MessageQueue.release_leases_of`: delivery
         counts are kept, a message at its last delivery is dead-lettered.
         """
         owners = sorted(set(owners))
         if not owners:
             return 0
         released, buried = self._run(
-            "release_leases_of", _to_ms(self.clock()), self.max_deliveries, *owners
+            "release_leases_of", to_ms(self.clock()), self.max_deliveries, *owners
         )
         for message_id, deliveries, key, payload in buried:
             self._report_dead(message_id.decode(), key.decode() or None, payload, deliveries)
@@ -201,26 +202,26 @@ class RedisQueue:
     def due_within(self, seconds: float) -> int:
         """How many ready messages fall due within ``seconds`` from now (or are due)."""
         with reporting_unavailable(self.client):
-            return int(self.client.zcount(self._ready, "-inf", _to_ms(self.clock() + seconds)))
+            return int(self.client.zcount(self._ready, "-inf", to_ms(self.clock() + seconds)))
 
     def scheduled_around(self, moment: float) -> int:
         """How many ready messages fall due in the second holding ``moment`` (one ZCOUNT)."""
-        start = _to_ms(moment) - _to_ms(moment) % 1000
+        start = to_ms(moment) - to_ms(moment) % 1000
         with reporting_unavailable(self.client):
             return int(self.client.zcount(self._ready, start, f"({start + 1000}"))
 
     def oldest_due_lateness(self) -> float:
         """How long the oldest due message has waited (0 when none is due)."""
-        now_ms = _to_ms(self.clock())
+        now_ms = to_ms(self.clock())
         with reporting_unavailable(self.client):
             first = self.client.zrange(self._ready, 0, 0, withscores=True)
         return max(0.0, (now_ms - first[0][1]) / 1000) if first and first[0][1] <= now_ms else 0.0
 
     # -- introspection and maintenance ------------------------------------------
 
-    def counts(self) -> dict[str, int | float]:
+    def counts(self) -> QueueCounts:
         """Messages per state; ``due`` is the part of ``ready`` that may be handed out now."""
-        now_ms = _to_ms(self.clock())
+        now_ms = to_ms(self.clock())
         with reporting_unavailable(self.client):
             pipe = self.client.pipeline(transaction=True)
             pipe.zcard(self._ready)
@@ -306,18 +307,7 @@ class RedisQueue:
         logger.error(
             "message %s (key %s) dead-lettered after %d deliveries", message_id, key, deliveries
         )
-        if self.on_dead is None:
-            return
-        try:
-            self.on_dead(key, payload)
-        except Exception:
-            # The message is safely dead-lettered whatever the handler does; a
-            # handler error must not stop the consumer that found it.
-            logger.exception("dead-letter handler failed for key %s", key)
-
-
-def _to_ms(seconds: float) -> int:
-    return int(seconds * 1000)
+        dead_letters.report(self.on_dead, key, payload)
 
 
 def _parse_ack_id(ack_id: str) -> tuple[str, str]:

@@ -11,19 +11,20 @@ import shutil
 
 import pytest
 
-from filestore.eventlog import EventLog, EventsLost
+from filestore.eventlog import FileEventLog
+from storage.events import EventsLost
 
 
 @pytest.fixture
-def log(data_dir) -> EventLog:
-    return EventLog(data_dir / "events")
+def log(data_dir) -> FileEventLog:
+    return FileEventLog(data_dir / "events")
 
 
 def _events(n: int, start: int = 0) -> list[dict]:
     return [{"type": "job", "n": i, "text": "é" * (i % 3)} for i in range(start, start + n)]
 
 
-def _read_all(log: EventLog, position: int = 0, limit: int = 1000) -> tuple[list, int]:
+def _read_all(log: FileEventLog, position: int = 0, limit: int = 1000) -> tuple[list, int]:
     everything = []
     while True:
         events, position = log.read_after(position, limit=limit)
@@ -48,7 +49,7 @@ def test_it_holds_back_a_line_still_being_written(log):
 
 
 def test_it_keeps_the_newest_segments_and_reports_lost_events(data_dir):
-    log = EventLog(data_dir / "events", segment_bytes=300, keep_segments=3)
+    log = FileEventLog(data_dir / "events", segment_bytes=300, keep_segments=3)
     log.append({"n": 0})
     first_position = log.latest_id()
     reader_position = 0
@@ -68,7 +69,7 @@ def test_it_keeps_the_newest_segments_and_reports_lost_events(data_dir):
 
 
 def _append_many(root, writer: int, count: int, start) -> None:
-    log = EventLog(root, segment_bytes=4096, keep_segments=1000)
+    log = FileEventLog(root, segment_bytes=4096, keep_segments=1000)
     start.wait()
     for n in range(count):
         log.append({"writer": writer, "n": n, "pad": "x" * (n % 50)})
@@ -76,11 +77,11 @@ def _append_many(root, writer: int, count: int, start) -> None:
 
 def test_it_tells_a_reader_after_an_id_the_log_never_reached_to_start_over(data_dir):
     """A client's Last-Event-ID from before the data directory was reset."""
-    old = EventLog(data_dir / "old-events")
+    old = FileEventLog(data_dir / "old-events")
     for event in _events(10):
         old.append(event)
     remembered = old.latest_id()
-    log = EventLog(data_dir / "events")
+    log = FileEventLog(data_dir / "events")
     log.append({"n": 0})
 
     with pytest.raises(EventsLost):
@@ -88,11 +89,11 @@ def test_it_tells_a_reader_after_an_id_the_log_never_reached_to_start_over(data_
 
 
 def test_it_tells_a_reader_after_a_segment_the_log_never_reached_to_start_over(data_dir):
-    old = EventLog(data_dir / "old-events", segment_bytes=100)
+    old = FileEventLog(data_dir / "old-events", segment_bytes=100)
     for event in _events(10):
         old.append(event)
     remembered = old.latest_id()
-    log = EventLog(data_dir / "events", segment_bytes=100)
+    log = FileEventLog(data_dir / "events", segment_bytes=100)
     log.append({"n": 0})
     assert len(list(old.root.iterdir())) > len(list(log.root.iterdir()))
 
@@ -101,11 +102,11 @@ def test_it_tells_a_reader_after_a_segment_the_log_never_reached_to_start_over(d
 
 
 def test_appends_reach_readers_after_the_log_directory_was_replaced(data_dir):
-    log = EventLog(data_dir / "events")
+    log = FileEventLog(data_dir / "events")
     log.append({"n": 0})
     shutil.rmtree(log.root)  # the data directory reset under a running process
 
     log.append({"n": 1})
 
-    events, _ = EventLog(data_dir / "events").read_after(0)
+    events, _ = FileEventLog(data_dir / "events").read_after(0)
     assert [event for _, event in events] == [{"n": 1}]

@@ -9,13 +9,12 @@ import sys
 
 import pytest
 
-from filestore.atomic import PID_SCOPE
-from filestore.owners import OWNER_ENV, current_owner, owner_for, parse_owner, pid_alive
 from jobs import backends, clock, services, store
 from jobs.liveness import DeadOwners, owner_is_dead
 from jobs.model import Status
 from jobs.tasks import run_job
 from jobs.worker import Supervisor
+from storage.owners import OWNER_ENV, PID_SCOPE, current_owner, owner_for, parse_owner, pid_alive
 
 OTHER_SCOPE = "fedcba987654"
 MAX_AGE = 30.0

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django_q.conf import Conf
 
-from filestore.eventlog import EventLog
+from filestore.eventlog import FileEventLog
 from filestore.heartbeats import FileHeartbeats
 from filestore.photo_pool import FilePhotoPoolStore
 from jobs import backends, health, photos, services, store
@@ -72,7 +72,7 @@ def test_without_redis_everything_is_files(settings):
     settings.JOBS_REDIS_URL = None
 
     assert backends.in_use() == "files"
-    assert isinstance(backends.event_log(), EventLog)
+    assert isinstance(backends.event_log(), FileEventLog)
     assert isinstance(backends.heartbeats(), FileHeartbeats)
     assert isinstance(photos.pool().store, FilePhotoPoolStore)
 

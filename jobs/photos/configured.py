@@ -14,12 +14,12 @@ from typing import Any
 
 from django.conf import settings
 
-from filestore.photo_pool import PhotoPoolStore
 from jobs import backends, clock, store
 from jobs.photos.demo import DemoSource
 from jobs.photos.errors import PhotoSourceError
 from jobs.photos.pool import KEEP_UNUSED_SECONDS, PhotoPool
 from jobs.photos.unsplash import UnsplashSource
+from storage.protocols import PhotoPoolStore
 
 # Jobs falling due within this many seconds get their photos fetched ahead.
 PREFETCH_HORIZON = 5.0

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from filestore.photo_pool import PhotoPoolStore
 from jobs import metrics
 from jobs.photos.errors import PhotoSourceError, RateLimited, TransientPhotoError
+from storage.protocols import PhotoPoolStore
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from filestore.photo_pool import PhotoPoolStore
 from jobs import metrics
 from jobs.photos.errors import PhotoSourceError, RateLimited, TransientPhotoError
 from jobs.photos.gate import GateState, RateLimitGate
 from jobs.photos.results import BATCH_SIZE, Fetch
+from storage.protocols import PhotoPoolStore
 
 KEEP_UNUSED_SECONDS = 600.0
 

@@ -2,7 +2,7 @@
 
 Each test runs against the file broker and the Redis broker through the
 broker's own interface: django-q2's ``Broker`` and
-:class:`filestore.queue_api.SchedulingBroker`, configured by the settings.
+:class:`storage.protocols.SchedulingBroker`, configured by the settings.
 What only one of them has (where the file broker keeps its messages, how
 the Redis broker names its server and checks its URL) is tested beside it,
 in ``tests/test_broker.py`` and ``tests/test_redis_broker.py``.
@@ -27,8 +27,9 @@ from django_q.tasks import async_task
 from django_q.worker import worker
 
 from filestore.broker import FileBroker
-from filestore.queue_api import SchedulingBroker
 from redisstore.broker import RedisBroker
+from storage import dead_letters
+from storage.protocols import SchedulingBroker
 from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
@@ -67,12 +68,12 @@ def broker_class(backend, request, monkeypatch):
     # The file broker keeps its messages in the test's data directory
     # (tests/conftest.py); the Redis broker in an empty Redis.
     where = {"JOBS_REDIS_URL": request.getfixturevalue("redis_url")} if backend == "redis" else {}
-    with override_settings(
-        JOBS_MAX_DELIVERIES=MAX_DELIVERIES,
-        JOBS_DEAD_LETTER_HANDLER=f"{__name__}.record_dead_letter",
-        **where,
-    ):
-        yield BROKERS[backend]
+    previous = dead_letters.register(record_dead_letter)
+    try:
+        with override_settings(JOBS_MAX_DELIVERIES=MAX_DELIVERIES, **where):
+            yield BROKERS[backend]
+    finally:
+        dead_letters.register(previous)
 
 
 @pytest.fixture
@@ -270,6 +271,18 @@ def test_a_message_the_pusher_cannot_read_is_dead_lettered_to_the_handler(broker
     assert broker.dead_keys() == {JOB_ID}
 
 
+def test_with_no_handler_registered_a_message_is_still_dead_lettered(broker_class):
+    dead_letters.register(None)  # the fixture puts the test's handler back
+    broker = broker_class(list_key="test")
+    broker.enqueue("poison", key=JOB_ID)
+    [(ack_id, _)] = broker.dequeue()
+
+    broker.fail(ack_id)
+
+    assert states(broker) == ["dead"]
+    assert DEAD_LETTERS == []
+
+
 # --- django-q2's loop and processes ---------------------------------------------------
 
 
@@ -337,14 +350,6 @@ def test_keys_and_delete_key_find_the_messages_of_a_job(broker):
 @pytest.mark.parametrize("value", [0, "5"])
 def test_it_refuses_a_bad_max_deliveries(broker_class, value):
     with override_settings(JOBS_MAX_DELIVERIES=value), pytest.raises(ImproperlyConfigured):
-        broker_class(list_key="test")
-
-
-def test_it_refuses_a_dead_letter_handler_that_cannot_be_imported(broker_class):
-    with (
-        override_settings(JOBS_DEAD_LETTER_HANDLER="nowhere.handler"),
-        pytest.raises(ImproperlyConfigured, match=r"nowhere\.handler"),
-    ):
         broker_class(list_key="test")
 
 

@@ -9,9 +9,10 @@ import multiprocessing
 
 import pytest
 
-from filestore.eventlog import EventLog, EventsLost
+from filestore.eventlog import FileEventLog
 from redisstore import connect
 from redisstore.eventlog import RedisEventLog
+from storage.events import EventsLost
 
 
 @pytest.fixture
@@ -27,8 +28,8 @@ def make_log(backend, request, tmp_path):
     def make(*, small: bool = False):
         if url is None:
             if small:
-                return EventLog(tmp_path / "events", segment_bytes=300, keep_segments=3)
-            return EventLog(tmp_path / "events")
+                return FileEventLog(tmp_path / "events", segment_bytes=300, keep_segments=3)
+            return FileEventLog(tmp_path / "events")
         client = connect(url)
         clients.append(client)
         return RedisEventLog(client, max_events=20 if small else 20_000)

@@ -1,9 +1,9 @@
 """Who holds a lease: the identity of a worker cluster, and whether its process lives.
 
-An *owner* is ``<pid scope>-<pid>``: the :data:`filestore.atomic.PID_SCOPE`
-of the host and PID namespace the cluster runs in, and the pid of the
-cluster's main process (``manage.py qcluster``). Every process of the
-cluster (pusher, workers, monitor) names the same owner: the main process
+An *owner* is ``<pid scope>-<pid>``: the :data:`PID_SCOPE` of the host and
+PID namespace the cluster runs in, and the pid of the cluster's main
+process (``manage.py qcluster``). Every process of the cluster (pusher,
+workers, monitor) names the same owner: the main process
 exports it in :data:`OWNER_ENV` before it starts them, and its heartbeat
 carries it too. A queue lease and a job's run lease record their owner, so
 that once the owner is known dead, its leases can be taken back at once
@@ -16,10 +16,27 @@ or containers) are judged by their heartbeat (see ``jobs.liveness``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
 
-from filestore.atomic import PID_SCOPE
+
+def _pid_scope() -> str:
+    """Where this process's pid means something: its host and PID namespace.
+
+    Containers sharing a data volume (web and worker) each number their own
+    processes, so a pid (of a lease's owner, of a temp file's writer) can
+    only be looked up by a process of the same scope.
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:12]
+
+
+PID_SCOPE = _pid_scope()
 
 OWNER_ENV = "JOBS_CLUSTER_OWNER"
 OWNER_PATTERN = re.compile(r"(?P<scope>[0-9a-f]{12})-(?P<pid>[1-9][0-9]{0,9})")

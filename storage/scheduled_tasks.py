@@ -1,15 +1,14 @@
-"""Scheduled task messages: their small form on disk, and the django-q2 package made at delivery.
+"""Scheduled task messages: their small form in a queue, and the django-q2 package at delivery.
 
-A message written by :meth:`filestore.broker.FileBroker.schedule` names the
+A message written by :meth:`storage.broker.QueueBroker.schedule` names the
 task function and its argument, the key (a job id) the message belongs to::
 
     {"v":1,"func":"jobs.tasks.run_jobs","key":"01JABCDEFGHJKMNPQRSTVWXYZ0","batch":true}
 
 The create path therefore writes some sixty bytes: no pickling, no
 signature, no task id. The message carries its key itself, not only in the
-queue's bookkeeping (the file name), so any queue can hand it out as it is
-(a queue on Redis keeps the same message). When the message is handed out,
-the broker builds the task
+queue's bookkeeping (a file name, a Redis hash), so any queue can hand it out
+as it is. When the message is handed out, the broker builds the task
 dict :func:`django_q.tasks.async_task` would have built for
 ``async_task(func, key)`` and signs it with django-q2's
 :class:`~django_q.signing.SignedPackage`, so the stock pusher, workers and
@@ -47,7 +46,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from filestore.queue_names import KEY_PATTERN
+from storage.messages import KEY_PATTERN
 
 FORMAT_VERSION = 1
 

@@ -164,7 +164,3 @@ class FileEventLog:
                 break
             segment, offset = newer[0], 0
         return events, segment * SEGMENT_SPAN + offset
-
-
-# The name the log had before the contract took it, for the modules still using it.
-EventLog = FileEventLog

@@ -28,9 +28,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from filestore.eventlog import EventLog, EventsLost
 from jobs import backends
-from redisstore.eventlog import RedisEventLog
+from storage.events import EventsLost
+from storage.protocols import EventLog
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class Fanout:
 
 
 @functools.cache
-def _feed(log: EventLog | RedisEventLog) -> EventFeed:
+def _feed(log: EventLog) -> EventFeed:
     return EventFeed(log)
 
 

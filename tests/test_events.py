@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from filestore.eventlog import EventLog
+from filestore.eventlog import FileEventLog
 from jobs import live, services
 from jobs.api import events as events_api
 from jobs.api.events import StreamSlots, stream, stream_async
@@ -45,7 +45,7 @@ def take(iterator, count: int, *, deadline: float = 5.0) -> list[bytes]:
 
 @pytest.fixture
 def feed(data_dir):
-    following = EventFeed(EventLog(data_dir / "events"), poll_seconds=0.01, tick_seconds=0.01)
+    following = EventFeed(FileEventLog(data_dir / "events"), poll_seconds=0.01, tick_seconds=0.01)
     yield following
     following.close()
 
@@ -97,7 +97,7 @@ def test_it_replays_what_a_client_missed_after_last_event_id(feed):
 
 
 def test_it_replays_from_the_log_when_memory_does_not_reach_back(data_dir):
-    log = EventLog(data_dir / "events")
+    log = FileEventLog(data_dir / "events")
     job = services.job_create(delay_seconds=5).job
     start = 0  # before every event: older than anything the feed holds
     feed = EventFeed(log, poll_seconds=0.01)
@@ -111,7 +111,7 @@ def test_it_replays_from_the_log_when_memory_does_not_reach_back(data_dir):
 
 
 def test_it_tells_a_client_too_far_behind_to_start_over(data_dir):
-    log = EventLog(data_dir / "events", segment_bytes=200, keep_segments=2)
+    log = FileEventLog(data_dir / "events", segment_bytes=200, keep_segments=2)
     for n in range(20):
         log.append({"type": "job-deleted", "id": f"{n:026d}"})
     feed = EventFeed(log, poll_seconds=0.01)
@@ -193,7 +193,7 @@ def test_an_open_stream_starts_over_when_the_log_does(data_dir, feed):
     # Received: the server has followed the log that far before it starts over.
     assert len(parse(take(events, 3))) == 3
     shutil.rmtree(data_dir / "events")  # the data directory reset under the server
-    EventLog(data_dir / "events").append({"type": "job-deleted", "id": "0" * 26})
+    FileEventLog(data_dir / "events").append({"type": "job-deleted", "id": "0" * 26})
 
     [reset] = parse(take(events, 1))
     created = services.job_create(delay_seconds=10).job
@@ -283,7 +283,7 @@ def _job_ids(chunks: list[bytes]) -> list[str]:
 
 @pytest.mark.parametrize("count", [1, 200])
 def test_an_event_is_encoded_once_however_many_streams_send_it(data_dir, monkeypatch, count):
-    log = EventLog(data_dir / "events")
+    log = FileEventLog(data_dir / "events")
     older = services.job_create(delay_seconds=5).job
     missed = services.job_create(delay_seconds=5).job  # only in the log: before the feed
     [(older_id, _), (missed_id, _)] = log.read_after(0)[0]

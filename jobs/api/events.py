@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable
 
 from django.http import StreamingHttpResponse
 
-from filestore.eventlog import EventsLost
 from jobs.api.problems import problem_response
 from jobs.live import PING, EventFeed, Fanout, feed, reset_block
+from storage.events import EventsLost
 
 HEARTBEAT_SECONDS = 15.0
 STREAM_SECONDS = 300.0

@@ -15,7 +15,6 @@ document wrote it. Documents of format 1 (no ``format`` key) still load.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,6 +30,7 @@ from jobs.document_fields import (
     timestamp,
 )
 from jobs.errors import InvalidTransition
+from storage.times import round_up_to_ms
 
 
 class Status(StrEnum):
@@ -275,7 +275,7 @@ class Job:
             # Timestamps keep milliseconds; rounding down would name an
             # instant before ``until`` (a job woken then would find a
             # rate-limit gate still closed for a fraction of a millisecond).
-            next_attempt_at=clock.to_iso(math.ceil(until * 1000) / 1000),
+            next_attempt_at=clock.to_iso(round_up_to_ms(until)),
             transient_failures=self.transient_failures + (1 if transient else 0),
         )._noted("pending", reason, now)
 

@@ -16,18 +16,27 @@ is not stored at all but read from the broker at scrape time, so no value
 of a dead process can go stale.
 
 Recording never raises: a metric that cannot be written is logged once per
-process and the request or job goes on.
+process and the request or job goes on. Nor does it crash on a full disk:
+the library grows its files by truncating them longer (a hole) and writing
+into the hole through the memory map, which a full file system answers by
+killing the process (SIGBUS). :class:`SpaceBackedFile` reserves the blocks
+first, so a full disk is an ``ENOSPC`` it can handle: the values that find
+no room are kept in memory, missing from scrapes, and written once there
+is room again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hmac
 import logging
+import mmap
 import os
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +53,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    mmap_dict,
     values,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -87,10 +97,174 @@ def claim_directory(path: Path) -> int:
     except BlockingIOError:
         pass  # another process is running: its files stay
     else:
-        for stale in path.glob("*.db"):
+        for stale in (*path.glob("*.db"), *path.glob(f".*{_NEW_FILE_SUFFIX}")):
             stale.unlink(missing_ok=True)
     fcntl.flock(fd, fcntl.LOCK_SH)
     return fd
+
+
+# A value file being made (see SpaceBackedFile): hidden from the scrape's "*.db".
+_NEW_FILE_SUFFIX = ".new"
+
+
+def _reserve(fd: int, start: int, end: int) -> None:
+    """Give bytes ``start`` to ``end`` of the file blocks of their own, or raise ``OSError``
+    (``ENOSPC`` on a full disk). The file grows to ``end`` if it is shorter."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, start, end - start)
+        return
+    zeros = memoryview(bytes(end - start))
+    while zeros:
+        written = os.pwrite(fd, zeros, start)
+        zeros, start = zeros[written:], start + written
+
+
+class SpaceBackedFile(mmap_dict.MmapedDict):
+    """One process's value file, as prometheus_client's, with its blocks reserved before use.
+
+    prometheus_client makes and grows the file with ``ftruncate``, which
+    allocates nothing, then writes through the memory map: on a full file
+    system the page has no block and the kernel kills the process with
+    SIGBUS, whatever the code around it catches. Here the blocks of each new
+    part are reserved first (``posix_fallocate``), so writes through the map
+    always land on a block, and a full disk is an ``OSError`` on the way in.
+
+    A value that finds no room is kept in memory (missing from scrapes) and
+    placed in the file on a later write once there is room, at most one try
+    per ``retry_seconds``; the process logs one warning when values start
+    going missing and one line when they are all in the file again. The
+    file is made under a hidden name and linked into place whole, so a
+    scrape never reads a file without its header.
+
+    Thread safety: as the library's, the caller holds the values' lock.
+    """
+
+    retry_seconds = 1.0
+    _missing_logged = False  # per process: one warning, not one per request
+
+    def __init__(self, filename: str, read_mode: bool = False) -> None:
+        if read_mode:
+            super().__init__(filename, read_mode=True)
+            return
+        self._fname = filename
+        self._f: Any = None
+        self._m: Any = None
+        self._capacity = 0
+        self._used = 8
+        self._positions: dict[str, int] = {}
+        self._unplaced: dict[str, tuple[float, float]] = {}
+        self._next_try = 0.0
+        self._open_file()
+
+    # --- the library's interface -------------------------------------------------
+
+    def read_value(self, key: str) -> tuple[float, float]:
+        if key not in self._positions and not self._place(key):
+            return self._unplaced.setdefault(key, (0.0, 0.0))
+        return super().read_value(key)
+
+    def write_value(self, key: str, value: float, timestamp: float) -> None:
+        if key not in self._positions and not self._place(key):
+            self._unplaced[key] = (value, timestamp)
+            return
+        super().write_value(key, value, timestamp)
+
+    def close(self) -> None:
+        if self._f is not None:
+            super().close()
+
+    # --- placing values --------------------------------------------------------------
+
+    def _place(self, key: str) -> bool:
+        """Give ``key`` its place in the file, with the value it has in memory, and so the
+        other values waiting; False if there is no room (or it is not time to try again)."""
+        now = time.monotonic()
+        if now < self._next_try:
+            return False
+        try:
+            if self._f is None:
+                self._open_file(raise_errors=True)
+            for waiting in (key, *self._unplaced):
+                if waiting not in self._positions:
+                    self._init_value(waiting)
+                value = self._unplaced.pop(waiting, None)
+                if value is not None:
+                    super().write_value(waiting, *value)
+        except OSError as exc:
+            self._next_try = now + self.retry_seconds
+            self._missing(exc)
+            return key in self._positions
+        if SpaceBackedFile._missing_logged:
+            SpaceBackedFile._missing_logged = False
+            logger.info("Metric values are written to %s again", self._fname)
+        return True
+
+    def _init_value(self, key: str) -> None:
+        encoded = key.encode("utf-8")
+        padded = encoded + b" " * (8 - (len(encoded) + 4) % 8)
+        entry = struct.pack(f"i{len(padded)}sdd", len(encoded), padded, 0.0, 0.0)
+        capacity = self._capacity
+        while self._used + len(entry) > capacity:
+            capacity *= 2
+        if capacity != self._capacity:
+            _reserve(self._f.fileno(), self._capacity, capacity)
+            self._m = mmap.mmap(self._f.fileno(), capacity)
+            self._capacity = capacity
+        super()._init_value(key)  # now within the reserved capacity: no growth
+
+    def _open_file(self, *, raise_errors: bool = False) -> None:
+        """Open the file, making it (reserved, with its header) if there is none yet."""
+        try:
+            if not os.path.exists(self._fname):
+                self._make_file()
+            f = open(self._fname, "a+b")  # noqa: SIM115 (closed by close())
+            try:
+                capacity = os.fstat(f.fileno()).st_size
+                if capacity < mmap_dict._INITIAL_MMAP_SIZE:
+                    _reserve(f.fileno(), capacity, mmap_dict._INITIAL_MMAP_SIZE)
+                    capacity = mmap_dict._INITIAL_MMAP_SIZE
+                m = mmap.mmap(f.fileno(), capacity)
+            except BaseException:
+                f.close()
+                raise
+        except OSError as exc:
+            if raise_errors:
+                raise
+            # No file, no values in scrapes: this process's values wait in memory.
+            self._next_try = time.monotonic() + self.retry_seconds
+            self._missing(exc)
+            return
+        self._f, self._m, self._capacity = f, m, capacity
+        used = mmap_dict._unpack_integer(m, 0)[0]
+        if used == 0:
+            mmap_dict._pack_integer(m, 0, self._used)
+        else:
+            self._used = used
+            for key, _, _, pos in self._read_all_values():
+                self._positions[key] = pos
+
+    def _make_file(self) -> None:
+        directory, name = os.path.split(self._fname)
+        new = os.path.join(directory, f".{name}.{os.getpid()}{_NEW_FILE_SUFFIX}")
+        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _reserve(fd, 0, mmap_dict._INITIAL_MMAP_SIZE)
+            os.pwrite(fd, struct.pack("i", 8), 0)
+            with contextlib.suppress(FileExistsError):  # made meanwhile: that one is used
+                os.link(new, self._fname)
+        finally:
+            os.close(fd)
+            os.unlink(new)
+
+    def _missing(self, exc: OSError) -> None:
+        if not SpaceBackedFile._missing_logged:
+            SpaceBackedFile._missing_logged = True
+            logger.warning(
+                "No room for metric values in %s (%s): they are missing from /metrics "
+                "until there is room",
+                self._fname,
+                exc.strerror or exc,
+            )
 
 
 def enabled() -> bool:
@@ -110,6 +284,8 @@ def _configure() -> int | None:
     # Read by prometheus_client whenever a value file is opened, also in
     # forked worker processes.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    # The value class opens its files by this module-level name.
+    values.MmapedDict = SpaceBackedFile
     values.ValueClass = values.MultiProcessValue(process_identifier)
     return fd
 

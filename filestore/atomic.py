@@ -56,6 +56,28 @@ def temp_writer_pid(name: str) -> int | None:
     return None
 
 
+def is_leftover_temp(path: Path, *, now: float, stale_seconds: float) -> bool:
+    """Whether the temp file ``path`` was left by a writer that is gone.
+
+    Its writer's pid tells, when it ran in our scope; a file written in
+    another container (or named by an older version) is left over only
+    once older than ``stale_seconds``.
+    """
+    try:
+        age = now - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    pid = temp_writer_pid(path.name)
+    if pid is not None and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True  # its writer is gone
+        except PermissionError:
+            pass
+    return age > stale_seconds
+
+
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 

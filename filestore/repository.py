@@ -16,6 +16,9 @@ status filter works on names alone. Only the files of the returned page
 are read.
 
 Each file holds the job document; ``revision`` increases with every write.
+The statuses are the caller's (``jobs.store`` passes the job statuses): the
+repository checks that a document carries one of them and names its file
+by it, and knows nothing else of what they mean.
 
 Crash safety of a status change (``update``), step by step:
 
@@ -37,35 +40,40 @@ Concurrent writers of one job take its lock (:mod:`filestore.stripe_locks`);
 a create with a reserved id takes it to check that no name of its id exists
 yet. Readers take no lock: every name they can open holds a complete
 document. Durable writes made at the same time share their flushes
-(:mod:`filestore.group_commit`).
+(:mod:`filestore.group_commit`), and a batch of changes to several jobs
+(:meth:`JobRepository.apply_many`) shares two flushes whatever its size.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from filestore import atomic
-from filestore.batch_writes import apply_many
 from filestore.codec import Codec, Document, DocumentCodec
-from filestore.group_commit import GroupCommitter
+from filestore.directories import listdir, listdir_desc
+from filestore.group_commit import GroupCommitter, directories_of, sync
 from filestore.ids import is_valid_id
-from filestore.job_names import STATUSES, Entry, listdir, listdir_desc, parse_name
+from filestore.job_names import Entry, check_statuses, file_name, leaves, parse_name
 from filestore.quarantine import Quarantine
-from filestore.store_maintenance import STALE_TEMP_SECONDS, recover_store
 from filestore.stripe_locks import StripeLocks
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["STALE_TEMP_SECONDS", "STATUSES", "Codec", "Document", "Entry", "JobRepository"]
+__all__ = ["STALE_TEMP_SECONDS", "Codec", "Document", "Entry", "JobRepository"]
+
+# Temp files older than this whose writer cannot be shown alive are leftovers.
+STALE_TEMP_SECONDS = 600
 
 
 class JobNotFound(Exception):
@@ -96,10 +104,26 @@ class Applied(Generic[T]):
     changed: bool
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A job's new state in a batch, written to a temp file and not yet in place."""
+
+    index: int  # its place in the batch's results
+    tmp: Path
+    target: Path
+    paths: list[Path]  # every name the job had
+    document: Document
+
+
 class JobRepository(Generic[T]):
-    def __init__(self, root: Path, codec: Codec[T] | None = None) -> None:
+    """The jobs under ``root``, each stored with one of ``statuses`` (see the module docstring)."""
+
+    def __init__(
+        self, root: Path, codec: Codec[T] | None = None, *, statuses: Iterable[str]
+    ) -> None:
         self.root = Path(root)
         self.codec: Codec[Any] = codec or DocumentCodec()
+        self.statuses = check_statuses(statuses)
         self.jobs_dir = self.root / "jobs"
         self.tmp_dir = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
@@ -123,7 +147,7 @@ class JobRepository(Generic[T]):
         return self.jobs_dir / job_id[0:4] / job_id[4:6] / job_id[6:8]
 
     def path_for(self, job_id: str, status: str) -> Path:
-        return self.leaf_dir(job_id) / f"{job_id}_{status}.json"
+        return self.leaf_dir(job_id) / file_name(job_id, status)
 
     # -- writes -------------------------------------------------------------
 
@@ -139,7 +163,7 @@ class JobRepository(Generic[T]):
         self.setup()
         document = self.codec.dump(item)
         job_id, status = document["id"], document["status"]
-        if not is_valid_id(job_id) or status not in STATUSES:
+        if not is_valid_id(job_id) or status not in self.statuses:
             raise ValueError(f"bad id or status: {job_id!r} {status!r}")
         document = {**document, "revision": 1}
         path = self.path_for(job_id, status)
@@ -189,16 +213,81 @@ class JobRepository(Generic[T]):
             changed = change(current.item)
             if changed is None:
                 return Applied(current.item, False)
-            new = dict(self.codec.dump(changed))
-            if new.get("id") != job_id or new.get("status") not in STATUSES:
-                raise ValueError("a change must keep the id and set a known status")
-            new["revision"] = current.document["revision"] + 1
+            new = self._next_version(job_id, current, changed)
             target = self.path_for(job_id, new["status"])
             self._write(target, new, durable=durable)
-            for path in paths:
-                if path != target:
-                    atomic.retire(path, tmp_dir=self.tmp_dir)
+            self._retire_all_but(target, paths)
             return Applied(self.codec.load(new), True)
+
+    def apply_many(
+        self,
+        changes: Sequence[tuple[str, Callable[[T], T | None]]],
+        *,
+        durable: bool = True,
+    ) -> list[Applied[T] | None]:
+        """Apply one change to each of several jobs; their new states become durable together.
+
+        The batch form of :meth:`apply` (one entry per job, in order; None
+        for a job that does not exist), holding the locks of all the jobs at
+        once. The new documents are written to temp files, flushed together,
+        renamed into place, and their directories flushed together: two
+        flushes for the batch instead of two per job, with the same
+        crash-safety as :meth:`update` (no name ever points at unflushed
+        data; two names of one job resolve by revision). Job ids must be
+        distinct.
+        """
+        self.setup()
+        ids = [job_id for job_id, _ in changes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("apply_many needs distinct job ids")
+        results: list[Applied[T] | None] = []
+        planned: list[_Planned] = []
+        with self._locks.many(ids):
+            listed = self._names_of_locked(ids)
+            try:
+                for job_id, change in changes:
+                    versions = self._versions(listed[job_id])
+                    if not versions:
+                        results.append(None)
+                        continue
+                    current, paths = self._newest(versions)
+                    changed = change(current.item)
+                    if changed is None:
+                        results.append(Applied(current.item, False))
+                        continue
+                    new = self._next_version(job_id, current, changed)
+                    tmp = atomic.write_temp(self.tmp_dir, atomic.dumps(new), durable=False)
+                    target = self.path_for(job_id, new["status"])
+                    planned.append(_Planned(len(results), tmp, target, paths, new))
+                    results.append(None)  # filled in once written
+                if durable:
+                    sync(plan.tmp for plan in planned)
+                for plan in planned:
+                    _rename_into_place(plan.tmp, plan.target)
+                if durable:
+                    sync(directories_of(plan.target for plan in planned))
+            finally:
+                for plan in planned:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(plan.tmp)
+            for plan in planned:
+                self._retire_all_but(plan.target, plan.paths)
+                results[plan.index] = Applied(self.codec.load(plan.document), True)
+        return results
+
+    def _next_version(self, job_id: str, current: _Stored[T], changed: T) -> Document:
+        """The document of ``changed``, the next revision of ``current``."""
+        new = dict(self.codec.dump(changed))
+        if new.get("id") != job_id or new.get("status") not in self.statuses:
+            raise ValueError("a change must keep the id and set a known status")
+        new["revision"] = current.document["revision"] + 1
+        return new
+
+    def _retire_all_but(self, target: Path, paths: list[Path]) -> None:
+        """Put away a job's previous names, once its new one (``target``) is in place."""
+        for path in paths:
+            if path != target:
+                atomic.retire(path, tmp_dir=self.tmp_dir)
 
     def delete(self, job_id: str, *, only_if: Callable[[T], bool] | None = None) -> T | None:
         """Remove a job's files; with ``only_if``, only when it holds for the
@@ -249,18 +338,6 @@ class JobRepository(Generic[T]):
             return True
         raise OSError(f"could not write {path}")
 
-    def apply_many(
-        self,
-        changes: Sequence[tuple[str, Callable[[T], T | None]]],
-        *,
-        durable: bool = True,
-    ) -> list[Applied[T] | None]:
-        """Apply one change to each of several jobs; their new states become durable together.
-
-        The batch form of :meth:`apply`; see :func:`filestore.batch_writes.apply_many`.
-        """
-        return apply_many(self, changes, durable=durable)
-
     # -- reads --------------------------------------------------------------
 
     def get(self, job_id: str) -> T:
@@ -271,16 +348,11 @@ class JobRepository(Generic[T]):
 
     def _resolve(self, job_id: str) -> tuple[_Stored[T], list[Path]]:
         """The current version of a job and every path that holds a version of it."""
+        names = [self.path_for(job_id, status) for status in self.statuses]
         for _ in range(5):
-            found: list[tuple[_Stored[T], Path]] = []
-            for status in STATUSES:
-                path = self.path_for(job_id, status)
-                stored = self._read(path)
-                if stored is not None:
-                    found.append((stored, path))
-            if found:
-                best = max(found, key=lambda pair: pair[0].document["revision"])
-                return best[0], [path for _, path in found]
+            versions = self._versions(names)
+            if versions:
+                return self._newest(versions)
             if not self.leaf_dir(job_id).is_dir():
                 break
             # A concurrent status change may have moved the file between
@@ -289,32 +361,34 @@ class JobRepository(Generic[T]):
                 break
         raise JobNotFound(job_id)
 
-    def _resolve_locked_batch(self, job_ids: list[str]) -> dict[str, list[Path]]:
+    def _names_of_locked(self, job_ids: list[str]) -> dict[str, list[Path]]:
         """Every name of each job, from one listing per leaf, for jobs whose locks are held.
 
         With the locks held no name of these jobs can change, so a listing is
-        as good as probing each status (five opens per job): a batch of jobs
+        as good as probing each status (an open per status): a batch of jobs
         created together shares one leaf, hence one listing.
         """
         wanted = set(job_ids)
         names: dict[str, list[Path]] = {job_id: [] for job_id in job_ids}
         for leaf in dict.fromkeys(self.leaf_dir(job_id) for job_id in job_ids):
             for name in listdir(leaf):
-                entry = parse_name(name)
+                entry = parse_name(name, self.statuses)
                 if entry is not None and entry.id in wanted:
                     names[entry.id].append(leaf / name)
         return names
 
-    def _resolve_among(self, job_id: str, paths: list[Path]) -> tuple[_Stored[T], list[Path]]:
-        """Like :meth:`_resolve`, reading only ``paths`` (the job's names, already listed)."""
-        found = [(stored, path) for path in paths if (stored := self._read(path)) is not None]
-        if not found:
-            raise JobNotFound(job_id)
-        best = max(found, key=lambda pair: pair[0].document["revision"])
-        return best[0], [path for _, path in found]
+    def _versions(self, paths: Iterable[Path]) -> list[tuple[_Stored[T], Path]]:
+        """The readable versions of a job among ``paths``, each with its path."""
+        return [(stored, path) for path in paths if (stored := self._read(path)) is not None]
+
+    @staticmethod
+    def _newest(versions: list[tuple[_Stored[T], Path]]) -> tuple[_Stored[T], list[Path]]:
+        """The version with the highest revision, and every path that holds one."""
+        best = max(versions, key=lambda pair: pair[0].document["revision"])
+        return best[0], [path for _, path in versions]
 
     def _any_name(self, job_id: str) -> bool:
-        return any(self.path_for(job_id, status).exists() for status in STATUSES)
+        return any(self.path_for(job_id, status).exists() for status in self.statuses)
 
     def _read(self, path: Path, *, again: bool = True) -> _Stored[T] | None:
         """The job in ``path``; None when the name does not exist or cannot be read.
@@ -341,7 +415,7 @@ class JobRepository(Generic[T]):
             return None
         try:
             document = json.loads(data)
-            entry = parse_name(path.name)
+            entry = parse_name(path.name, self.statuses)
             if (
                 not isinstance(document, dict)
                 or entry is None
@@ -386,7 +460,7 @@ class JobRepository(Generic[T]):
         names = listdir(leaf)
         by_id: dict[str, list[str]] = {}
         for name in names:
-            entry = parse_name(name)
+            entry = parse_name(name, self.statuses)
             if entry is not None:
                 by_id.setdefault(entry.id, []).append(entry.status)
         entries = []
@@ -428,7 +502,7 @@ class JobRepository(Generic[T]):
         return items, more
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
+        counts = dict.fromkeys(self.statuses, 0)
         for entry in self.entries():
             counts[entry.status] += 1
         return counts
@@ -436,8 +510,32 @@ class JobRepository(Generic[T]):
     # -- maintenance --------------------------------------------------------
 
     def recover(self, *, now: float | None = None) -> dict[str, int]:
-        """Clean up what crashed writers left: temp files and stale duplicate names."""
-        return recover_store(self, now=now)
+        """Clean up what crashed writers left: temp files and stale duplicate names.
+
+        Removes the temp files of dead writers, and the older name of jobs
+        that have two: a crash between writing a job's new name and removing
+        its old one leaves two names; readers already take the higher
+        revision, and this removes the other under the job's lock.
+        """
+        self.setup()
+        now = time.time() if now is None else now
+        report = {"temp_files_removed": 0, "stale_names_removed": 0}
+        for tmp in self.tmp_dir.iterdir():
+            if atomic.is_leftover_temp(tmp, now=now, stale_seconds=STALE_TEMP_SECONDS):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    report["temp_files_removed"] += 1
+        for leaf in leaves(self.jobs_dir):
+            names = collections.Counter(
+                entry.id for name in listdir(leaf) if (entry := parse_name(name, self.statuses))
+            )
+            for job_id, count in names.items():
+                if count > 1:
+                    try:
+                        report["stale_names_removed"] += self.remove_stale_names(job_id)
+                    except JobNotFound:
+                        continue
+        return report
 
     def remove_stale_names(self, job_id: str) -> int:
         """Remove every name of ``job_id`` but its current one; return how many went."""
@@ -449,3 +547,17 @@ class JobRepository(Generic[T]):
     def quarantined(self) -> int:
         """How many unreadable files have been moved aside."""
         return self.quarantine.count()
+
+
+def _rename_into_place(tmp: Path, target: Path) -> None:
+    for _ in range(3):
+        atomic.ensure_dir(target.parent)
+        try:
+            atomic.hooks.step("rename", target)
+            os.replace(tmp, target)
+            return
+        except FileNotFoundError:
+            if not tmp.exists():
+                raise
+            continue  # the leaf was removed as empty meanwhile: make it again
+    raise OSError(f"could not write {target}")

@@ -11,7 +11,7 @@ from django.conf import settings
 from filestore.idempotency import IdempotencyStore
 from filestore.repository import JobRepository
 from jobs import clock
-from jobs.model import Job
+from jobs.model import STATUSES, Job
 from storage.protocols import SchedulingBroker
 
 
@@ -32,7 +32,7 @@ def data_dir() -> Path:
 
 @functools.cache
 def _repository(root: Path) -> JobRepository[Job]:
-    repository = JobRepository(root, JobCodec())
+    repository = JobRepository(root, JobCodec(), statuses=STATUSES)
     repository.setup()
     return repository
 

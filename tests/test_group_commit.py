@@ -11,11 +11,12 @@ from filestore import atomic
 from filestore.group_commit import GroupCommitter, sync
 from filestore.ids import new_id
 from filestore.repository import JobRepository
+from jobs.model import STATUSES
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> JobRepository:
-    repository = JobRepository(tmp_path / "data")
+    repository = JobRepository(tmp_path / "data", statuses=STATUSES)
     repository.setup()
     return repository
 

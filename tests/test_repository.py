@@ -10,6 +10,7 @@ import pytest
 
 from filestore.ids import new_id
 from filestore.repository import JobExists, JobNotFound, JobRepository
+from jobs.model import STATUSES
 
 # The start of a 17-minute "middle" bucket (2**20 ms), so jobs spaced a few
 # seconds apart from here share their top and middle directories.
@@ -18,7 +19,7 @@ BASE = (1_800_000_000_000 >> 20 << 20) / 1000
 
 @pytest.fixture
 def repo(data_dir) -> JobRepository:
-    return JobRepository(data_dir)
+    return JobRepository(data_dir, statuses=STATUSES)
 
 
 def _make(repo: JobRepository, at: float, status: str = "pending", **fields) -> dict:
@@ -109,6 +110,40 @@ def test_it_refuses_to_create_a_job_with_a_bad_id_or_status(repo, document):
         repo.create(document)
 
     assert repo.counts() == dict.fromkeys(repo.counts(), 0)
+
+
+def test_it_stores_the_statuses_its_caller_gives_and_no_other(data_dir):
+    repo = JobRepository(data_dir, statuses=("draft", "published"))
+    job = repo.create({"id": new_id(BASE), "status": "draft"})
+
+    repo.update(job["id"], lambda doc: {**doc, "status": "published"})
+
+    assert os.listdir(repo.leaf_dir(job["id"])) == [f"{job['id']}_published.json"]
+    assert repo.counts() == {"draft": 0, "published": 1}
+    with pytest.raises(ValueError):
+        repo.create({"id": new_id(BASE + 1), "status": "pending"})
+    with pytest.raises(ValueError):
+        repo.update(job["id"], lambda doc: {**doc, "status": "pending"})
+
+
+def test_it_does_not_take_a_file_named_with_a_status_it_was_not_given_for_a_job(data_dir):
+    job = JobRepository(data_dir, statuses=STATUSES).create(
+        {"id": new_id(BASE), "status": "failed"}
+    )
+
+    repo = JobRepository(data_dir, statuses=("pending", "running"))
+
+    assert repo.list(limit=10) == ([], False)
+    with pytest.raises(JobNotFound):
+        repo.get(job["id"])
+
+
+@pytest.mark.parametrize(
+    "statuses", [(), ("pending", "pending"), ("a/b",), ("",), ("pending.json",), (1,)]
+)
+def test_it_refuses_statuses_that_cannot_name_a_file(data_dir, statuses):
+    with pytest.raises(ValueError):
+        JobRepository(data_dir, statuses=statuses)
 
 
 def test_it_changes_a_job_and_counts_its_revisions(repo):
@@ -368,7 +403,10 @@ def _page_cost(repo: JobRepository, spy: ReadSpy, **query) -> tuple[int, int]:
 def test_it_reads_a_page_at_the_same_cost_whatever_the_store_size(
     data_dir, monkeypatch, quick_writes
 ):
-    small, large = JobRepository(data_dir / "small"), JobRepository(data_dir / "large")
+    small, large = (
+        JobRepository(data_dir / "small", statuses=STATUSES),
+        JobRepository(data_dir / "large", statuses=STATUSES),
+    )
     small_jobs = [_make(small, BASE + 2 * i) for i in range(30)]
     large_jobs = [_make(large, BASE + 2 * i) for i in range(400)]
     spy = ReadSpy(monkeypatch, data_dir)

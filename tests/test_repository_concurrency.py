@@ -10,6 +10,7 @@ from pathlib import Path
 
 from filestore.ids import new_id
 from filestore.repository import JobRepository
+from jobs.model import STATUSES
 
 CREATORS, CREATES_EACH = 4, 200
 UPDATERS, UPDATES_EACH = 4, 100
@@ -19,7 +20,7 @@ _fork = multiprocessing.get_context("fork")
 
 
 def _create_jobs(root: Path, count: int, start, results) -> None:
-    repo = JobRepository(root)
+    repo = JobRepository(root, statuses=STATUSES)
     start.wait()
     ids = [
         repo.create({"id": new_id(), "status": "pending", "bumps": 0})["id"] for _ in range(count)
@@ -34,7 +35,7 @@ def _bump(job: dict) -> dict:
 
 
 def _update_jobs(root: Path, job_ids: list[str], count: int, seed: int, start, results) -> None:
-    repo = JobRepository(root)
+    repo = JobRepository(root, statuses=STATUSES)
     rng = random.Random(seed)
     done: Counter[str] = Counter()
     start.wait()
@@ -56,7 +57,7 @@ def _names_by_id(repo: JobRepository) -> Counter[str]:
 
 
 def test_it_loses_nothing_under_concurrent_writers(data_dir):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     shared = [
         repo.create({"id": new_id(), "status": "pending", "bumps": 0})["id"]
         for _ in range(SHARED_JOBS)

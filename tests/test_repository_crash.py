@@ -26,6 +26,7 @@ import pytest
 from filestore import atomic
 from filestore.ids import new_id
 from filestore.repository import STALE_TEMP_SECONDS, JobNotFound, JobRepository
+from jobs.model import STATUSES
 
 CRASHED, FINISHED, RAISED = 17, 18, 19
 
@@ -119,7 +120,7 @@ def _check_every_crash_point(
     commit_step: str,
 ) -> list[str]:
     """Replay ``act`` stopped at each of its steps; return the steps covered."""
-    clean = JobRepository(tmp_path / "clean")
+    clean = JobRepository(tmp_path / "clean", statuses=STATUSES)
     clean.setup()
     prepare(clean)
     steps, new = _steps_of(lambda: act(clean))
@@ -128,14 +129,14 @@ def _check_every_crash_point(
 
     for occurrence, (step, path) in enumerate(steps):
         where = f"stopped before step {occurrence} ({step} {path})"
-        repo = JobRepository(tmp_path / f"{mode}-{occurrence}")
+        repo = JobRepository(tmp_path / f"{mode}-{occurrence}", statuses=STATUSES)
         repo.setup()
         old = prepare(repo)
         job_id = new["id"]
 
         _stop_before(occurrence, lambda repo=repo: act(repo), mode)
 
-        after = JobRepository(repo.root)  # a fresh process's view
+        after = JobRepository(repo.root, statuses=STATUSES)  # a fresh process's view
         expected = new if occurrence > commit else old
         try:
             _assert_store_shows(after, job_id, expected)
@@ -234,7 +235,7 @@ def _leave_two_names(repo: JobRepository, old_status: str, new_status: str) -> t
     [("pending", "running"), ("running", "completed"), ("failed", "pending")],
 )
 def test_it_shows_only_the_newer_of_two_names(data_dir, old_status, new_status):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     other = repo.create({"id": new_id(), "status": old_status})
     _, new = _leave_two_names(repo, old_status, new_status)
 
@@ -251,7 +252,7 @@ def test_it_shows_only_the_newer_of_two_names(data_dir, old_status, new_status):
 
 
 def test_it_recovers_two_names_into_the_newer_one(data_dir):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     _, new = _leave_two_names(repo, "pending", "running")
 
     report = repo.recover()
@@ -262,7 +263,7 @@ def test_it_recovers_two_names_into_the_newer_one(data_dir):
 
 
 def test_it_removes_the_stale_name_on_the_next_change(data_dir):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     _, new = _leave_two_names(repo, "pending", "running")
 
     changed = repo.update(new["id"], lambda job: {**job, "status": "completed"})
@@ -272,7 +273,7 @@ def test_it_removes_the_stale_name_on_the_next_change(data_dir):
 
 
 def test_it_keeps_temp_files_of_live_writers(data_dir):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     repo.setup()
     live = atomic.write_temp(repo.tmp_dir, b"half a job")
 
@@ -290,7 +291,7 @@ def _a_dead_pid() -> int:
 
 
 def test_it_removes_temp_files_of_dead_writers_at_once(data_dir):
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     repo.setup()
     pid = os.fork()
     if pid == 0:
@@ -312,7 +313,7 @@ def test_it_removes_temp_files_of_dead_writers_at_once(data_dir):
 def test_it_judges_temp_files_of_other_containers_by_age_alone(data_dir, name):
     """Beside a web container, a worker cannot look the web's pids up: a pid
     unknown here may be a live writer there."""
-    repo = JobRepository(data_dir)
+    repo = JobRepository(data_dir, statuses=STATUSES)
     repo.setup()
     young = repo.tmp_dir / name.format(pid=_a_dead_pid())
     young.write_bytes(b"in flight elsewhere")

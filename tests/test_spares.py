@@ -12,6 +12,7 @@ import pytest
 from filestore import atomic, spares
 from filestore.repository import JobRepository
 from filestore.spares import REUSE_AFTER_SECONDS, SpareFiles
+from jobs.model import STATUSES
 
 
 class Clock:
@@ -103,7 +104,7 @@ def test_a_write_into_a_reused_file_holds_exactly_the_new_data(tmp_path, monkeyp
 
 def test_status_changes_reuse_the_files_of_earlier_statuses(tmp_path, monkeypatch):
     monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
-    repository = JobRepository(tmp_path / "data")
+    repository = JobRepository(tmp_path / "data", statuses=STATUSES)
     repository.create({"id": "01J0000000000000000000000A", "status": "pending"})
     first = os.stat(repository.path_for("01J0000000000000000000000A", "pending")).st_ino
 
@@ -118,7 +119,7 @@ def test_status_changes_reuse_the_files_of_earlier_statuses(tmp_path, monkeypatc
 
 
 def test_a_reader_whose_file_is_reused_under_it_does_not_call_it_damaged(tmp_path, monkeypatch):
-    repository = JobRepository(tmp_path / "data")
+    repository = JobRepository(tmp_path / "data", statuses=STATUSES)
     repository.create({"id": "01J0000000000000000000000A", "status": "pending"})
     repository.create({"id": "01J0000000000000000000000B", "status": "pending"})
     path = repository.path_for("01J0000000000000000000000A", "pending")
@@ -142,7 +143,7 @@ def test_a_reader_whose_file_is_reused_under_it_does_not_call_it_damaged(tmp_pat
 
 
 def test_a_file_that_stays_damaged_is_still_quarantined(tmp_path):
-    repository = JobRepository(tmp_path / "data")
+    repository = JobRepository(tmp_path / "data", statuses=STATUSES)
     repository.create({"id": "01J0000000000000000000000A", "status": "pending"})
     path = repository.path_for("01J0000000000000000000000A", "pending")
     path.write_bytes(b"{not json")

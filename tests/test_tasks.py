@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from filestore import repository as repo
 from jobs import clock, photos, services, store
 from jobs.photos import TransientPhotoError
 from jobs.tasks import (
@@ -224,7 +223,9 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
     assert job == taken_over["job"]
     assert events(job).count("completed") == 1
     assert [
-        status for status in repo.STATUSES if store.repository().path_for(job_id, status).exists()
+        status
+        for status in store.repository().statuses
+        if store.repository().path_for(job_id, status).exists()
     ] == ["completed"]
     assert len(store.broker().find(job_id)) == messages_before
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 from storage import dead_letters
 
@@ -15,3 +16,7 @@ class JobsConfig(AppConfig):
         from jobs.tasks import dead_letter
 
         dead_letters.register(dead_letter)
+        # Warns when the page's photo hosts do not match the photo API.
+        from jobsite.security import check_photo_hosts
+
+        checks.register(check_photo_hosts)

@@ -11,6 +11,13 @@ Three Content-Security-Policies, chosen by path:
 - the API: nothing at all may load, since a JSON answer opened as a
   document should never run or embed anything.
 
+A photo source other than Unsplash's API (``UNSPLASH_API_URL``: a mirror,
+a proxy, a fake for tests) may hand out photos from other hosts, which the
+page's policy blocks: the photos stay blank. :func:`check_photo_hosts`, a
+system check, warns at start (``manage.py serve``, ``migrate``, ``check``)
+when the API is not Unsplash's and ``JOBS_PHOTO_HOSTS`` is still
+Unsplash's image host alone.
+
 ``Cross-Origin-Resource-Policy: same-origin`` on everything: no other site
 has a reason to embed our answers or assets, and it keeps them out of
 another origin's process (Spectre-style reads).
@@ -27,8 +34,13 @@ checks that both paths send the same headers.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core import checks
 
 from jobs.api.problems import is_api_path
+
+# The defaults of UNSPLASH_API_URL and JOBS_PHOTO_HOSTS (jobsite/settings.py).
+UNSPLASH_API_URL = "https://api.unsplash.com"
+UNSPLASH_PHOTO_HOSTS = ["https://images.unsplash.com"]
 
 
 def _policy(directives: dict[str, str]) -> str:
@@ -50,6 +62,27 @@ def page_policy(*, photo_hosts: list[str], inline_styles: bool = False) -> str:
             "frame-ancestors": "'none'",
         }
     )
+
+
+def check_photo_hosts(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A warning when the photo API is not Unsplash's but the page may show only its photos."""
+    api_url = settings.UNSPLASH_API_URL.rstrip("/")
+    hosts = list(settings.JOBS_PHOTO_HOSTS)
+    if api_url == UNSPLASH_API_URL or hosts != UNSPLASH_PHOTO_HOSTS:
+        return []
+    return [
+        checks.Warning(
+            f"UNSPLASH_API_URL is {api_url}, but the page may load photos from "
+            f"{', '.join(hosts)} only (JOBS_PHOTO_HOSTS, the page's Content-Security-Policy): "
+            "photos served from any other host are blocked and show only their credit.",
+            hint=(
+                "Set JOBS_PHOTO_HOSTS to the origins the photos of that API are served from, "
+                "comma-separated, e.g. JOBS_PHOTO_HOSTS=https://images.example.com "
+                "(keep https://images.unsplash.com in it if some photos still come from there)."
+            ),
+            id="jobs.W001",
+        )
+    ]
 
 
 API_POLICY = _policy({"default-src": "'none'", "frame-ancestors": "'none'"})

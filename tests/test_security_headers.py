@@ -127,34 +127,50 @@ def test_it_stops_on_a_proxy_header_that_is_not_a_header_name(tmp_path):
     assert "JOBS_PROXY_SSL_HEADER" in result.stderr
 
 
-SECURITY_HEADERS = (
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "Referrer-Policy",
-    "Cross-Origin-Opener-Policy",
-    "X-Frame-Options",
-    "Content-Security-Policy",
-    "Cross-Origin-Resource-Policy",
-)
+# --- photos from another host than Unsplash's -------------------------------------------
 
 
-@pytest.mark.parametrize("secure", [False, True])
-@pytest.mark.parametrize("body", ['{"delay_seconds": 30}', '{"delay_seconds": 7}'])
-def test_django_and_the_gateway_answer_a_create_with_the_same_headers(settings, secure, body):
-    # The gateway answers creates without Django's middleware: its own list
-    # of security headers (jobsite.security.api_headers) must not drift.
-    from django.test import Client
+def test_a_photo_api_elsewhere_with_only_unsplash_photos_allowed_is_warned_about_at_start(
+    tmp_path,
+):
+    mirror = manage(
+        "check",
+        env=environment(tmp_path / "data", UNSPLASH_API_URL="https://unsplash-mirror.example.com"),
+    )
+    default = manage("check", env=environment(tmp_path / "data"))
 
-    from tests.api_clients import GatewayClient
+    assert mirror.returncode == 0, mirror.stderr  # a warning, not an error
+    assert "(jobs.W001) UNSPLASH_API_URL is https://unsplash-mirror.example.com" in mirror.stderr
+    assert "JOBS_PHOTO_HOSTS" in mirror.stderr
+    assert default.returncode == 0, default.stderr
+    assert "jobs.W001" not in default.stderr + default.stdout
 
-    settings.SECURE_HSTS_SECONDS = 3600
-    answers = [
-        each.post("/api/jobs", data=body, content_type="application/json", secure=secure)
-        for each in (Client(), GatewayClient())
-    ]
 
-    django, gateway = ({name: r.get(name) for name in SECURITY_HEADERS} for r in answers)
-    assert [r.status_code for r in answers] in ([202, 202], [400, 400])
-    assert django == gateway
-    assert (django["Strict-Transport-Security"] is not None) == secure
-    assert django["Content-Security-Policy"] and django["X-Frame-Options"]
+# (UNSPLASH_API_URL, JOBS_PHOTO_HOSTS, whether to warn)
+PHOTO_SETUPS = [
+    ("https://unsplash-mirror.example.com", ["https://images.unsplash.com"], True),
+    ("http://127.0.0.1:8765", ["https://images.unsplash.com"], True),
+    ("https://unsplash-mirror.example.com", ["https://images.example.com"], False),
+    (
+        "https://unsplash-mirror.example.com",
+        ["https://images.unsplash.com", "https://images.example.com"],
+        False,
+    ),
+    ("https://api.unsplash.com", ["https://images.unsplash.com"], False),
+    ("https://api.unsplash.com/", ["https://images.unsplash.com"], False),
+]
+
+
+def test_the_warning_is_given_only_when_photos_could_come_from_a_blocked_host(settings):
+    from django.core import checks
+
+    warned = []
+    for api_url, photo_hosts, _ in PHOTO_SETUPS:
+        settings.UNSPLASH_API_URL = api_url
+        settings.JOBS_PHOTO_HOSTS = photo_hosts
+        found = [message for message in checks.run_checks() if message.id == "jobs.W001"]
+        assert all(message.level == checks.WARNING for message in found)
+        assert all("JOBS_PHOTO_HOSTS" in message.hint for message in found)
+        warned.append(len(found))
+
+    assert warned == [1 if expected else 0 for *_, expected in PHOTO_SETUPS]

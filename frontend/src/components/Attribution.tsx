@@ -16,3 +16,12 @@ export function Attribution({ result, testId }: { result: PhotoResult; testId: s
     </p>
   );
 }
+
+/** The photo's own page (on Unsplash; for a demo photo, the image file). */
+export function PhotoPageLink({ result, className }: { result: PhotoResult; className?: string }) {
+  return (
+    <a className={className} href={result.photo_url} target="_blank" rel="noopener noreferrer">
+      {result.source === "demo" ? "Open the image" : "View on Unsplash"}
+    </a>
+  );
+}

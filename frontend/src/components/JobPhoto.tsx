@@ -2,9 +2,15 @@ import { useMemo, useState } from "react";
 import type { Job, PhotoResult } from "../api/types";
 import { blurHashDataUrl } from "../jobs/blurhash";
 import { altText, aspectRatio, placeholderColor, thumbnailSource } from "../jobs/photo";
-import { Attribution } from "./Attribution";
+import { Attribution, PhotoPageLink } from "./Attribution";
 
-/** A completed job's photo (hotlinked), its credit, and a button to see it larger. */
+/**
+ * A completed job's photo (hotlinked), its credit, and a button to see it larger.
+ * When the image cannot be loaded (offline, or blocked by the page's
+ * Content-Security-Policy when the photos come from a host it does not
+ * list), the frame says so and links to the photo's page instead; the
+ * credit stays.
+ */
 export function JobPhoto({ job, result, onOpen }: { job: Job; result: PhotoResult; onOpen: (job: Job) => void }) {
   const [loaded, setLoaded] = useState(false);
   const [failed, setFailed] = useState(false);
@@ -17,20 +23,28 @@ export function JobPhoto({ job, result, onOpen }: { job: Job; result: PhotoResul
 
   return (
     <figure className="photo">
-      <button
-        type="button"
-        className="photo__frame"
-        style={{
-          backgroundColor: placeholderColor(result),
-          backgroundImage: preview && !loaded ? `url(${preview})` : undefined,
-          aspectRatio: String(ratio),
-        }}
-        onClick={() => onOpen(job)}
-        aria-label={`Show larger: ${alt}`}
-      >
-        {failed ? (
-          <span className="photo__failed">The image could not be loaded.</span>
-        ) : (
+      {failed ? (
+        <div
+          className="photo__frame photo__frame--failed"
+          style={{ aspectRatio: String(ratio) }}
+          data-testid="photo-failed"
+        >
+          <p className="photo__failed">
+            <span>The image could not be loaded.</span> <PhotoPageLink result={result} />
+          </p>
+        </div>
+      ) : (
+        <button
+          type="button"
+          className="photo__frame"
+          style={{
+            backgroundColor: placeholderColor(result),
+            backgroundImage: preview && !loaded ? `url(${preview})` : undefined,
+            aspectRatio: String(ratio),
+          }}
+          onClick={() => onOpen(job)}
+          aria-label={`Show larger: ${alt}`}
+        >
           <img
             data-testid="photo"
             className={`photo__img${loaded ? " photo__img--loaded" : ""}`}
@@ -43,13 +57,13 @@ export function JobPhoto({ job, result, onOpen }: { job: Job; result: PhotoResul
             onLoad={() => setLoaded(true)}
             onError={() => setFailed(true)}
           />
-        )}
-        {result.source === "demo" ? (
-          <span className="photo__demo" data-testid="demo-label">
-            demo
-          </span>
-        ) : null}
-      </button>
+          {result.source === "demo" ? (
+            <span className="photo__demo" data-testid="demo-label">
+              demo
+            </span>
+          ) : null}
+        </button>
+      )}
       <figcaption className="photo__caption">
         {caption ? <p className="photo__description">{caption}</p> : null}
         <Attribution result={result} testId="attribution" />

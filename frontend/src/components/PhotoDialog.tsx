@@ -1,7 +1,7 @@
-import { useEffect, useId, useRef, type KeyboardEvent, type MouseEvent, type SyntheticEvent } from "react";
+import { useEffect, useId, useRef, useState, type KeyboardEvent, type MouseEvent, type SyntheticEvent } from "react";
 import type { Job } from "../api/types";
 import { altText, aspectRatio, placeholderColor } from "../jobs/photo";
-import { Attribution } from "./Attribution";
+import { Attribution, PhotoPageLink } from "./Attribution";
 
 const FOCUSABLE = 'a[href], button:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
@@ -14,6 +14,7 @@ export function PhotoDialog({ job, onClose }: { job: Job; onClose: () => void })
   const ref = useRef<HTMLDialogElement>(null);
   const closeRef = useRef<HTMLButtonElement>(null);
   const titleId = useId();
+  const [failed, setFailed] = useState(false);
   const result = job.result;
 
   useEffect(() => {
@@ -85,20 +86,25 @@ export function PhotoDialog({ job, onClose }: { job: Job; onClose: () => void })
           </button>
         </div>
         <div className="photo-dialog__frame" style={{ backgroundColor: placeholderColor(result), aspectRatio: String(ratio) }}>
-          <img
-            src={result.urls.regular}
-            alt={altText(result)}
-            width={1080}
-            height={Math.round(1080 / ratio)}
-            data-testid="photo-large"
-          />
+          {failed ? (
+            <p className="photo__failed" data-testid="photo-large-failed">
+              The image could not be loaded.
+            </p>
+          ) : (
+            <img
+              src={result.urls.regular}
+              alt={altText(result)}
+              width={1080}
+              height={Math.round(1080 / ratio)}
+              data-testid="photo-large"
+              onError={() => setFailed(true)}
+            />
+          )}
           {result.source === "demo" ? <span className="photo__demo">demo</span> : null}
         </div>
         <div className="photo-dialog__foot">
           <Attribution result={result} testId="dialog-attribution" />
-          <a className="photo-dialog__link" href={result.photo_url} target="_blank" rel="noopener noreferrer">
-            {result.source === "demo" ? "Open the image" : "View on Unsplash"}
-          </a>
+          <PhotoPageLink result={result} className="photo-dialog__link" />
         </div>
       </div>
     </dialog>

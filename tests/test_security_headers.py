@@ -174,3 +174,36 @@ def test_the_warning_is_given_only_when_photos_could_come_from_a_blocked_host(se
         warned.append(len(found))
 
     assert warned == [1 if expected else 0 for *_, expected in PHOTO_SETUPS]
+
+
+SECURITY_HEADERS = (
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "X-Frame-Options",
+    "Content-Security-Policy",
+    "Cross-Origin-Resource-Policy",
+)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+@pytest.mark.parametrize("body", ['{"delay_seconds": 30}', '{"delay_seconds": 7}'])
+def test_django_and_the_gateway_answer_a_create_with_the_same_headers(settings, secure, body):
+    # The gateway answers creates without Django's middleware: its own list
+    # of security headers (jobsite.security.api_headers) must not drift.
+    from django.test import Client
+
+    from tests.api_clients import GatewayClient
+
+    settings.SECURE_HSTS_SECONDS = 3600
+    answers = [
+        each.post("/api/jobs", data=body, content_type="application/json", secure=secure)
+        for each in (Client(), GatewayClient())
+    ]
+
+    django, gateway = ({name: r.get(name) for name in SECURITY_HEADERS} for r in answers)
+    assert [r.status_code for r in answers] in ([202, 202], [400, 400])
+    assert django == gateway
+    assert (django["Strict-Transport-Security"] is not None) == secure
+    assert django["Content-Security-Policy"] and django["X-Frame-Options"]

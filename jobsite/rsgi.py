@@ -27,8 +27,8 @@ way than behind Django's ASGI handler. What the event loop adds in front:
   streams, see :mod:`jobs.api.events`) is returned to the loop after the
   middleware ran, and streamed from there: thousands of open streams cost
   coroutines, not threads. An event stream is handed the transport and
-  written by the loop's fan-out, a few hundred streams per turn of the
-  loop, so requests are served in between.
+  written by the loop's fan-out, a hundred streams at a time with a pause
+  in between, so requests are served meanwhile.
 """
 
 from __future__ import annotations

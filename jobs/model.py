@@ -123,6 +123,14 @@ class ClaimRefusal:
     come_back_at: float | None = None
 
 
+class ClaimRefused(InvalidTransition):
+    """:meth:`Job.claim` refused: ``refusal`` says why and when to look again."""
+
+    def __init__(self, refusal: ClaimRefusal) -> None:
+        super().__init__(f"This job cannot be started now: {refusal.reason}.")
+        self.refusal = refusal
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -224,10 +232,11 @@ class Job:
         is_dead: OwnerIsDead | None = None,
     ) -> Job:
         """A run starts: ``running`` under a lease of ``lease_seconds`` held by ``token``
-        of the worker cluster ``owner``."""
+        of the worker cluster ``owner``; raises :class:`ClaimRefused` when
+        :meth:`claim_refusal` says no (the one place that decides)."""
         refusal = self.claim_refusal(now, is_dead=is_dead)
         if refusal is not None:
-            raise InvalidTransition(f"This job cannot be started now: {refusal.reason}.")
+            raise ClaimRefused(refusal)
         job = self
         if self.status is Status.RUNNING:
             job = job._noted("lease-expired", self._abandoned_because(now), now)

@@ -1,6 +1,6 @@
 """The task the worker runs for a job, and what happens when its message dies.
 
-Delivery is at least once, so :func:`run_job` must be safe to run twice for
+Delivery is at least once, so :func:`run_jobs` must be safe to run twice for
 one job, even at the same time:
 
 1. *Claim*: under the job's lock, a due ``pending`` job (or a ``running``
@@ -32,8 +32,9 @@ from django.conf import settings
 
 from filestore import repository as repo
 from jobs import capacity, clock, events, metrics, photos, store
+from jobs.backoff import doubling
 from jobs.liveness import DeadOwners
-from jobs.model import Failure, Job, OwnerIsDead
+from jobs.model import ClaimRefusal, ClaimRefused, Failure, Job
 from jobs.queueing import enqueue_job
 from jobsite.logs import job_log_context
 from storage.owners import current_owner
@@ -48,19 +49,13 @@ BACKOFF_CAP = 300.0
 
 def backoff_delay(failures: int, *, rng: random.Random | None = None) -> float:
     """Capped exponential backoff with full jitter, never below one second."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1))
-    return max(1.0, (rng or random).uniform(0, ceiling))
+    return max(1.0, (rng or random).uniform(0, doubling(BACKOFF_BASE, BACKOFF_CAP, failures)))
 
 
 def run_lease_seconds() -> float:
     # The queue hands the message out again after ``retry`` seconds; a run
     # older than that is presumed dead.
     return float(settings.Q_CLUSTER["retry"])
-
-
-def run_job(job_id: str) -> str:
-    """Run one delivery of a job's message; returns what it did (for logs and tests)."""
-    return run_jobs([job_id])[0]
 
 
 def run_jobs(job_ids: Sequence[str]) -> list[str]:
@@ -90,10 +85,16 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     # Asked only about jobs running under a lease that has not run out.
     is_dead = DeadOwners(now=now)
 
+    refusals: dict[str, ClaimRefusal] = {}
+
     def claim(job: Job) -> Job | None:
-        if job.claim_refusal(now, is_dead=is_dead) is not None:
+        try:
+            return job.claim(
+                token=token, lease_seconds=lease, now=now, owner=owner, is_dead=is_dead
+            )
+        except ClaimRefused as refused:
+            refusals[job.id] = refused.refusal
             return None
-        return job.claim(token=token, lease_seconds=lease, now=now, owner=owner, is_dead=is_dead)
 
     # Not flushed: a claim lost in a power cut only means the job runs again.
     claims = store.repository().apply_many([(job_id, claim) for job_id in ids], durable=False)
@@ -105,7 +106,7 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
         elif claimed.changed:
             running.append(claimed.item)
         else:
-            outcomes[job_id] = _refused(claimed.item, now, is_dead)
+            outcomes[job_id] = _refused(job_id, refusals[job_id])
     for job in running:
         if job.attempts == 1:
             # Lateness of a job's first start; later attempts wait on purpose.
@@ -138,14 +139,12 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     return outcomes
 
 
-def _refused(job: Job, now: float, is_dead: OwnerIsDead) -> str:
-    """Why a delivery left ``job`` alone; a job must never be left without a message."""
-    refusal = job.claim_refusal(now, is_dead=is_dead)
-    assert refusal is not None
+def _refused(job_id: str, refusal: ClaimRefusal) -> str:
+    """Why a delivery left a job alone; a job must never be left without a message."""
     if refusal.come_back_at is not None:
         # This message may be the job's only one: queue one for when the
         # job falls due or the other run's lease runs out.
-        enqueue_job(job.id, due_at=refusal.come_back_at, broker=store.broker())
+        enqueue_job(job_id, due_at=refusal.come_back_at, broker=store.broker())
     return refusal.reason
 
 

@@ -50,7 +50,7 @@ def new_job(delay: int = 5) -> str:
 def completed_job(move_clock) -> str:
     job_id = new_job()
     move_clock(10)
-    assert tasks.run_job(job_id) == "completed"
+    assert tasks.run_jobs([job_id])[0] == "completed"
     return job_id
 
 
@@ -242,7 +242,7 @@ def test_the_detail_page_shows_timeline_result_raw_file_and_queue_state(staff_cl
     assert str(path).encode() in response.content
     assert json.loads(response.context["raw_json"]) == job.to_document()
     assert job.result["urls"]["small"].encode() in response.content
-    # run_job was called directly, so the job's queue message is still there.
+    # run_jobs was called directly, so the job's queue message is still there.
     [message] = response.context["queue_messages"]
     assert message["state"] == "ready"
     assert b"due at" in response.content
@@ -303,7 +303,7 @@ def test_a_cancelled_job_stays_cancelled_when_its_message_arrives(staff_client, 
     assert status_of(job_id) == "cancelled"
 
     move_clock(10)
-    assert tasks.run_job(job_id) == "already cancelled"
+    assert tasks.run_jobs([job_id])[0] == "already cancelled"
     job = services.job_get(job_id=job_id)
     assert job.status == "cancelled"
     assert job.result is None

@@ -112,7 +112,7 @@ def run_due_jobs(move_clock):
     def pause(self) -> None:
         move_clock(400)
         for job in services.job_list(statuses=["pending"], limit=services.MAX_PAGE).jobs:
-            tasks.run_job(job.id)
+            tasks.run_jobs([job.id])[0]
 
     return pause
 
@@ -284,7 +284,7 @@ def test_jobs_cancel_retry_and_delete_change_the_files(move_clock, caplog):
     assert re.search(rf"Operator .+ cancelled job {job_id}", caplog.text)
     assert status_of(job_id) == "cancelled"
     move_clock(10)
-    assert tasks.run_job(job_id) == "already cancelled"
+    assert tasks.run_jobs([job_id])[0] == "already cancelled"
 
     run("jobs", "retry", job_id)
     assert status_of(job_id) == "pending"
@@ -338,7 +338,7 @@ def aged_jobs(move_clock):
     services.job_cancel(job_id=old["cancelled"])
     tasks.dead_letter(old["failed"], b"")
     move_clock(-8 * DAY + 10)
-    assert tasks.run_job(old["done"]) == "completed"
+    assert tasks.run_jobs([old["done"]])[0] == "completed"
     store.repository().update(
         old["running"], lambda job: job.claim(token="run", lease_seconds=60, now=clock.now())
     )
@@ -351,7 +351,7 @@ def aged_jobs(move_clock):
     move_clock(0)
     recent = services.job_create(delay_seconds=5).job["id"]
     move_clock(10)
-    assert tasks.run_job(recent) == "completed"
+    assert tasks.run_jobs([recent])[0] == "completed"
     services.job_create(idempotency_key="fresh-key")
     return old, recent
 

@@ -14,7 +14,7 @@ from filestore.ids import new_id
 from jobs import clock, services, store
 from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS, recover_jobs
-from jobs.tasks import run_job
+from jobs.tasks import run_jobs
 
 
 def _good_jobs(count: int) -> list[str]:
@@ -157,7 +157,7 @@ def test_a_job_deleted_under_its_queued_message_makes_the_delivery_do_nothing(no
         path.unlink()
     now.advance(61)
 
-    assert run_job(job_id) == "deleted"
+    assert run_jobs([job_id])[0] == "deleted"
 
 
 def test_stray_temp_files_of_dead_writers_are_removed(data_dir, now):

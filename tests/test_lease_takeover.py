@@ -12,7 +12,7 @@ import pytest
 from jobs import backends, clock, services, store
 from jobs.liveness import DeadOwners, owner_is_dead
 from jobs.model import Status
-from jobs.tasks import run_job
+from jobs.tasks import run_jobs
 from jobs.worker import Supervisor
 from storage.owners import OWNER_ENV, PID_SCOPE, current_owner, owner_for, parse_owner, pid_alive
 
@@ -126,7 +126,7 @@ def test_the_supervisor_takes_back_the_leases_of_a_dead_cluster_at_once(now):
 def test_the_run_of_a_dead_owner_is_taken_over_and_says_so(now):
     job_id = leased_by(owner_for(dead_pid()))
 
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
     job = store.repository().get(job_id)
     events = [event.event for event in job.history]
@@ -138,7 +138,7 @@ def test_the_run_of_a_dead_owner_is_taken_over_and_says_so(now):
 def test_the_run_of_a_live_owner_is_left_alone(now):
     job_id = leased_by(owner_for(os.getppid()))
 
-    assert run_job(job_id) == "running elsewhere"
+    assert run_jobs([job_id])[0] == "running elsewhere"
 
     job = store.repository().get(job_id)
     assert job.status is Status.RUNNING and job.holds("first")

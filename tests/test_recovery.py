@@ -13,7 +13,7 @@ from filestore.ids import new_id
 from jobs import clock, health, services, store
 from jobs.model import Job
 from jobs.recovery import GRACE_SECONDS, recover_jobs
-from jobs.tasks import run_job
+from jobs.tasks import run_jobs
 from jobs.worker import Supervisor
 
 
@@ -48,7 +48,7 @@ def test_it_enqueues_a_pending_job_that_has_no_message(now):
     [(_ack_id, package)] = store.broker().dequeue()
     task = SignedPackage.loads(package)
     assert (task["func"], task["args"]) == ("jobs.tasks.run_jobs", ([job_id],))
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
 
 def test_a_waiting_job_is_enqueued_for_its_next_attempt(now):
@@ -103,7 +103,7 @@ def test_a_running_job_whose_lease_ran_out_and_has_no_message_runs_again(now):
     assert job.history[-1].event == "requeued"
     [message] = messages(job_id)
     assert message.due_at == pytest.approx(now(), abs=0.002)
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
 
 def test_a_running_job_under_a_live_lease_is_left_alone(now):
@@ -160,7 +160,7 @@ def test_an_old_dead_message_does_not_fail_a_job_that_was_retried_since(now):
 
     assert report.dead_lettered == [] and report.requeued == [job_id]
     assert store.repository().get(job_id).status == "pending"
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
 
 # --- the supervisor loop of the worker's main process -------------------------------

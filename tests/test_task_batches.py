@@ -12,7 +12,7 @@ from filestore import atomic
 from jobs import photos, services, store
 from jobs.model import Job, Status
 from jobs.photos import BATCH_SIZE, TransientPhotoError
-from jobs.tasks import run_job, run_jobs, run_lease_seconds
+from jobs.tasks import run_jobs, run_lease_seconds
 from tests.test_tasks import WorkerKilled
 
 DELAY = 5
@@ -163,7 +163,7 @@ def test_a_batch_delivered_twice_at_once_gives_each_job_one_outcome(
     assert run_jobs(ids) == ["lost lease"] * 4
     assert second["outcomes"] == ["completed"] * 4
     assert [completions(job_id) for job_id in ids] == [1] * 4
-    assert run_job(ids[0]) == "already completed"
+    assert run_jobs([ids[0]])[0] == "already completed"
 
 
 def _demo_photos(count: int) -> list[dict]:

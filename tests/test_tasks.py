@@ -1,4 +1,4 @@
-"""The job task (``run_job``), called directly as the worker would, with the clock controlled
+"""The job task (``run_jobs``), called directly as the worker would, with the clock controlled
 and the photo source pointed at a fake Unsplash over real HTTP."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jobs.tasks import (
     MAX_TRANSIENT_FAILURES,
     backoff_delay,
     dead_letter,
-    run_job,
+    run_jobs,
     run_lease_seconds,
 )
 from tests.clocks import FakeClock
@@ -70,7 +70,7 @@ def events(job: dict) -> list[str]:
 def test_it_completes_a_due_job_with_a_photo_and_its_credit(now, fake):
     job_id = due_job(now)
 
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
     job = read(job_id)
     assert job.status == "completed"
@@ -98,7 +98,7 @@ def test_it_never_starts_a_job_before_its_run_at(now, fake):
     before = read(job_id)
     now.advance(DELAY - 0.001)
 
-    assert run_job(job_id) == "not due"
+    assert run_jobs([job_id])[0] == "not due"
 
     assert read(job_id) == before
     assert fake.calls == 0
@@ -106,17 +106,17 @@ def test_it_never_starts_a_job_before_its_run_at(now, fake):
     assert_queued_for(job_id, before.run_at)
 
     now.to(before.run_at)
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
     assert read(job_id).started_at == before.run_at
 
 
 def test_running_it_twice_changes_nothing_the_second_time(now, fake):
     job_id = due_job(now)
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
     done = read(job_id)
     now.advance(30)
 
-    assert run_job(job_id) == "already completed"
+    assert run_jobs([job_id])[0] == "already completed"
 
     assert read(job_id) == done
     assert fake.calls == 1
@@ -128,7 +128,7 @@ def test_a_cancelled_job_stays_cancelled_when_its_message_arrives(now, fake):
     cancelled = read(job_id)
     now.advance(DELAY)
 
-    assert run_job(job_id) == "already cancelled"
+    assert run_jobs([job_id])[0] == "already cancelled"
 
     assert read(job_id) == cancelled
     assert fake.calls == 0
@@ -138,7 +138,7 @@ def test_a_deleted_job_is_fine(now, fake):
     job_id = due_job(now)
     services.job_delete(job_id=job_id)
 
-    assert run_job(job_id) == "deleted"
+    assert run_jobs([job_id])[0] == "deleted"
 
     assert list(store.repository().entries()) == []
     assert fake.calls == 0
@@ -154,7 +154,7 @@ def test_a_job_deleted_during_its_run_is_not_written_back(now, fake, monkeypatch
 
     monkeypatch.setattr(photos, "take_photos", delete_then_fetch)
 
-    assert run_job(job_id) == "deleted"
+    assert run_jobs([job_id])[0] == "deleted"
     assert list(store.repository().entries()) == []
 
 
@@ -170,7 +170,7 @@ def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
 
     monkeypatch.setattr(photos, "take_photos", killed)
     with pytest.raises(WorkerKilled):
-        run_job(job_id)
+        run_jobs([job_id])[0]
     monkeypatch.setattr(photos, "take_photos", real_take_photos)
     running = read(job_id)
     assert running.status == "running"
@@ -180,12 +180,12 @@ def test_a_stale_running_job_is_taken_over(now, fake, monkeypatch):
     # Another delivery while the lease lives leaves the run alone, but keeps a
     # message for the moment the lease runs out in case that run died.
     now.advance(run_lease_seconds() - 1)
-    assert run_job(job_id) == "running elsewhere"
+    assert run_jobs([job_id])[0] == "running elsewhere"
     assert read(job_id) == running
     assert_queued_for(job_id, clock.to_iso(lease_until))
 
     now.to(clock.to_iso(lease_until))
-    assert run_job(job_id) == "completed"
+    assert run_jobs([job_id])[0] == "completed"
 
     job = read(job_id)
     assert job.status == "completed"
@@ -206,7 +206,7 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
         # The first run stalls past its lease; meanwhile another delivery takes over.
         monkeypatch.setattr(photos, "take_photos", real_take_photos)
         now.advance(run_lease_seconds() + 1)
-        taken_over["outcome"] = run_job(job_id)
+        taken_over["outcome"] = run_jobs([job_id])[0]
         taken_over["job"] = read(job_id)
         if late_run == "got an error":
             error = TransientPhotoError("unsplash_unavailable", "Unsplash is having trouble.")
@@ -216,7 +216,7 @@ def test_a_run_that_lost_its_lease_cannot_overwrite_the_final_state(
     monkeypatch.setattr(photos, "take_photos", stalled_fetch)
     messages_before = len(store.broker().find(job_id))
 
-    assert run_job(job_id) == "lost lease"
+    assert run_jobs([job_id])[0] == "lost lease"
 
     assert taken_over["outcome"] == "completed"
     job = read(job_id)
@@ -251,7 +251,7 @@ def test_a_transient_failure_keeps_the_job_pending_with_a_reason_and_a_next_atte
     photos.source().timeout = (1.0, 0.2)
     job_id = due_job(now)
 
-    assert run_job(job_id) == "pending"
+    assert run_jobs([job_id])[0] == "pending"
 
     job = read(job_id)
     assert job.status == "pending"
@@ -274,13 +274,13 @@ def test_it_fails_after_the_bounded_number_of_transient_failures(now, fake):
     waits = []
 
     for attempt in range(1, MAX_TRANSIENT_FAILURES):
-        assert run_job(job_id) == "pending", attempt
+        assert run_jobs([job_id])[0] == "pending", attempt
         job = read(job_id)
         waits.append(clock.from_iso(job.next_attempt_at) - now())
         assert_queued_for(job_id, job.next_attempt_at)
         now.to(job.next_attempt_at)
 
-    assert run_job(job_id) == "failed"
+    assert run_jobs([job_id])[0] == "failed"
 
     job = read(job_id)
     assert job.status == "failed"
@@ -299,14 +299,14 @@ def test_a_success_resets_the_count_of_transient_failures(now, fake):
     fake.script(["server_error_500"] * (MAX_TRANSIENT_FAILURES - 1))
     first = due_job(now)
     for _ in range(MAX_TRANSIENT_FAILURES - 1):
-        assert run_job(first) == "pending"
+        assert run_jobs([first])[0] == "pending"
         now.to(read(first).next_attempt_at)
-    assert run_job(first) == "completed"
+    assert run_jobs([first])[0] == "completed"
     photos.pool().clear()  # the next job must call the source again
 
     fake.script(["server_error_500"])
     second = due_job(now)
-    assert run_job(second) == "pending"
+    assert run_jobs([second])[0] == "pending"
     assert read(second).transient_failures == 1
 
 
@@ -335,7 +335,7 @@ def test_a_rate_limit_makes_jobs_wait_with_growing_probes_until_it_lifts(now, fa
     probes = MAX_TRANSIENT_FAILURES + 3  # waiting on a rate limit never fails a job
 
     for probe in range(probes):
-        assert [run_job(job_id) for job_id in job_ids] == ["pending"] * len(job_ids)
+        assert [run_jobs([job_id])[0] for job_id in job_ids] == ["pending"] * len(job_ids)
         assert fake.calls == probe + 1, "one probe per interval, not one call per job"
         jobs = [read(job_id) for job_id in job_ids]
         next_attempts = {job.next_attempt_at for job in jobs}
@@ -350,7 +350,7 @@ def test_a_rate_limit_makes_jobs_wait_with_growing_probes_until_it_lifts(now, fa
         now.to(next_attempt)
 
     fake.behaviour = "ok"
-    assert [run_job(job_id) for job_id in job_ids] == ["completed"] * len(job_ids)
+    assert [run_jobs([job_id])[0] for job_id in job_ids] == ["completed"] * len(job_ids)
     assert fake.calls == probes + 1
     assert len({read(job_id).result["photo_id"] for job_id in job_ids}) == len(job_ids)
 
@@ -360,7 +360,7 @@ def test_an_invalid_access_key_fails_the_job_at_once(now, fake):
     job_id = due_job(now)
     messages_before = ready_due_times(job_id)
 
-    assert run_job(job_id) == "failed"
+    assert run_jobs([job_id])[0] == "failed"
 
     job = read(job_id)
     assert job.status == "failed"
@@ -386,7 +386,7 @@ def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypa
     for _ in range(settings.JOBS_MAX_DELIVERIES):
         [(_ack_id, _payload)] = queue.dequeue(1)
         with pytest.raises(WorkerKilled):
-            run_job(job_id)
+            run_jobs([job_id])[0]
         now.advance(max(queue.lease_seconds, run_lease_seconds()) + 1)
     assert queue.dequeue(1) == []  # the expired lease goes to dead/, which fails the job
 
@@ -401,7 +401,7 @@ def test_a_message_delivered_too_often_fails_its_job_clearly(now, fake, monkeypa
 def test_a_dead_message_fails_a_waiting_job_without_leaving_its_wait_behind(now, fake):
     fake.behaviour = "server_error_500"
     job_id = due_job(now)
-    assert run_job(job_id) == "pending"
+    assert run_jobs([job_id])[0] == "pending"
 
     dead_letter(job_id, b"")
 
@@ -414,7 +414,7 @@ def test_a_dead_message_fails_a_waiting_job_without_leaving_its_wait_behind(now,
 
 def test_a_dead_message_leaves_a_finished_job_alone(now, fake):
     job_id = due_job(now)
-    run_job(job_id)
+    run_jobs([job_id])[0]
     done = read(job_id)
 
     dead_letter(job_id, b"")
@@ -432,7 +432,7 @@ def test_a_demo_key_budget_of_50_calls_completes_500_jobs(now, fake, monkeypatch
     job_ids = [create_job() for _ in range(500)]
     now.advance(DELAY)
 
-    outcomes = [run_job(job_id) for job_id in job_ids]
+    outcomes = [run_jobs([job_id])[0] for job_id in job_ids]
 
     assert outcomes == ["completed"] * 500
     photos = {read(job_id).result["photo_id"] for job_id in job_ids}

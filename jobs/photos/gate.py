@@ -17,7 +17,7 @@ gate closes briefly, for ``error_cooldown_seconds`` or the source's
 per job. A permanent failure (a bad key) is not remembered: the job fails,
 and the next call, perhaps with a fixed key, goes through.
 
-The state lives in the pool's store (:meth:`PhotoPoolStore.read_gate`),
+The state lives in the pool's store (:class:`storage.protocols.RateLimitGateStore`),
 so every process sees the same gate.
 """
 
@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from jobs import metrics
+from jobs.backoff import doubling
 from jobs.photos.errors import PhotoSourceError, RateLimited, TransientPhotoError
-from storage.protocols import PhotoPoolStore
+from storage.protocols import RateLimitGateStore
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class RateLimitGate:
 
     def __init__(
         self,
-        store: PhotoPoolStore,
+        store: RateLimitGateStore,
         *,
         clock: Callable[[], float],
         jitter: float = 0.2,
@@ -155,7 +156,7 @@ class RateLimitGate:
         return delay
 
     def _probe_delay(self, strikes: int) -> float:
-        interval = min(self.FIRST_PROBE_SECONDS * 2 ** (strikes - 1), self.MAX_PROBE_SECONDS)
+        interval = doubling(self.FIRST_PROBE_SECONDS, self.MAX_PROBE_SECONDS, strikes)
         return interval * (1 + self.jitter * self._random.random())
 
     def report(self) -> dict[str, Any]:

@@ -94,10 +94,6 @@ class FilePhotoPoolStore:
 
     # --- Photos ---
 
-    def take(self, now: float) -> dict[str, Any] | None:
-        taken = self.take_many(1, now)
-        return taken[0] if taken else None
-
     def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
         taken: list[dict[str, Any]] = []
         claimed = False

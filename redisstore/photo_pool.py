@@ -121,10 +121,6 @@ class RedisPhotoPoolStore:
 
     # --- Photos ---
 
-    def take(self, now: float) -> dict[str, Any] | None:
-        taken = self.take_many(1, now)
-        return taken[0] if taken else None
-
     def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
         if count < 1:
             return []

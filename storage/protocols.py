@@ -231,15 +231,12 @@ class PhotoPoolStore(RateLimitGateStore, Protocol):
     one clock decides what has expired. The pool's fetch lock is the gate's.
     """
 
-    def take(self, now: float) -> dict[str, Any] | None:
-        """Claim one photo no other caller gets, oldest first, or ``None`` if none is fresh.
-
-        Photos older than the store's time to live are discarded on the way.
-        """
-        ...
-
     def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
-        """Claim up to ``count`` photos at once (as :meth:`take`, in one pass over the pool)."""
+        """Claim up to ``count`` photos no other caller gets, oldest first, in one pass.
+
+        Fewer (none) when fewer are fresh; photos older than the store's time
+        to live are discarded on the way.
+        """
         ...
 
     def add(self, photos: list[dict[str, Any]], now: float) -> None:

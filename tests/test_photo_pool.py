@@ -26,6 +26,7 @@ from jobs.photos import (
 )
 from tests.clocks import FakeClock
 from tests.fake_unsplash import FakeUnsplash
+from tests.pools import take, take_one
 
 START = 1_700_000_000.0
 _ids = itertools.count()
@@ -79,7 +80,7 @@ def fetch():
 
 
 def take_ids(pool: PhotoPool, fetch, times: int, **options) -> list[str]:
-    return [pool.take(fetch, **options)["photo_id"] for _ in range(times)]
+    return [take(pool, fetch, **options)["photo_id"] for _ in range(times)]
 
 
 # --- The store: what any backend of the pool keeps ---
@@ -95,10 +96,10 @@ def test_the_store_hands_out_the_oldest_photos_first_and_each_once(tmp_path, sto
     store.add([{"photo_id": "new-1"}], START + 1)
     other = FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600)
 
-    taken = [store.take(START + 2), other.take(START + 2), store.take(START + 2)]
+    taken = [take_one(store, START + 2), take_one(other, START + 2), take_one(store, START + 2)]
 
     assert [photo["photo_id"] for photo in taken] == ["old-1", "old-2", "new-1"]
-    assert store.take(START + 2) is None
+    assert take_one(store, START + 2) is None
     assert other.size(START + 2) == 0
 
 
@@ -107,7 +108,7 @@ def test_the_store_keeps_photos_for_its_time_to_live(store):
 
     assert store.size(START + 599) == 2
     assert store.size(START + 600) == 0
-    assert store.take(START + 600) is None
+    assert take_one(store, START + 600) is None
 
 
 def test_the_gate_state_is_shared_and_starts_empty(tmp_path, store):
@@ -130,7 +131,7 @@ def test_one_batch_serves_many_takes(pool, fetch):
     assert len(set(ids)) == BATCH_SIZE
     assert pool.size() == 0
 
-    pool.take(fetch)
+    take(pool, fetch)
     assert fetch.calls == 2
 
 
@@ -141,14 +142,14 @@ def test_it_asks_for_the_batch_size(pool):
         asked.append(count)
         return [{"photo_id": f"p{i}"} for i in range(count)]
 
-    pool.take(fetch, batch_size=7)
+    take(pool, fetch, batch_size=7)
 
     assert asked == [7]
     assert pool.size() == 6
 
 
 def test_the_rest_of_a_batch_is_kept_on_disk_for_other_processes(tmp_path, clock, fetch):
-    first = make_pool(tmp_path, clock).take(fetch)
+    first = take(make_pool(tmp_path, clock), fetch)
 
     other = make_pool(tmp_path, clock)
     ids = take_ids(other, fetch, BATCH_SIZE - 1)
@@ -163,7 +164,7 @@ def test_the_rest_of_a_batch_is_kept_on_disk_for_other_processes(tmp_path, clock
 
 def test_an_entry_holds_the_photo_and_its_fetch_time(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock)
-    pool.take(fetch, batch_size=2)
+    take(pool, fetch, batch_size=2)
 
     [entry] = (tmp_path / "photos" / "pool").iterdir()
     document = json.loads(entry.read_bytes())
@@ -186,17 +187,17 @@ def test_a_batch_with_repeats_hands_each_photo_out_once(pool, fetch):
 
 def test_an_empty_batch_is_a_transient_error(pool):
     with pytest.raises(TransientPhotoError):
-        pool.take(lambda count: [])
+        take(pool, lambda count: [])
 
 
 def test_an_unreadable_entry_is_skipped(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock)
-    pool.take(fetch, batch_size=3)
+    take(pool, fetch, batch_size=3)
     # An older entry (its name sorts first) that cannot be read.
     (tmp_path / "photos" / "pool" / "0000000000001-0badf00d-000-5.json").write_text("{not json")
     (tmp_path / "photos" / "pool" / "notes.txt").write_text("not an entry")
 
-    photo = pool.take(fetch)
+    photo = take(pool, fetch)
 
     assert photo["photo_id"].startswith("photo-")
     assert fetch.calls == 1
@@ -204,11 +205,11 @@ def test_an_unreadable_entry_is_skipped(tmp_path, clock, fetch):
 
 
 def test_clear_empties_the_pool(pool, fetch):
-    pool.take(fetch)
+    take(pool, fetch)
 
     assert pool.clear() == BATCH_SIZE - 1
     assert pool.size() == 0
-    pool.take(fetch)
+    take(pool, fetch)
     assert fetch.calls == 2
 
 
@@ -217,18 +218,18 @@ def test_clear_empties_the_pool(pool, fetch):
 
 def test_entries_are_served_until_the_ttl(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock, ttl_seconds=600)
-    pool.take(fetch)
+    take(pool, fetch)
 
     clock.advance(599)
     assert pool.size() == BATCH_SIZE - 1
-    pool.take(fetch)
+    take(pool, fetch)
 
     assert fetch.calls == 1
 
 
 def test_expired_entries_are_discarded_not_handed_out(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock, ttl_seconds=600)
-    pool.take(fetch)
+    take(pool, fetch)
 
     clock.advance(600)
     assert pool.size() == 0
@@ -253,14 +254,14 @@ def test_a_rate_limit_closes_the_gate_for_every_caller(tmp_path, clock, fetch):
     fetch.errors = [rate_limited()]
 
     with pytest.raises(RateLimited) as first:
-        pool.take(fetch)
+        take(pool, fetch)
     assert first.value.retry_after == 15
     assert first.value.code == "test_rate_limited"
 
     clock.advance(5)
     other = make_pool(tmp_path, clock, jitter=0)  # another process
     with pytest.raises(RateLimited) as second:
-        other.take(fetch)
+        take(other, fetch)
 
     assert second.value.retry_after == 10
     assert second.value.code == "test_rate_limited"
@@ -273,7 +274,7 @@ def test_the_probe_interval_grows_to_a_cap(pool, clock, fetch):
     for _ in range(8):
         fetch.errors = [rate_limited()]
         with pytest.raises(RateLimited) as caught:
-            pool.take(fetch)
+            take(pool, fetch)
         waits.append(caught.value.retry_after)
         clock.advance(caught.value.retry_after)
 
@@ -288,7 +289,7 @@ def test_the_probe_interval_has_jitter(tmp_path, clock, fetch):
         pool.store.write_gate({})  # back to the first interval
         fetch.errors = [rate_limited()]
         with pytest.raises(RateLimited) as caught:
-            pool.take(fetch)
+            take(pool, fetch)
         waits.add(caught.value.retry_after)
         assert 15 <= caught.value.retry_after <= 18
 
@@ -298,14 +299,14 @@ def test_the_probe_interval_has_jitter(tmp_path, clock, fetch):
 def test_one_caller_probes_when_the_gate_opens(pool, clock, fetch):
     fetch.errors = [rate_limited()]
     with pytest.raises(RateLimited):
-        pool.take(fetch)
+        take(pool, fetch)
 
     clock.advance(15)
     fetch.errors = [rate_limited()]
     with pytest.raises(RateLimited) as probe:
-        pool.take(fetch)
+        take(pool, fetch)
     with pytest.raises(RateLimited) as next_caller:
-        pool.take(fetch)
+        take(pool, fetch)
 
     assert fetch.calls == 2
     assert probe.value.retry_after == 30
@@ -323,13 +324,13 @@ def test_concurrent_callers_send_one_probe(tmp_path, clock):
     pool = make_pool(tmp_path, clock, jitter=0)
     outcomes = []
 
-    def take():
+    def take_in_thread():
         try:
-            make_pool(tmp_path, clock, jitter=0).take(slow_rate_limited_fetch)
+            take(make_pool(tmp_path, clock, jitter=0), slow_rate_limited_fetch)
         except RateLimited as exc:
             outcomes.append(exc.retry_after)
 
-    threads = [threading.Thread(target=take) for _ in range(8)]
+    threads = [threading.Thread(target=take_in_thread) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -344,16 +345,16 @@ def test_a_success_resets_the_interval(pool, clock, fetch):
     for _ in range(3):
         fetch.errors = [rate_limited()]
         with pytest.raises(RateLimited) as caught:
-            pool.take(fetch)
+            take(pool, fetch)
         clock.advance(caught.value.retry_after)
 
-    pool.take(fetch)
+    take(pool, fetch)
     assert pool.rate_limit_state()["blocked"] is False
     pool.clear()
 
     fetch.errors = [rate_limited()]
     with pytest.raises(RateLimited) as caught:
-        pool.take(fetch)
+        take(pool, fetch)
     assert caught.value.retry_after == 15
 
 
@@ -361,20 +362,20 @@ def test_a_longer_retry_after_from_the_source_wins(pool, fetch):
     fetch.errors = [rate_limited(retry_after=120)]
 
     with pytest.raises(RateLimited) as caught:
-        pool.take(fetch)
+        take(pool, fetch)
 
     assert caught.value.retry_after == 120
 
 
 def test_pooled_photos_are_served_while_the_gate_is_closed(pool, clock, fetch):
-    pool.take(fetch)
+    take(pool, fetch)
     pool.gate.close_for_rate_limit(pool.gate.read(), "test_rate_limited", "Out of requests.")
 
     ids = take_ids(pool, fetch, BATCH_SIZE - 1)
 
     assert len(set(ids)) == BATCH_SIZE - 1
     with pytest.raises(RateLimited):
-        pool.take(fetch)
+        take(pool, fetch)
     assert fetch.calls == 1
 
 
@@ -383,7 +384,7 @@ def test_a_spent_budget_gates_the_next_fetch(pool, clock):
 
     take_ids(pool, fetch, BATCH_SIZE)
     with pytest.raises(RateLimited) as caught:
-        pool.take(fetch)
+        take(pool, fetch)
 
     assert fetch.calls == 1
     assert caught.value.code == "test_rate_limited"
@@ -404,7 +405,7 @@ def test_rate_limit_state_reports_the_budget(pool, clock):
         "consecutive_rate_limits": 0,
     }
 
-    pool.take(Source(remaining=41))
+    take(pool, Source(remaining=41))
     state = pool.rate_limit_state()
     assert (state["remaining"], state["limit"], state["observed_at"]) == (41, 50, START)
     assert state["blocked"] is False
@@ -413,7 +414,7 @@ def test_rate_limit_state_reports_the_budget(pool, clock):
     fetch = Source()
     fetch.errors = [rate_limited()]
     with pytest.raises(RateLimited):
-        pool.take(fetch)
+        take(pool, fetch)
     clock.advance(5)
     state = pool.rate_limit_state()
     assert state["remaining"] == 0
@@ -428,7 +429,7 @@ def test_an_unreadable_state_file_leaves_the_gate_open(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock)
     (tmp_path / "photos" / "rate_limit.json").write_text("{broken")
 
-    pool.take(fetch)
+    take(pool, fetch)
 
     assert fetch.calls == 1
 
@@ -436,19 +437,19 @@ def test_an_unreadable_state_file_leaves_the_gate_open(tmp_path, clock, fetch):
 def test_other_transient_failures_hold_callers_back_briefly(pool, clock, fetch):
     fetch.errors = [TransientPhotoError("test_unavailable", "The test source is down.")]
     with pytest.raises(TransientPhotoError) as first:
-        pool.take(fetch)
+        take(pool, fetch)
     assert first.value.retry_after == 5
 
     clock.advance(2)
     with pytest.raises(TransientPhotoError) as second:
-        pool.take(fetch)
+        take(pool, fetch)
     assert not isinstance(second.value, RateLimited)
     assert second.value.code == "test_unavailable"
     assert second.value.retry_after == 3
     assert fetch.calls == 1
 
     clock.advance(3)
-    pool.take(fetch)
+    take(pool, fetch)
     assert fetch.calls == 2
 
 
@@ -459,9 +460,9 @@ def test_a_permanent_failure_is_not_remembered(pool, fetch):
     ]
     for _ in range(2):
         with pytest.raises(PermanentPhotoError):
-            pool.take(fetch)
+            take(pool, fetch)
 
-    pool.take(fetch)
+    take(pool, fetch)
     assert fetch.calls == 3
 
 
@@ -488,20 +489,20 @@ def test_a_spent_budget_is_probed_and_recovers(tmp_path, clock):
 
         take_ids(pool, source.fetch_batch, 2 * BATCH_SIZE)
         with pytest.raises(RateLimited) as gated:
-            pool.take(source.fetch_batch)
+            take(pool, source.fetch_batch)
         assert gated.value.retry_after == 15
         assert fake.calls == 2  # the second answer said remaining 0: no third call
 
         clock.advance(15)
         with pytest.raises(RateLimited) as probed:
-            pool.take(source.fetch_batch)
+            take(pool, source.fetch_batch)
         assert probed.value.code == "unsplash_rate_limited"
         assert probed.value.retry_after == 30
         assert fake.calls == 3
 
         fake.remaining = 50  # the hourly window starts over
         clock.advance(30)
-        pool.take(source.fetch_batch)
+        take(pool, source.fetch_batch)
         assert fake.calls == 4
         assert pool.rate_limit_state()["blocked"] is False
         assert pool.rate_limit_state()["consecutive_rate_limits"] == 0

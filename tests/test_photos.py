@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from filestore.photo_pool import FilePhotoPoolStore
 from jobs import photos
 from jobs.photos import (
     BATCH_SIZE,
@@ -21,6 +22,7 @@ from jobs.photos import (
     URL_SIZES,
     DemoSource,
     PermanentPhotoError,
+    PhotoPool,
     PhotoSourceError,
     RateLimited,
     TransientPhotoError,
@@ -184,13 +186,28 @@ def test_the_fake_sends_an_object_without_count_and_an_array_with_it(fake):
     assert len(several) == 1
 
 
-def test_it_drops_repeated_photos(fake, source):
-    fake.behaviour = "duplicates"
-    batch = source.fetch_batch(10)
+def pool_of(tmp_path) -> PhotoPool:
+    return PhotoPool(FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600))
 
-    ids = [photo["photo_id"] for photo in batch]
-    assert len(ids) == 5
-    assert len(set(ids)) == 5
+
+def test_a_photo_the_api_repeats_goes_to_one_job(tmp_path, fake, source):
+    fake.behaviour = "duplicates"
+
+    taken = pool_of(tmp_path).take_many(source.fetch_batch, 10, batch_size=10)
+
+    ids = [photo["photo_id"] for photo in taken if isinstance(photo, dict)]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert fake.calls == 2  # each answer held 5 distinct photos, each twice
+
+
+def test_an_empty_answer_is_a_transient_failure(tmp_path, fake, source):
+    fake.behaviour = "empty_list"
+    assert source.fetch_batch(5) == []
+
+    [error] = pool_of(tmp_path).take_many(source.fetch_batch, 1)
+
+    assert type(error) is TransientPhotoError and error.code == "photo_source_empty"
+    assert "no photos" in error.message
 
 
 def test_it_records_the_rate_limit_headers(fake, source):
@@ -232,7 +249,6 @@ ERRORS = [
     ("malformed", TransientPhotoError, "unsplash_malformed", "not valid JSON"),
     ("invalid_photo", TransientPhotoError, "unsplash_malformed", "urls"),
     ("empty", TransientPhotoError, "unsplash_empty", "no photos"),
-    ("empty_list", TransientPhotoError, "unsplash_empty", "no photos"),
     ("drop", TransientPhotoError, "unsplash_unreachable", "connection"),
 ]
 
@@ -401,7 +417,7 @@ def test_without_an_access_key_the_demo_source_is_in_use(settings):
 
     assert photos.source_name() == "demo"
     assert isinstance(photos.source(), DemoSource)
-    photo = photos.take_photo()
+    [photo] = photos.take_photos(1)
     assert photo["source"] == "demo"
     assert photo["urls"]["regular"].startswith("/assets/jobs/demo/")
 
@@ -411,7 +427,7 @@ def test_with_an_access_key_unsplash_is_in_use(settings, fake):
     settings.UNSPLASH_API_URL = fake.url
 
     assert photos.source_name() == "unsplash"
-    photo = photos.take_photo()
+    [photo] = photos.take_photos(1)
 
     assert photo["source"] == "unsplash"
     [request] = fake.requests

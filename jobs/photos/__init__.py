@@ -2,7 +2,7 @@
 
 =================  ==========================================================
 ``configured``     the source and pool in use, from the settings: ``source_name()``,
-                   ``take_photo()`` (the worker task), ``prefetch()`` (the worker)
+                   ``take_photos()`` (the worker task), ``prefetch()`` (the worker)
 ``pool``           the shared pool of fetched-but-unused photos
 ``gate``           the rate-limit gate: when no process may call, when one probes
 ``unsplash``       the Unsplash API client; what each answer means
@@ -20,7 +20,6 @@ from jobs.photos.configured import (
     prefetch,
     source,
     source_name,
-    take_photo,
     take_photos,
 )
 from jobs.photos.demo import DemoSource
@@ -54,7 +53,6 @@ __all__ = [
     "prefetch",
     "source",
     "source_name",
-    "take_photo",
     "take_photos",
     "utm_link",
 ]

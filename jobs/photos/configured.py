@@ -2,7 +2,7 @@
 
 :func:`source_name` is the one place that decides which source runs:
 Unsplash when ``UNSPLASH_ACCESS_KEY`` is set, the offline demo otherwise.
-The worker task calls :func:`take_photo`, the worker's prefetch thread
+The worker task calls :func:`take_photos`, the worker's prefetch thread
 :func:`prefetch`; the admin and ``jobs health`` read :func:`source_name`
 and ``pool().rate_limit_state()``.
 """
@@ -58,11 +58,6 @@ def _pool(pool_store: PhotoPoolStore) -> PhotoPool:
     # The pool's gate and the jobs' next attempts must read the same clock:
     # a job told to come back when the gate opens must find it open.
     return PhotoPool(pool_store, clock=lambda: clock.now())
-
-
-def take_photo() -> dict[str, Any]:
-    """One photo for one job: from the pool, or from a fresh batch of the source."""
-    return pool().take(source().fetch_batch)
 
 
 def take_photos(count: int) -> list[dict[str, Any] | PhotoSourceError]:

@@ -13,7 +13,7 @@ and a batch is fetched only when the previous one is used up. Every call
 goes through the rate-limit gate (:mod:`jobs.photos.gate`).
 
 Where the photos are kept is the store's business
-(:class:`filestore.photo_pool.PhotoPoolStore`).
+(:class:`storage.protocols.PhotoPoolStore`).
 """
 
 from __future__ import annotations
@@ -56,24 +56,14 @@ class PhotoPool:
     def error_cooldown_seconds(self) -> float:
         return self.gate.error_cooldown_seconds
 
-    def take(self, fetch: Fetch, *, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
-        """Return one photo no other caller gets, calling ``fetch`` if the pool is empty.
-
-        Raises ``RateLimited`` (with ``retry_after``) while the gate is
-        closed, and whatever ``fetch`` raises otherwise.
-        """
-        [photo] = self.take_many(fetch, 1, batch_size=batch_size)
-        if isinstance(photo, PhotoSourceError):
-            raise photo
-        return photo
-
     def take_many(
         self, fetch: Fetch, count: int, *, batch_size: int = BATCH_SIZE
     ) -> list[dict[str, Any] | PhotoSourceError]:
         """``count`` photos for ``count`` jobs, each one no other caller gets, in one pass.
 
-        The batch form of :meth:`take`: what the pool holds is claimed at
-        once, and the rest fetched in as few calls as the batch size allows.
+        What the pool holds is claimed at once, and the rest fetched (calling
+        ``fetch``) in as few calls as the batch size allows, never while the
+        rate-limit gate is closed.
         When a call fails, the jobs left without a photo get its error
         (``RateLimited``, ``TransientPhotoError``, ...) in their place.
         """
@@ -107,7 +97,7 @@ class PhotoPool:
         Called when jobs are about to fall due, so that they find their
         photos waiting instead of queueing behind one fetch after another.
         It never calls while the gate is closed, and a failure is recorded
-        as for :meth:`take` and ends the refill (the jobs then fetch and
+        as for :meth:`take_many` and ends the refill (the jobs then fetch and
         retry as usual).
         """
         calls = 0

@@ -68,23 +68,15 @@ class UnsplashSource:
         self.last_rate_limit: dict[str, int | None] | None = None
 
     def fetch_batch(self, count: int) -> PhotoBatch:
-        """Up to ``count`` distinct random photos (the API may return fewer)."""
+        """Up to ``count`` random photos, as the API returned them (it may return fewer,
+        even none, or one twice: the pool keeps the distinct ones and treats none
+        as a transient failure, for every source)."""
         check_count(count)
         response = self._get(
             "/photos/random",
             {"topics": self.topic_id, "count": count, "content_filter": "high"},
         )
-        photos: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for item in _photo_objects(response):
-            photo = self._result(item)
-            if photo["photo_id"] not in seen:
-                seen.add(photo["photo_id"])
-                photos.append(photo)
-        if not photos:
-            raise TransientPhotoError(
-                "unsplash_empty", "Unsplash returned no photos; trying again later."
-            )
+        photos = [self._result(item) for item in _photo_objects(response)]
         rate_limit = self.last_rate_limit or {}
         return PhotoBatch(
             photos,

@@ -17,6 +17,7 @@ from jobs.photos import PhotoPool, RateLimited
 from redisstore import connect
 from redisstore.photo_pool import RedisPhotoPoolStore
 from tests.clocks import FakeClock
+from tests.pools import take, take_one
 
 START = 1_700_000_000.0
 TTL = 600
@@ -64,7 +65,7 @@ def ids(taken: list[dict | None]) -> list[str | None]:
 
 
 def test_an_empty_pool_has_nothing_to_take(store):
-    assert store.take(START) is None
+    assert take_one(store, START) is None
     assert store.size(START) == 0
 
 
@@ -73,8 +74,8 @@ def test_it_hands_out_the_oldest_photos_first_and_each_once(make_store):
     store.add(photos("old-1", "old-2", "old-3"), START)
     store.add(photos("new-1"), START + 1)
 
-    taken = [store.take(START + 2), other.take(START + 2), store.take(START + 2)]
-    taken += [other.take(START + 2), store.take(START + 2)]
+    taken = [take_one(store, START + 2), take_one(other, START + 2), take_one(store, START + 2)]
+    taken += [take_one(other, START + 2), take_one(store, START + 2)]
 
     assert ids(taken) == ["old-1", "old-2", "old-3", "new-1", None]
 
@@ -97,7 +98,7 @@ def test_a_photo_comes_back_whole(store):
 
     store.add([photo], START)
 
-    assert store.take(START) == photo
+    assert take_one(store, START) == photo
 
 
 def test_it_keeps_photos_for_its_time_to_live(store):
@@ -105,14 +106,14 @@ def test_it_keeps_photos_for_its_time_to_live(store):
 
     assert store.size(START + TTL - 1) == 2
     assert store.size(START + TTL) == 0
-    assert store.take(START + TTL) is None
+    assert take_one(store, START + TTL) is None
 
 
 def test_expired_photos_are_dropped_and_fresh_ones_still_served(store):
     store.add(photos("old"), START)
     store.add(photos("fresh"), START + TTL - 10)
 
-    assert ids([store.take(START + TTL)]) == ["fresh"]
+    assert ids([take_one(store, START + TTL)]) == ["fresh"]
     assert store.size(START) == 0  # the expired one is gone, not just skipped
 
 
@@ -121,7 +122,7 @@ def test_size_counts_what_other_clients_added(make_store):
 
     store = make_store()
     assert store.size(START) == 3
-    store.take(START)
+    take_one(store, START)
     assert make_store().size(START) == 2
 
 
@@ -130,7 +131,7 @@ def test_clear_discards_every_photo(store):
     store.add(photos("c"), START + 1)
 
     assert store.clear() == 3
-    assert store.take(START + 1) is None
+    assert take_one(store, START + 1) is None
     assert store.clear() == 0
 
 
@@ -283,15 +284,15 @@ def test_one_fetch_serves_every_client_and_a_rate_limit_stops_them_all(make_stor
     pools = [PhotoPool(make_store(), clock=clock, jitter=0) for _ in range(3)]
     source = Source()
 
-    taken = [pools[n % 3].take(source, batch_size=5)["photo_id"] for n in range(5)]
+    taken = [take(pools[n % 3], source, batch_size=5)["photo_id"] for n in range(5)]
 
     assert source.calls == 1
     assert len(set(taken)) == 5
     source.refuse = True
     with pytest.raises(RateLimited):
-        pools[0].take(source, batch_size=5)
+        take(pools[0], source, batch_size=5)
     for pool in pools[1:]:
         with pytest.raises(RateLimited) as refused:
-            pool.take(source, batch_size=5)
+            take(pool, source, batch_size=5)
         assert refused.value.retry_after == pytest.approx(15)
     assert source.calls == 2, "the gate, not the source, refused the others"

@@ -29,6 +29,7 @@ from jobs.errors import (
 )
 from jobs.model import FINAL_STATUSES, STATUSES, Job
 from jobs.queueing import enqueue_job
+from storage.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -184,16 +185,18 @@ def _enqueue(job: Job) -> None:
     """Queue the job's run for its due time.
 
     The job file is the record of an accepted job: once it exists, a queue
-    that cannot take the message (full, read-only) does not undo the
-    create. The recovery pass queues any pending job that has no message.
+    that cannot take the message (full, read-only, or out of reach: Redis
+    down) does not undo the create, and the client is told the job was
+    accepted. Answering 503 instead would invite a retry that creates a
+    second job. The recovery pass queues any pending job that has no
+    message, once the queue takes messages again.
     """
     try:
         enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
-    except ConnectionError:
-        # A shared queue out of reach (Redis down): the client is told to
-        # retry (503) instead of being promised a run; the file stays, and
-        # the recovery pass queues the job once the queue is back.
-        raise
+    except StoreUnavailable as unavailable:
+        logger.error(
+            "Could not queue job %s (%s); the recovery pass will queue it", job.id, unavailable
+        )
     except Exception:
         logger.exception("Could not queue job %s; the recovery pass will queue it", job.id)
 

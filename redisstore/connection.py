@@ -2,7 +2,8 @@
 
 Every operation of this package raises :class:`Unavailable` when Redis
 cannot be reached (down, restarting, loading its data, the network gone).
-It is a :class:`ConnectionError`, hence an :class:`OSError`, so code that
+It is the contracts' :class:`storage.errors.StoreUnavailable`, a
+:class:`ConnectionError`, hence an :class:`OSError`, so code that
 already treats a failing disk as "storage unavailable, try again" treats a
 failing Redis the same way; the web layer maps it to ``503``.
 
@@ -25,10 +26,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from storage.errors import StoreUnavailable
+
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
 
-class Unavailable(ConnectionError):
+class Unavailable(StoreUnavailable):
     """Redis cannot be reached now; the same call may succeed later."""
 
 

@@ -14,6 +14,7 @@ neither backend nor ``jobs``, and both backends and ``jobs`` import it.
                      ``State``, ``QueueCounts``, ``KEY_PATTERN``,
                      ``check_lease_settings``, ``DEFAULT_MAX_DELIVERIES``
 ``events``           ``EventsLost``
+``errors``           ``StoreUnavailable``: a shared store out of reach
 ``heartbeats``       what a heartbeat and a worker id are
 ``owners``           who holds a lease: a worker cluster, and whether it lives
 ``scheduled_tasks``  the small message of a scheduled run, the package made of it

@@ -1,5 +1,6 @@
 """JOBS_REDIS_URL: one setting moves the queue, events, photo pool and heartbeats to Redis;
-with Redis down, creates answer 503 and nothing acknowledged is lost."""
+with Redis down, a create is either accepted and stored (recovery queues it) or answered
+503 with nothing stored, and nothing acknowledged is lost."""
 
 from __future__ import annotations
 
@@ -152,8 +153,34 @@ def _create(client, **headers):
     )
 
 
-def test_a_create_answers_503_with_retry_after_while_redis_is_down(redis_down, client):
+def stored_ids() -> set[str]:
+    return {job.id for job in store.repository().list(limit=1000)[0]}
+
+
+def test_a_job_stored_while_redis_is_down_is_accepted_and_queued_once_redis_is_back(
+    redis_down, client
+):
+    """Answering 503 for a job already on disk would make a retry create a second one."""
+    start_redis = redis_down
     response = _create(client)
+
+    assert response.status_code == 202
+    assert stored_ids() == {response.json()["id"]}
+
+    start_redis()
+    report = recover_jobs(grace=0)
+
+    assert report.requeued == [response.json()["id"]]
+    [message] = store.broker().find(response.json()["id"])
+    assert message.state == "ready"
+
+
+def test_a_create_admission_cannot_count_answers_503_with_retry_after_and_stores_nothing(
+    redis_down, client, settings
+):
+    settings.JOBS_MAX_DUE_PER_SECOND = 100  # admission reads the queue's count for the second
+
+    response = _create(client, **{"Idempotency-Key": "k-1"})
 
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
@@ -161,37 +188,64 @@ def test_a_create_answers_503_with_retry_after_while_redis_is_down(redis_down, c
     problem = response.json()
     assert problem["type"] == "/api/problems/queue_unavailable"
     assert "retry" in problem["detail"].lower()
+    assert stored_ids() == set()
 
-
-def test_a_job_refused_for_redis_is_queued_by_the_recovery_pass_once_redis_is_back(
-    redis_down, client
-):
+    # Nothing was stored, so the key is free: the retry makes the one job.
     start_redis = redis_down
-    assert _create(client).status_code == 503
-    [stored] = store.repository().list(limit=10)[0]
-
     start_redis()
-    report = recover_jobs(grace=0)
-
-    assert report.requeued == [stored.id]
-    [message] = store.broker().find(stored.id)
-    assert message.state == "ready"
-
-
-def test_a_retry_with_the_same_key_after_redis_is_back_answers_the_one_job(
-    redis_down, client, move_clock
-):
-    start_redis = redis_down
-    assert _create(client, **{"Idempotency-Key": "k-1"}).status_code == 503
-
-    start_redis()
-    move_clock(31)  # the first request's claim on the key is stale: it died mid-way
     retried = _create(client, **{"Idempotency-Key": "k-1"})
 
     assert retried.status_code == 202
-    [stored] = store.repository().list(limit=10)[0]
-    assert retried.json()["id"] == stored.id
-    assert [message.state for message in store.broker().find(stored.id)] == ["ready"]
+    assert stored_ids() == {retried.json()["id"]}
+    assert [message.state for message in store.broker().find(retried.json()["id"])] == ["ready"]
+
+
+def test_a_retry_with_the_same_key_while_redis_is_down_answers_the_one_job(redis_down, client):
+    first = _create(client, **{"Idempotency-Key": "k-1"})
+    again = _create(client, **{"Idempotency-Key": "k-1"})
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert stored_ids() == {first.json()["id"]}
+
+
+@pytest.mark.parametrize(
+    "max_due",
+    [
+        pytest.param(0, id="admission-off"),  # every create stores its job, then queues it
+        pytest.param(10_000, id="admission-reads-the-queue"),  # refused before storing
+    ],
+)
+def test_redis_stopped_mid_stream_every_accepted_job_is_stored_and_queued_once(
+    on_redis, redis_server, client, settings, max_due
+):
+    """A stream of creates without Idempotency-Key while the real server stops and starts:
+    every job stored was answered 202 (none a client would create twice), every 202 is
+    stored, and once Redis is back each stored job has exactly one message."""
+    settings.JOBS_MAX_DUE_PER_SECOND = max_due
+    answers: list[tuple[str, int, str | None]] = []
+
+    def stream(phase: str, count: int) -> None:
+        for _ in range(count):
+            response = _create(client)
+            job_id = response.json()["id"] if response.status_code == 202 else None
+            answers.append((phase, response.status_code, job_id))
+
+    stream("up", 10)
+    redis_server.stop()
+    try:
+        stream("down", 20)
+    finally:
+        redis_server.start()
+    stream("back", 10)
+    recover_jobs(grace=0)
+
+    assert {status for _, status, _ in answers} <= {202, 503}
+    accepted = {job_id for _, status, job_id in answers if status == 202}
+    assert stored_ids() == accepted
+    assert [status for phase, status, _ in answers if phase != "down"] == [202] * 20
+    for job_id in accepted:
+        assert [message.state for message in store.broker().find(job_id)] == ["ready"]
 
 
 def test_reading_pages_needs_no_redis(redis_down, client):

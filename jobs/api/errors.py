@@ -12,7 +12,7 @@ from rest_framework import exceptions as drf
 from jobs.api.problems import not_found_problem, problem_response, server_error_problem
 from jobs.api.throttling import retry_after
 from jobs.errors import InvalidInput, JobError
-from redisstore import Unavailable
+from storage.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def problem_for_exception(exc: Exception):
             _flatten(exc.detail),
             code=exc.default_code,
         )
-    if isinstance(exc, Unavailable) or isinstance(exc.__cause__, Unavailable):
+    if isinstance(exc, StoreUnavailable) or isinstance(exc.__cause__, StoreUnavailable):
         logger.error("Redis unavailable: %s", exc)
         return problem_response(
             503,

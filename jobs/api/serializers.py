@@ -4,51 +4,24 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that must be a JSON number without a fraction, not "30" or true."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 NOT_AN_OBJECT = 'The body must be a JSON object, like {"delay_seconds": 30}.'
 
 
 class JobCreateSerializer(serializers.Serializer):
-    delay_seconds = StrictIntegerField(
+    """The create's body, for the schema only: :func:`requested_delay` reads the body,
+    and ``services.validate_delay`` checks the delay (an integer, its bounds and step)."""
+
+    delay_seconds = serializers.IntegerField(
         required=False,
         allow_null=True,
         help_text="Seconds until the job runs (bounds and step from the server's configuration, "
         "by default 5 to 300 in steps of 5). Random when omitted.",
     )
 
-    def run_validation(self, data=serializers.empty):
-        # A JSON ``null`` body would otherwise get DRF's vague "No data provided".
-        if data is None:
-            raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
-        return super().run_validation(data)
 
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                {name: ["Unknown field; the only field is delay_seconds."] for name in unknown}
-            )
-        return super().to_internal_value(data)
-
-
-def requested_delay(data: object) -> int | None:
-    """The ``delay_seconds`` of a create's body, by :class:`JobCreateSerializer`'s rules.
-
-    The same checks and messages as the serializer (which documents the body
-    in the schema), without building one per request: this is the hot path.
-    Bounds and step are checked by the service.
-    """
+def requested_delay(data: object) -> object:
+    """The ``delay_seconds`` of a create's body (a JSON object with no other field),
+    as sent: the service checks it."""
     if not isinstance(data, dict):
         raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
     unknown = sorted(set(data) - {"delay_seconds"})
@@ -56,11 +29,7 @@ def requested_delay(data: object) -> int | None:
         raise serializers.ValidationError(
             {name: ["Unknown field; the only field is delay_seconds."] for name in unknown}
         )
-    delay = data.get("delay_seconds")
-    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int)):
-        message = StrictIntegerField.default_error_messages["invalid"]
-        raise serializers.ValidationError({"delay_seconds": [str(message)]})
-    return delay
+    return data.get("delay_seconds")
 
 
 class PhotoUrlsSerializer(serializers.Serializer):

@@ -7,10 +7,10 @@ from rest_framework import serializers
 NOT_AN_OBJECT = 'The body must be a JSON object, like {"delay_seconds": 30}.'
 
 
+# The create's body, for the schema only (a docstring here would become the schema's
+# description): requested_delay reads the body, and services.validate_delay checks
+# the delay (an integer, its bounds and step).
 class JobCreateSerializer(serializers.Serializer):
-    """The create's body, for the schema only: :func:`requested_delay` reads the body,
-    and ``services.validate_delay`` checks the delay (an integer, its bounds and step)."""
-
     delay_seconds = serializers.IntegerField(
         required=False,
         allow_null=True,

@@ -244,6 +244,7 @@ class JobRepository(Generic[T]):
         planned: list[_Planned] = []
         with self._locks.many(ids):
             listed = self._names_of_locked(ids)
+            placed = 0  # how many of ``planned`` were renamed into place
             try:
                 for job_id, change in changes:
                     versions = self._versions(listed[job_id])
@@ -264,10 +265,12 @@ class JobRepository(Generic[T]):
                     sync(plan.tmp for plan in planned)
                 for plan in planned:
                     _rename_into_place(plan.tmp, plan.target)
+                    placed += 1
                 if durable:
                     sync(directories_of(plan.target for plan in planned))
             finally:
-                for plan in planned:
+                # Temp files not renamed into place (a write or a flush failed) are garbage.
+                for plan in planned[placed:]:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(plan.tmp)
             for plan in planned:

@@ -176,6 +176,31 @@ class JobRepository(Generic[T]):
                 raise JobExists(job_id)
         return self.codec.load(document)
 
+    def create_many(self, items: Sequence[T]) -> list[T | None]:
+        """Store new jobs with fresh ids durably, all of them sharing two flushes.
+
+        What :meth:`create` does for one job, for a batch (the creates the
+        web server answers together): each job as stored, or ``None`` where
+        its id was taken. A write that fails raises, and then none of the
+        jobs may be counted as stored, though some may be (a create whose
+        answer was an error may still have its job: the recovery pass
+        queues it, as after a crash).
+        """
+        self.setup()
+        entries: list[tuple[Path, Document]] = []
+        for item in items:
+            document = self.codec.dump(item)
+            job_id, status = document["id"], document["status"]
+            if not is_valid_id(job_id) or status not in self.statuses:
+                raise ValueError(f"bad id or status: {job_id!r} {status!r}")
+            document = {**document, "revision": 1}
+            entries.append((self.path_for(job_id, status), document))
+        written = self._write_many(entries, exclusive=True)
+        return [
+            self.codec.load(document) if ok else None
+            for (_, document), ok in zip(entries, written, strict=True)
+        ]
+
     def update(
         self,
         job_id: str,
@@ -308,38 +333,76 @@ class JobRepository(Generic[T]):
     def _write(
         self, path: Path, document: Document, *, exclusive: bool = False, durable: bool = True
     ) -> bool:
-        """Write ``document`` to ``path``; with ``exclusive``, only if the name is free.
+        """Write ``document`` to ``path``; with ``exclusive``, only if the name is free."""
+        return self._write_many([(path, document)], exclusive=exclusive, durable=durable)[0]
 
-        The Maildir sequence of :mod:`filestore.atomic`, with the two flushes
-        (the temp file's data, then the directory entry) made through the
-        group committer: threads writing at the same time share them.
+    def _write_many(
+        self,
+        entries: Sequence[tuple[Path, Document]],
+        *,
+        exclusive: bool = False,
+        durable: bool = True,
+        attempts: int = 3,
+    ) -> list[bool]:
+        """Write each document to its path; with ``exclusive``, only where the name is free.
+
+        The Maildir sequence of :mod:`filestore.atomic` for all of them at
+        once: every temp file is written, their data is flushed, each is
+        linked (or renamed) into place, and the directories are flushed.
+        The flushes go through the group committer, so threads writing at
+        the same time share them as well. Returns, for each entry, whether
+        it was written (``False``: the name was taken).
         """
-        data = atomic.dumps(document)
-        for _ in range(3):
-            atomic.ensure_dir(path.parent)
-            tmp = atomic.write_temp(self.tmp_dir, data, durable=False)
-            try:
-                if durable:
-                    self._committer.commit([tmp])
-                if exclusive:
-                    atomic.hooks.step("link", path)
-                    os.link(tmp, path)
-                else:
-                    atomic.hooks.step("rename", path)
-                    os.replace(tmp, path)
-            except FileExistsError:
-                return False
-            except FileNotFoundError:
-                # The leaf was removed as empty between ensure_dir and the
-                # rename; make it again.
-                continue
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+        written: list[bool | None] = [None] * len(entries)
+        tmps: list[Path] = []
+        placed: list[bool] = []
+        try:
+            for path, document in entries:
+                atomic.ensure_dir(path.parent)
+                tmps.append(atomic.write_temp(self.tmp_dir, atomic.dumps(document), durable=False))
+                placed.append(False)
             if durable:
-                self._committer.commit([path.parent])
-            return True
-        raise OSError(f"could not write {path}")
+                self._committer.commit(tmps)
+            for index, ((path, _), tmp) in enumerate(zip(entries, tmps, strict=True)):
+                try:
+                    if exclusive:
+                        atomic.hooks.step("link", path)
+                        os.link(tmp, path)
+                    else:
+                        atomic.hooks.step("rename", path)
+                        os.replace(tmp, path)
+                        placed[index] = True
+                except FileExistsError:
+                    written[index] = False
+                except FileNotFoundError:
+                    # The leaf was removed as empty between ensure_dir and
+                    # the rename: written again below.
+                    continue
+                else:
+                    written[index] = True
+        finally:
+            # A link leaves the temp name behind; a rename does not.
+            for tmp, moved in zip(tmps, placed, strict=False):
+                if not moved:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        if durable:
+            self._committer.commit(
+                directories_of(path for (path, _), ok in zip(entries, written, strict=True) if ok)
+            )
+        again = [index for index, ok in enumerate(written) if ok is None]
+        if again:
+            if attempts <= 1:
+                raise OSError(f"could not write {entries[again[0]][0]}")
+            retried = self._write_many(
+                [entries[index] for index in again],
+                exclusive=exclusive,
+                durable=durable,
+                attempts=attempts - 1,
+            )
+            for index, ok in zip(again, retried, strict=True):
+                written[index] = ok
+        return [bool(ok) for ok in written]
 
     # -- reads --------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,13 +105,14 @@ def job_create(
     """
     delay = validate_delay(delay_seconds)
     key = validate_idempotency_key(idempotency_key)
+    if key is None:
+        (outcome,) = job_create_many([delay_seconds], rng=rng)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
     if delay is None:
         delay = (rng or random).choice(delay_choices())
     now = clock.now()
-    if key is None:
-        admission.admit(due_at=now + delay)
-        job = _store_new_job(new_id(now), delay=delay, now=now)
-        return Created(job.id, False, _creation_response(job, now=now))
 
     fingerprint = hashlib.sha256(
         json.dumps({"delay_seconds": delay_seconds}, sort_keys=True).encode()
@@ -159,16 +160,68 @@ def job_create(
     return Created(job.id, False, response)
 
 
+def job_create_many(
+    delays: Sequence[object], *, rng: random.Random | None = None
+) -> list[Created | Exception]:
+    """Create a job for each requested delay (``None``: a random one), without idempotency keys.
+
+    The creates the web server answers together: each is checked and
+    admitted on its own, and the jobs are stored with one batch of durable
+    writes (:meth:`filestore.repository.JobRepository.create_many`), so
+    they share its flushes. Returns, in order, each create's answer or the
+    error that refused it; a failure of the batch's writes is every
+    stored create's error.
+    """
+    now = clock.now()
+    outcomes: dict[int, Created | Exception] = {}
+    admitted: list[tuple[int, Job]] = []
+    for index, requested in enumerate(delays):
+        try:
+            delay = validate_delay(requested)
+            if delay is None:
+                delay = (rng or random).choice(delay_choices())
+            admission.admit(due_at=now + delay)
+        except Exception as refused:
+            outcomes[index] = refused
+            continue
+        admitted.append((index, Job.new(new_id(now), delay=delay, now=now)))
+    if admitted:
+        try:
+            stored = store.repository().create_many([job for _, job in admitted])
+        except Exception as failed:
+            stored = [failed] * len(admitted)
+        for (index, job), result in zip(admitted, stored, strict=True):
+            if isinstance(result, Exception):
+                outcomes[index] = result
+            elif result is None:
+                outcomes[index] = repo.JobExists(job.id)
+            else:
+                try:
+                    _announce(result, created=True)
+                except Exception as failed:
+                    outcomes[index] = failed
+                else:
+                    outcomes[index] = Created(result.id, False, _creation_response(result, now=now))
+    return [outcomes[index] for index in range(len(delays))]
+
+
 def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = False) -> Job:
     try:
         job = store.repository().create(Job.new(job_id, delay=delay, now=now), may_exist=may_exist)
     except repo.JobExists:
         job = store.repository().get(job_id)
+        _announce(job, created=False)
     else:
+        _announce(job, created=True)
+    return job
+
+
+def _announce(job: Job, *, created: bool) -> None:
+    """What follows a job's durable write: count it, queue its run, tell the streams."""
+    if created:
         metrics.job_created()
     _enqueue(job)
     events.publish(job)
-    return job
 
 
 def _stored(job_id: str) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,16 @@ class Answer:
         return cls(response.status_code, list(response.items()), response.content)
 
 
+@dataclass(frozen=True)
+class CreateRequest:
+    """What a create request carries that its answer depends on."""
+
+    content_type: str | None
+    body: bytes
+    idempotency_key: str | None
+    client: str
+
+
 def handle_create(
     *,
     content_type: str | None,
@@ -67,25 +77,67 @@ def handle_create(
     client: str,
 ) -> Answer:
     """Answer one create request; never raises."""
-    try:
-        return _create(content_type, body, idempotency_key, client)
-    except Exception as exc:
-        return Answer.of(problem_for_exception(exc))
+    (answer,) = handle_creates([CreateRequest(content_type, body, idempotency_key, client)])
+    return answer
 
 
-def _create(content_type: str | None, body: bytes, key: str | None, client: str) -> Answer:
+def handle_creates(requests: Sequence[CreateRequest]) -> list[Answer]:
+    """Answer create requests that arrived together, in order; never raises.
+
+    Each request is checked on its own. Those without an Idempotency-Key
+    are then created together (:func:`jobs.services.job_create_many`), so
+    their durable writes share one round of flushes; a keyed create is
+    made on its own, since it may have to wait for its key.
+    """
+    answers: dict[int, Answer] = {}
+    batch: list[tuple[int, object]] = []
+    for index, request in enumerate(requests):
+        try:
+            delay = _requested_delay(request)
+            if request.idempotency_key is None:
+                batch.append((index, delay))
+                continue
+            created = services.job_create(
+                delay_seconds=delay, idempotency_key=request.idempotency_key
+            )
+        except Exception as exc:
+            answers[index] = _refused(exc)
+        else:
+            answers[index] = _accepted(created)
+    if batch:
+        try:
+            outcomes = services.job_create_many([delay for _, delay in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        for (index, _), outcome in zip(batch, outcomes, strict=True):
+            answers[index] = (
+                _refused(outcome) if isinstance(outcome, Exception) else _accepted(outcome)
+            )
+    return [answers[index] for index in range(len(requests))]
+
+
+def _requested_delay(request: CreateRequest) -> object:
+    """The request's ``delay_seconds``, unchecked, once its media type, throttle and body pass."""
     # The order of DRF's checks: the media type, then the throttle, then the body.
-    media_type, params = parse_header_parameters(content_type or "")
+    media_type, params = parse_header_parameters(request.content_type or "")
     if media_type != JSON:
         # Why JSON only: see jobs.api.parsers.
         raise drf.UnsupportedMediaType(media_type or "(none)")
     buckets = create_buckets()
     if buckets is not None:
-        wait = buckets.take(client)
+        wait = buckets.take(request.client)
         if wait:
             raise drf.Throttled(wait)
+    body = request.body
     data = parse_json(body, params.get("charset") or "utf-8") if body else {}
-    created = services.job_create(delay_seconds=requested_delay(data), idempotency_key=key)
+    return requested_delay(data)
+
+
+def _refused(exc: Exception) -> Answer:
+    return Answer.of(problem_for_exception(exc))
+
+
+def _accepted(created: services.Created) -> Answer:
     job = created.response["job"]
     headers = [
         ("Content-Type", JSON),
@@ -137,25 +189,47 @@ class CreateEndpoint:
 
     def __call__(self, environ: dict[str, Any], body: bytes) -> Answer:
         """Answer the create of a WSGI ``environ`` whose body is ``body``."""
-        started = time.perf_counter()
-        meta = environ
-        if not _host_allowed(meta):
-            answer = Answer.of(
-                problem_response(
-                    400, "Bad request", "This server does not answer to that Host.", code="bad_host"
-                )
-            )
-        else:
-            answer = handle_create(
-                content_type=meta.get("CONTENT_TYPE"),
-                body=body,
-                idempotency_key=meta.get("HTTP_IDEMPOTENCY_KEY"),
-                client=client_address(meta),
-            )
-        answer.headers.extend(api_headers(secure=self.is_secure(environ)))
-        if self.metrics:
-            metrics.http_request(self.route, answer.status, time.perf_counter() - started)
+        (answer,) = self.many([(environ, body)])
         return answer
+
+    def many(self, requests: Sequence[tuple[dict[str, Any], bytes]]) -> list[Answer]:
+        """Answer creates that arrived together (:func:`handle_creates`), in order."""
+        started = time.perf_counter()
+        answers: dict[int, Answer] = {}
+        allowed: list[int] = []
+        for index, (environ, _) in enumerate(requests):
+            if _host_allowed(environ):
+                allowed.append(index)
+            else:
+                answers[index] = Answer.of(
+                    problem_response(
+                        400,
+                        "Bad request",
+                        "This server does not answer to that Host.",
+                        code="bad_host",
+                    )
+                )
+        handled = handle_creates(
+            [
+                CreateRequest(
+                    content_type=requests[index][0].get("CONTENT_TYPE"),
+                    body=requests[index][1],
+                    idempotency_key=requests[index][0].get("HTTP_IDEMPOTENCY_KEY"),
+                    client=client_address(requests[index][0]),
+                )
+                for index in allowed
+            ]
+        )
+        answers.update(zip(allowed, handled, strict=True))
+        elapsed = time.perf_counter() - started
+        result = []
+        for index, (environ, _) in enumerate(requests):
+            answer = answers[index]
+            answer.headers.extend(api_headers(secure=self.is_secure(environ)))
+            if self.metrics:
+                metrics.http_request(self.route, answer.status, elapsed)
+            result.append(answer)
+        return result
 
 
 def _host_allowed(meta: dict[str, Any]) -> bool:

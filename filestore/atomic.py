@@ -18,12 +18,13 @@ crash at that instant leaves on disk.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from filestore.spares import spares_of
 from storage.owners import PID_SCOPE
@@ -203,8 +204,18 @@ def retire(path: Path, *, tmp_dir: Path) -> bool:
 
 
 def dumps(document: Any) -> bytes:
-    """The one JSON encoding used for every file the store writes."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    """The one JSON encoding used for every file the store writes: compact UTF-8.
+
+    orjson writes what ``json.dumps(document, separators=(",", ":"),
+    ensure_ascii=False)`` does for the store's documents, several times
+    faster (a job is encoded at each of its writes).
+    """
+    return orjson.dumps(document)
+
+
+def loads(data: bytes | str) -> Any:
+    """A document read from a file; ``ValueError`` (``json.JSONDecodeError``) if it is not JSON."""
+    return orjson.loads(data)
 
 
 def _unlink_quietly(path: Path) -> None:

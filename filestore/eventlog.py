@@ -24,7 +24,6 @@ log is not fsynced; after a power cut a client refetches the list.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from pathlib import Path
@@ -63,7 +62,7 @@ class FileEventLog:
         return self.root / f"{segment:08d}.log"
 
     def append(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        line = atomic.dumps(event) + b"\n"
         with self._writer_lock:
             writer = self._writer
             status = os.fstat(writer[1]) if writer is not None else None
@@ -151,7 +150,7 @@ class FileEventLog:
                 consumed += len(line)
                 event_id = segment * SEGMENT_SPAN + offset + consumed
                 try:
-                    events.append((event_id, json.loads(line)))
+                    events.append((event_id, atomic.loads(line)))
                 except ValueError:
                     continue
             offset += consumed

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filestore.atomic import dumps, ensure_dir, fsync_dir, retire, write_atomic, write_temp
+from filestore.atomic import dumps, ensure_dir, fsync_dir, loads, retire, write_atomic, write_temp
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class FilePhotoPoolStore:
     def _photos(entry: _Entry, data: bytes) -> list[dict[str, Any]] | None:
         """The photos an entry holds; None when it cannot be read."""
         try:
-            document = json.loads(data)
+            document = loads(data)
             photos = document["photos"] if entry.part is not None else [document["photo"]]
         except (ValueError, KeyError, TypeError):
             return None

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import os
 import time
@@ -61,7 +60,7 @@ from filestore import atomic
 from filestore.codec import Codec, Document, DocumentCodec
 from filestore.directories import listdir, listdir_desc
 from filestore.group_commit import GroupCommitter, directories_of, sync
-from filestore.ids import is_valid_id
+from filestore.ids import ID_LENGTH, is_valid_id
 from filestore.job_names import Entry, check_statuses, file_name, leaves, parse_name
 from filestore.quarantine import Quarantine
 from filestore.stripe_locks import StripeLocks
@@ -434,12 +433,15 @@ class JobRepository(Generic[T]):
         as good as probing each status (an open per status): a batch of jobs
         created together shares one leaf, hence one listing.
         """
-        wanted = set(job_ids)
         names: dict[str, list[Path]] = {job_id: [] for job_id in job_ids}
         for leaf in dict.fromkeys(self.leaf_dir(job_id) for job_id in job_ids):
             for name in listdir(leaf):
+                # A leaf holds a second's jobs, hundreds under load: only the
+                # names that start with a wanted id are worth parsing.
+                if name[:ID_LENGTH] not in names:
+                    continue
                 entry = parse_name(name, self.statuses)
-                if entry is not None and entry.id in wanted:
+                if entry is not None:
                     names[entry.id].append(leaf / name)
         return names
 
@@ -480,7 +482,7 @@ class JobRepository(Generic[T]):
             self.quarantine.move(path, exc)
             return None
         try:
-            document = json.loads(data)
+            document = atomic.loads(data)
             entry = parse_name(path.name, self.statuses)
             if (
                 not isinstance(document, dict)

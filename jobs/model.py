@@ -375,7 +375,9 @@ class Job:
             "pending_reason": self.pending_reason,
             "next_attempt_at": self.next_attempt_at,
             "result": None if self.result is None else dict(self.result),
-            "error": None if self.error is None else dataclasses.asdict(self.error),
+            "error": None
+            if self.error is None
+            else {"code": self.error.code, "message": self.error.message},
         }
 
     def to_document(self) -> dict[str, Any]:
@@ -389,7 +391,11 @@ class Job:
             lease=None
             if self.lease is None
             else {"token": self.lease.token, "until": self.lease.until, "owner": self.lease.owner},
-            history=[dataclasses.asdict(item) for item in self.history],
+            # Not dataclasses.asdict: it deep-copies field by field, and a
+            # job is written at every change of its status.
+            history=[
+                {"at": item.at, "event": item.event, "detail": item.detail} for item in self.history
+            ],
         )
         return document
 

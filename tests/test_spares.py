@@ -76,6 +76,26 @@ def test_of_two_processes_taking_the_last_spare_exactly_one_gets_it(tmp_path, cl
     assert sorted(taken) == [False, True]
 
 
+def test_a_listing_keeps_the_spares_not_ready_yet_only_of_this_process(tmp_path, pool, clock):
+    # Another process retired a file a moment before this one did. Both are
+    # too young to reuse when this process lists the pool; once they ripen,
+    # it takes its own first, and leaves the other's to a later listing (in
+    # which every process sees it, in a random sample of the ready ones),
+    # rather than every process racing for the same names in time order.
+    pool.directory.mkdir()
+    stamp = int(clock.now * 1000)
+    theirs = pool.directory / f"{stamp - 1:013d}.999999.aaaaaaaaaaaa"
+    _file(theirs, b"theirs")
+    pool.retire(_file(tmp_path / "done.json", b"mine"))
+    assert pool.take(tmp_path / "early.tmp") is False  # lists the pool: nothing ready
+    clock.now += REUSE_AFTER_SECONDS
+
+    assert pool.take(tmp_path / "new.tmp") is True
+
+    assert (tmp_path / "new.tmp").read_bytes() == b"mine"
+    assert theirs.exists()
+
+
 def test_past_its_limit_the_pool_lets_files_go(tmp_path, clock):
     pool = SpareFiles(tmp_path / "spare", limit=2, clock=clock)
     for index in range(4):

@@ -222,9 +222,14 @@ class WSGIGateway:
             raise BadLength
         if length is not None and int(length) > self.max_body_bytes:
             raise BodyTooLarge
+        if length == "0":
+            return b""
         parts: list[bytes] = []
         size = 0
         async with asyncio.timeout(self.body_seconds):
+            if length is not None:
+                # Its length is known and allowed: one read takes it whole.
+                return await proto()
             async for chunk in proto:
                 size += len(chunk)
                 if size > self.max_body_bytes:

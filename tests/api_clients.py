@@ -39,6 +39,10 @@ class _Proto:
         self._chunks = [body] if body else []
         self.answer: tuple[int, list, bytes] | None = None
 
+    async def __call__(self) -> bytes:
+        body, self._chunks = b"".join(self._chunks), []
+        return body
+
     def __aiter__(self):
         return self
 

@@ -215,6 +215,10 @@ class _Proto:
         self.chunks = [body]
         self.answers: list[tuple[int, dict, bytes]] = []
 
+    async def __call__(self) -> bytes:
+        body, self.chunks = b"".join(self.chunks), []
+        return body
+
     def __aiter__(self):
         return self
 
@@ -309,3 +313,37 @@ def test_the_gateway_answers_the_creates_that_waited_as_one_batch(monkeypatch):
     assert headers["Location"] == f"/api/jobs/{ids[1]}"
     assert "X-Content-Type-Options" in headers
     assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0
+
+
+def test_the_gateway_remembers_host_checks_but_only_so_many(settings, monkeypatch):
+    from jobs.api import create
+
+    settings.ALLOWED_HOSTS = ["jobs.example"]
+    monkeypatch.setattr(create, "HOSTS_REMEMBERED", 3)
+    endpoint = CreateEndpoint()
+    checked: list[str] = []
+    check = create._host_allowed
+
+    def counted(environ):
+        checked.append(environ["HTTP_HOST"])
+        return check(environ)
+
+    monkeypatch.setattr(create, "_host_allowed", counted)
+
+    def environ(host: str) -> dict:
+        return {
+            "HTTP_HOST": host,
+            "SERVER_NAME": "x",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+        }
+
+    answers = [
+        endpoint.host_allowed(environ(host)) for host in ["jobs.example", "evil.example"] * 2
+    ]
+    assert answers == [True, False, True, False]
+    assert checked == ["jobs.example", "evil.example"]  # each asked of Django once
+
+    for number in range(5):
+        assert endpoint.host_allowed(environ(f"h{number}.example")) is False
+    assert len(endpoint._hosts) == 3  # a client sending new hosts costs no memory

@@ -132,6 +132,7 @@ class JobRepository(Generic[T]):
         self.quarantine = Quarantine(self.quarantine_dir)
         # Durable writes of concurrent threads share their flushes.
         self._committer = GroupCommitter()
+        self._leaves: dict[str, Path] = {}
 
     # -- layout -------------------------------------------------------------
 
@@ -143,7 +144,15 @@ class JobRepository(Generic[T]):
         self._ready = True
 
     def leaf_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id[0:4] / job_id[4:6] / job_id[6:8]
+        prefix = job_id[0:8]
+        leaf = self._leaves.get(prefix)
+        if leaf is None:
+            # A leaf is a second of ids: the jobs of a batch, or of a page,
+            # mostly share one. Made once, not with three joins per call.
+            if len(self._leaves) >= 1024:
+                self._leaves.clear()
+            leaf = self._leaves[prefix] = self.jobs_dir / prefix[0:4] / prefix[4:6] / prefix[6:8]
+        return leaf
 
     def path_for(self, job_id: str, status: str) -> Path:
         return self.leaf_dir(job_id) / file_name(job_id, status)

@@ -21,6 +21,10 @@ LOCK_STRIPES = 256
 class StripeLocks:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        # The lock files' names, made once: a batch takes a stripe per job.
+        self._paths = [
+            os.path.join(directory, f"{stripe:03d}.lock") for stripe in range(LOCK_STRIPES)
+        ]
 
     @staticmethod
     def stripe(job_id: str) -> int:
@@ -44,7 +48,7 @@ class StripeLocks:
         fds: list[int] = []
         try:
             for stripe in stripes:
-                fd = os.open(self.directory / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fd = os.open(self._paths[stripe], os.O_RDWR | os.O_CREAT, 0o600)
                 fds.append(fd)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             yield

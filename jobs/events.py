@@ -21,13 +21,16 @@ def log() -> EventLog:
     return backends.event_log()
 
 
-def _append(event: dict[str, Any]) -> None:
+def _append(*events: dict[str, Any]) -> None:
     try:
-        log().append(event)
+        if len(events) == 1:
+            log().append(events[0])
+        else:
+            log().append_many(list(events))
     except OSError:
         # The job file is already written and is the truth; a lost
         # notification only delays the page until its next refresh.
-        logger.exception("Could not append a job event")
+        logger.exception("Could not append %d job event(s)", len(events))
 
 
 def publish(job: Job) -> None:
@@ -36,9 +39,9 @@ def publish(job: Job) -> None:
 
 
 def publish_many(jobs: list[Job]) -> None:
-    """:func:`publish` for each of ``jobs`` (a batch the worker changed together)."""
-    for job in jobs:
-        publish(job)
+    """:func:`publish` for each of ``jobs`` (a batch changed together), in one append."""
+    if jobs:
+        _append(*({"type": "job", "job": job.to_public()} for job in jobs))
 
 
 def publish_deleted(job_id: str) -> None:

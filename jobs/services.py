@@ -190,18 +190,23 @@ def job_create_many(
             stored = store.repository().create_many([job for _, job in admitted])
         except Exception as failed:
             stored = [failed] * len(admitted)
+        created: list[tuple[int, Job]] = []
         for (index, job), result in zip(admitted, stored, strict=True):
             if isinstance(result, Exception):
                 outcomes[index] = result
             elif result is None:
                 outcomes[index] = repo.JobExists(job.id)
             else:
-                try:
-                    _announce(result, created=True)
-                except Exception as failed:
-                    outcomes[index] = failed
-                else:
-                    outcomes[index] = Created(result.id, False, _creation_response(result, now=now))
+                created.append((index, result))
+        try:
+            _announce([job for _, job in created], created=True)
+        except Exception as failed:
+            outcomes.update((index, failed) for index, _ in created)
+        else:
+            outcomes.update(
+                (index, Created(job.id, False, _creation_response(job, now=now)))
+                for index, job in created
+            )
     return [outcomes[index] for index in range(len(delays))]
 
 
@@ -210,18 +215,19 @@ def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = Fal
         job = store.repository().create(Job.new(job_id, delay=delay, now=now), may_exist=may_exist)
     except repo.JobExists:
         job = store.repository().get(job_id)
-        _announce(job, created=False)
+        _announce([job], created=False)
     else:
-        _announce(job, created=True)
+        _announce([job], created=True)
     return job
 
 
-def _announce(job: Job, *, created: bool) -> None:
-    """What follows a job's durable write: count it, queue its run, tell the streams."""
-    if created:
-        metrics.job_created()
-    _enqueue(job)
-    events.publish(job)
+def _announce(jobs: list[Job], *, created: bool) -> None:
+    """What follows the durable writes of jobs: count them, queue their runs, tell the streams."""
+    for job in jobs:
+        if created:
+            metrics.job_created()
+        _enqueue(job)
+    events.publish_many(jobs)
 
 
 def _stored(job_id: str) -> bool:

@@ -190,6 +190,10 @@ class EventLog(Protocol):
         """Add ``event`` (a JSON object) at the end of the log."""
         ...
 
+    def append_many(self, events: list[dict[str, Any]]) -> None:
+        """Add ``events`` at the end of the log, in order, with one write where it can."""
+        ...
+
     def latest_id(self) -> int:
         """The position just past the newest event: reading after it yields only new events."""
         ...

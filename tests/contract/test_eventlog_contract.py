@@ -74,6 +74,19 @@ def test_it_returns_events_in_order_with_increasing_ids(log):
     assert position == ids[-1] == log.latest_id()
 
 
+def test_it_appends_a_batch_in_order_after_the_events_before_it(log):
+    log.append(_events(1)[0])
+    log.append_many([])  # nothing: no write, no error
+    log.append_many(_events(5)[1:])
+
+    events, position = log.read_after(0)
+
+    assert [event for _, event in events] == _events(5)
+    ids = [event_id for event_id, _ in events]
+    assert ids == sorted(set(ids))
+    assert position == ids[-1] == log.latest_id()
+
+
 def test_it_reads_only_events_after_the_latest_id(log):
     for event in _events(5):
         log.append(event)

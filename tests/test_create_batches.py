@@ -347,3 +347,39 @@ def test_the_gateway_remembers_host_checks_but_only_so_many(settings, monkeypatc
     for number in range(5):
         assert endpoint.host_allowed(environ(f"h{number}.example")) is False
     assert len(endpoint._hosts) == 3  # a client sending new hosts costs no memory
+
+
+def test_a_batch_that_fails_unexpectedly_answers_each_create_with_a_500_and_the_next_works(
+    caplog,
+):
+    endpoint = CreateEndpoint()
+    many = endpoint.many
+    calls: list[int] = []
+
+    def broken_once(requests):
+        calls.append(len(requests))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return many(requests)
+
+    endpoint.many = broken_once
+    gateway = rsgi.WSGIGateway(
+        lambda environ, start: [], threads=2, max_body_bytes=4096, create=endpoint
+    )
+    body = b'{"delay_seconds": 5}'
+
+    async def send() -> _Proto:
+        proto = _Proto(body)
+        await gateway.__rsgi__(_scope(body), proto)
+        return proto
+
+    failed = asyncio.run(send())
+    served = asyncio.run(send())
+
+    [(status, headers, content)] = failed.answers
+    assert status == 500
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(content)["type"] == "/api/problems/server_error"
+    assert "A batch of 1 creates failed" in caplog.text
+    assert served.answers[0][0] == 202
+    assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0

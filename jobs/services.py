@@ -103,13 +103,13 @@ def job_create(
     With an ``idempotency_key``, a retry of the same request returns the
     first answer instead of creating a second job.
     """
-    delay = validate_delay(delay_seconds)
-    key = validate_idempotency_key(idempotency_key)
-    if key is None:
+    if idempotency_key is None:
         (outcome,) = job_create_many([delay_seconds], rng=rng)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
+    delay = validate_delay(delay_seconds)
+    key = validate_idempotency_key(idempotency_key)
     if delay is None:
         delay = (rng or random).choice(delay_choices())
     now = clock.now()

@@ -32,12 +32,12 @@ class _Inline(Executor):
         return future
 
 
-class _Proto:
+class Proto:
     """What the gateway uses of granian's RSGI protocol object."""
 
     def __init__(self, body: bytes) -> None:
         self._chunks = [body] if body else []
-        self.answer: tuple[int, list, bytes] | None = None
+        self.answers: list[tuple[int, list, bytes]] = []  # each answer sent, in order
 
     async def __call__(self) -> bytes:
         body, self._chunks = b"".join(self._chunks), []
@@ -51,8 +51,12 @@ class _Proto:
             raise StopAsyncIteration
         return self._chunks.pop(0)
 
+    @property
+    def answer(self) -> tuple[int, list, bytes] | None:
+        return self.answers[-1] if self.answers else None
+
     def response_bytes(self, status: int, headers: list, content: bytes) -> None:
-        self.answer = (status, headers, content)
+        self.answers.append((status, headers, content))
 
     def response_stream(self, status: int, headers: list):
         raise AssertionError("event streams are not sent through this client")
@@ -123,7 +127,7 @@ class GatewayClient:
             scheme=environ.get("wsgi.url_scheme", "http"),
             http_version="1.1",
         )
-        proto = _Proto(body)
+        proto = Proto(body)
         asyncio.run(self._gateway().__rsgi__(scope, proto))
         assert proto.answer is not None, "the gateway sent no answer"
         status, answer_headers, content = proto.answer

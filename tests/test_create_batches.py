@@ -27,6 +27,7 @@ from jobs.api.create import CreateEndpoint, CreateRequest, handle_creates
 from jobs.errors import InvalidInput
 from jobs.model import STATUSES
 from jobsite import rsgi
+from tests.api_clients import Proto
 
 CRASHED = 17
 
@@ -210,27 +211,6 @@ def test_a_batch_whose_writes_fail_refuses_every_create_in_it(monkeypatch):
 # --- the gateway -------------------------------------------------------------
 
 
-class _Proto:
-    def __init__(self, body: bytes) -> None:
-        self.chunks = [body]
-        self.answers: list[tuple[int, dict, bytes]] = []
-
-    async def __call__(self) -> bytes:
-        body, self.chunks = b"".join(self.chunks), []
-        return body
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self.chunks:
-            raise StopAsyncIteration
-        return self.chunks.pop()
-
-    def response_bytes(self, status: int, headers: list, content: bytes) -> None:
-        self.answers.append((status, dict(headers), content))
-
-
 def _scope(body: bytes, **headers: str) -> SimpleNamespace:
     return SimpleNamespace(
         proto="http",
@@ -278,7 +258,7 @@ def test_the_gateway_answers_the_creates_that_waited_as_one_batch(monkeypatch):
     ]
 
     async def scenario():
-        protos = [_Proto(body) for body, _ in requests]
+        protos = [Proto(body) for body, _ in requests]
         first = asyncio.ensure_future(
             gateway.__rsgi__(_scope(requests[0][0], **requests[0][1]), protos[0])
         )
@@ -309,7 +289,7 @@ def test_the_gateway_answers_the_creates_that_waited_as_one_batch(monkeypatch):
         assert store.repository().get(job_id).status == "pending"
     # The first create, the eight without a key, the keyed one: two flushes each.
     assert store.repository()._committer.flushes - flushes == 2 + 2 + 2
-    headers = protos[1].answers[0][1]
+    headers = dict(protos[1].answers[0][1])
     assert headers["Location"] == f"/api/jobs/{ids[1]}"
     assert "X-Content-Type-Options" in headers
     assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0
@@ -368,8 +348,8 @@ def test_a_batch_that_fails_unexpectedly_answers_each_create_with_a_500_and_the_
     )
     body = b'{"delay_seconds": 5}'
 
-    async def send() -> _Proto:
-        proto = _Proto(body)
+    async def send() -> Proto:
+        proto = Proto(body)
         await gateway.__rsgi__(_scope(body), proto)
         return proto
 
@@ -378,7 +358,7 @@ def test_a_batch_that_fails_unexpectedly_answers_each_create_with_a_500_and_the_
 
     [(status, headers, content)] = failed.answers
     assert status == 500
-    assert headers["Content-Type"] == "application/problem+json"
+    assert dict(headers)["Content-Type"] == "application/problem+json"
     assert json.loads(content)["type"] == "/api/problems/server_error"
     assert "A batch of 1 creates failed" in caplog.text
     assert served.answers[0][0] == 202

@@ -11,7 +11,7 @@ called
 
 - by the web server's gateway (:mod:`jobsite.rsgi`), which answers
   ``POST /api/jobs`` with it directly, without entering Django (see
-  :func:`serve_create` for what the gateway adds: the Host check, the
+  :class:`CreateEndpoint` for what the gateway adds: the Host check, the
   security headers, the metrics);
 - by :meth:`jobs.api.views.JobViewSet.create`, so that Django (its test
   client, or any WSGI/ASGI server) answers a create with the same rules.
@@ -215,11 +215,6 @@ class CreateEndpoint:
             return False
         # Django redirects plain http to https when asked to: leave that to it.
         return not self.redirect_http or self.is_secure(environ)
-
-    def __call__(self, environ: dict[str, Any], body: bytes) -> Answer:
-        """Answer the create of a WSGI ``environ`` whose body is ``body``."""
-        (answer,) = self.many([(environ, body)])
-        return answer
 
     def many(self, requests: Sequence[tuple[dict[str, Any], bytes]]) -> list[Answer]:
         """Answer creates that arrived together (:func:`handle_creates`), in order."""

@@ -203,6 +203,31 @@ def retire(path: Path, *, tmp_dir: Path) -> bool:
     return spares_of(tmp_dir).retire(path)
 
 
+# A job document, a queue payload or a pool entry is read in one call of this size.
+READ_CHUNK = 1 << 16
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole content of the file ``path``, like ``Path.read_bytes``, in fewer system calls.
+
+    ``open()`` adds a stat, a terminal check and a seek to every read, and
+    the store reads a few small files per job: here a read is ``open``,
+    ``read`` until the end and ``close``. Errors are those of ``open()``
+    (``FileNotFoundError``; ``IsADirectoryError`` for a directory).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, READ_CHUNK)
+        if not data:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, READ_CHUNK):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def dumps(document: Any) -> bytes:
     """The one JSON encoding used for every file the store writes: compact UTF-8.
 

@@ -13,11 +13,17 @@ class Codec(Protocol[T]):
 
     ``load`` raises ``ValueError`` for a document that is not a valid item:
     the file is then quarantined like one that does not parse.
+
+    ``revised`` is what ``load`` would make of the document of ``item``
+    written as ``revision``: the repository's answer after a write, without
+    reading back and checking a document it has just made from an item.
     """
 
     def load(self, document: Document) -> T: ...
 
     def dump(self, item: T) -> Document: ...
+
+    def revised(self, item: T, revision: int) -> T: ...
 
 
 class DocumentCodec:
@@ -28,3 +34,6 @@ class DocumentCodec:
 
     def dump(self, item: Document) -> Document:
         return item
+
+    def revised(self, item: Document, revision: int) -> Document:
+        return {**item, "revision": revision}

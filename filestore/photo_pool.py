@@ -55,7 +55,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filestore.atomic import dumps, ensure_dir, fsync_dir, loads, retire, write_atomic, write_temp
+from filestore.atomic import (
+    dumps,
+    ensure_dir,
+    fsync_dir,
+    loads,
+    read_bytes,
+    retire,
+    write_atomic,
+    write_temp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +134,7 @@ class FilePhotoPoolStore:
                 _unlink_quietly(path)
                 continue
             try:
-                data = path.read_bytes()
+                data = read_bytes(path)
             except FileNotFoundError:
                 continue  # another process claimed it
             photos = self._photos(entry, data)

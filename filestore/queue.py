@@ -50,7 +50,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from filestore import queue_inspection
-from filestore.atomic import ensure_dir, fsync_dir, hooks, retire, unlink_durable, write_temp
+from filestore.atomic import (
+    ensure_dir,
+    fsync_dir,
+    hooks,
+    read_bytes,
+    retire,
+    unlink_durable,
+    write_temp,
+)
 from filestore.directories import listdir, remove_if_empty, unlink_all
 from filestore.queue_names import MessageName, bucket_name, is_bucket_name, parse_ack_id
 from storage import dead_letters
@@ -190,7 +198,7 @@ class FileQueue:
                 except FileNotFoundError:
                     continue  # another consumer claimed it first
                 try:
-                    payload = leased_path.read_bytes()
+                    payload = read_bytes(leased_path)
                 except FileNotFoundError:
                     # Only possible with a lease shorter than this read: an
                     # expiry pass already put the message back.

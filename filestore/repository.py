@@ -111,7 +111,7 @@ class _Planned:
     tmp: Path
     target: Path
     paths: list[Path]  # every name the job had
-    document: Document
+    item: Any  # the job as written
 
 
 class JobRepository(Generic[T]):
@@ -133,6 +133,8 @@ class JobRepository(Generic[T]):
         # Durable writes of concurrent threads share their flushes.
         self._committer = GroupCommitter()
         self._leaves: dict[str, Path] = {}
+        # Leaves this process made or wrote into: not probed again before each write.
+        self._made: set[Path] = set()
 
     # -- layout -------------------------------------------------------------
 
@@ -157,6 +159,22 @@ class JobRepository(Generic[T]):
     def path_for(self, job_id: str, status: str) -> Path:
         return self.leaf_dir(job_id) / file_name(job_id, status)
 
+    def _ensure_leaf(self, leaf: Path) -> None:
+        """Make ``leaf`` unless this process has already written into it.
+
+        Writes into a known leaf skip the probe (a stat per write). Leaves
+        are not removed while jobs are stored, and a write that finds its
+        leaf gone after all calls :meth:`_lost_leaf` and is made again.
+        """
+        if leaf not in self._made:
+            atomic.ensure_dir(leaf)
+            if len(self._made) >= 1024:
+                self._made.clear()
+            self._made.add(leaf)
+
+    def _lost_leaf(self, leaf: Path) -> None:
+        self._made.discard(leaf)
+
     # -- writes -------------------------------------------------------------
 
     def create(self, item: T, *, may_exist: bool = False) -> T:
@@ -178,11 +196,11 @@ class JobRepository(Generic[T]):
         if not may_exist:
             if not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
-            return self.codec.load(document)
+            return self.codec.revised(item, 1)
         with self._locks.one(job_id):
             if self._any_name(job_id) or not self._write(path, document, exclusive=True):
                 raise JobExists(job_id)
-        return self.codec.load(document)
+        return self.codec.revised(item, 1)
 
     def create_many(self, items: Sequence[T]) -> list[T | None]:
         """Store new jobs with fresh ids durably, all of them sharing two flushes.
@@ -205,8 +223,8 @@ class JobRepository(Generic[T]):
             entries.append((self.path_for(job_id, status), document))
         written = self._write_many(entries, exclusive=True)
         return [
-            self.codec.load(document) if ok else None
-            for (_, document), ok in zip(entries, written, strict=True)
+            self.codec.revised(item, 1) if ok else None
+            for item, ok in zip(items, written, strict=True)
         ]
 
     def update(
@@ -250,7 +268,7 @@ class JobRepository(Generic[T]):
             target = self.path_for(job_id, new["status"])
             self._write(target, new, durable=durable)
             self._retire_all_but(target, paths)
-            return Applied(self.codec.load(new), True)
+            return Applied(self.codec.revised(changed, new["revision"]), True)
 
     def apply_many(
         self,
@@ -292,12 +310,13 @@ class JobRepository(Generic[T]):
                     new = self._next_version(job_id, current, changed)
                     tmp = atomic.write_temp(self.tmp_dir, atomic.dumps(new), durable=False)
                     target = self.path_for(job_id, new["status"])
-                    planned.append(_Planned(len(results), tmp, target, paths, new))
+                    item = self.codec.revised(changed, new["revision"])
+                    planned.append(_Planned(len(results), tmp, target, paths, item))
                     results.append(None)  # filled in once written
                 if durable:
                     sync(plan.tmp for plan in planned)
                 for plan in planned:
-                    _rename_into_place(plan.tmp, plan.target)
+                    self._rename_into_place(plan.tmp, plan.target)
                     placed += 1
                 if durable:
                     sync(directories_of(plan.target for plan in planned))
@@ -308,8 +327,21 @@ class JobRepository(Generic[T]):
                         os.unlink(plan.tmp)
             for plan in planned:
                 self._retire_all_but(plan.target, plan.paths)
-                results[plan.index] = Applied(self.codec.load(plan.document), True)
+                results[plan.index] = Applied(plan.item, True)
         return results
+
+    def _rename_into_place(self, tmp: Path, target: Path) -> None:
+        for _ in range(3):
+            self._ensure_leaf(target.parent)
+            try:
+                atomic.hooks.step("rename", target)
+                os.replace(tmp, target)
+                return
+            except FileNotFoundError:
+                if not tmp.exists():
+                    raise
+                self._lost_leaf(target.parent)  # removed as empty meanwhile: make it again
+        raise OSError(f"could not write {target}")
 
     def _next_version(self, job_id: str, current: _Stored[T], changed: T) -> Document:
         """The document of ``changed``, the next revision of ``current``."""
@@ -366,7 +398,7 @@ class JobRepository(Generic[T]):
         placed: list[bool] = []
         try:
             for path, document in entries:
-                atomic.ensure_dir(path.parent)
+                self._ensure_leaf(path.parent)
                 tmps.append(atomic.write_temp(self.tmp_dir, atomic.dumps(document), durable=False))
                 placed.append(False)
             if durable:
@@ -383,8 +415,9 @@ class JobRepository(Generic[T]):
                 except FileExistsError:
                     written[index] = False
                 except FileNotFoundError:
-                    # The leaf was removed as empty between ensure_dir and
-                    # the rename: written again below.
+                    # The leaf was removed as empty since it was made: made
+                    # again and written below.
+                    self._lost_leaf(path.parent)
                     continue
                 else:
                     written[index] = True
@@ -482,8 +515,7 @@ class JobRepository(Generic[T]):
         tells (the name is gone, or holds a whole document again).
         """
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = atomic.read_bytes(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -624,17 +656,3 @@ class JobRepository(Generic[T]):
     def quarantined(self) -> int:
         """How many unreadable files have been moved aside."""
         return self.quarantine.count()
-
-
-def _rename_into_place(tmp: Path, target: Path) -> None:
-    for _ in range(3):
-        atomic.ensure_dir(target.parent)
-        try:
-            atomic.hooks.step("rename", target)
-            os.replace(tmp, target)
-            return
-        except FileNotFoundError:
-            if not tmp.exists():
-                raise
-            continue  # the leaf was removed as empty meanwhile: make it again
-    raise OSError(f"could not write {target}")

@@ -237,30 +237,32 @@ class Job:
         refusal = self.claim_refusal(now, is_dead=is_dead)
         if refusal is not None:
             raise ClaimRefused(refusal)
-        job = self
-        if self.status is Status.RUNNING:
-            job = job._noted("lease-expired", self._abandoned_because(now), now)
         attempts = self.attempts + 1
-        return job._to(
+        events = [("started", f"attempt {attempts}")]
+        if self.status is Status.RUNNING:
+            events.insert(0, ("lease-expired", self._abandoned_because(now)))
+        return self._to(
             "claim",
             now,
+            *events,
             attempts=attempts,
             started_at=self.started_at or clock.to_iso(now),
             lease=Lease(token, now + lease_seconds, owner),
             pending_reason=None,
             next_attempt_at=None,
-        )._noted("started", f"attempt {attempts}", now)
+        )
 
     def complete(self, result: Mapping[str, Any], *, now: float) -> Job:
         """The run got its photo."""
         return self._to(
             "complete",
             now,
+            ("completed", None),
             result=dict(result),
             lease=None,
             finished_at=clock.to_iso(now),
             transient_failures=0,
-        )._noted("completed", None, now)
+        )
 
     def fail(self, failure: Failure, *, now: float) -> Job:
         """The run hit an error that retrying cannot fix."""
@@ -279,6 +281,7 @@ class Job:
         return self._to(
             "wait",
             now,
+            ("pending", reason),
             lease=None,
             pending_reason=reason,
             # Timestamps keep milliseconds; rounding down would name an
@@ -286,7 +289,7 @@ class Job:
             # rate-limit gate still closed for a fraction of a millisecond).
             next_attempt_at=clock.to_iso(round_up_to_ms(until)),
             transient_failures=self.transient_failures + (1 if transient else 0),
-        )._noted("pending", reason, now)
+        )
 
     def requeue(self, *, now: float, is_dead: OwnerIsDead | None = None) -> Job:
         """The run's worker died (its lease ran out, or its owner is known dead):
@@ -297,10 +300,11 @@ class Job:
         return self._to(
             "requeue",
             now,
+            ("requeued", reason),
             lease=None,
             next_attempt_at=clock.to_iso(now),
             pending_reason="The worker stopped during the run; trying again.",
-        )._noted("requeued", reason, now)
+        )
 
     def _abandoned_because(self, now: float) -> str:
         if self.lease_expired(now):
@@ -313,16 +317,18 @@ class Job:
         return self._to(
             "cancel",
             now,
+            ("cancelled", None),
             finished_at=clock.to_iso(now),
             pending_reason=None,
             next_attempt_at=None,
-        )._noted("cancelled", None, now)
+        )
 
     def retry(self, *, now: float) -> Job:
         """Staff send a failed or cancelled job back to pending, due now, with a clean slate."""
         return self._to(
             "retry",
             now,
+            ("retried", None),
             run_at=clock.to_iso(now),
             finished_at=None,
             error=None,
@@ -331,30 +337,31 @@ class Job:
             next_attempt_at=None,
             transient_failures=0,
             lease=None,
-        )._noted("retried", None, now)
+        )
 
     def _failed(self, action: str, failure: Failure, now: float) -> Job:
         return self._to(
             action,
             now,
+            ("failed", failure.message),
             error=failure,
             lease=None,
             finished_at=clock.to_iso(now),
             pending_reason=None,
             next_attempt_at=None,
             transient_failures=0,
-        )._noted("failed", failure.message, now)
+        )
 
-    def _to(self, action: str, now: float, **changes: Any) -> Job:
+    def _to(self, action: str, now: float, *events: tuple[str, str | None], **changes: Any) -> Job:
+        """The job after ``action`` at ``now``: its new status and ``changes``, with ``events``
+        (name, detail) added to its history. One copy of the job per transition."""
         sources, target = TRANSITIONS[action]
         if self.status not in sources or target is None:
             raise InvalidTransition(_refusal(action, self.status))
-        return dataclasses.replace(self, status=target, **changes)
-
-    def _noted(self, event: str, detail: str | None, now: float) -> Job:
         stamp = clock.to_iso(now)
+        history = (*self.history, *(Event(stamp, event, detail) for event, detail in events))
         return dataclasses.replace(
-            self, updated_at=stamp, history=(*self.history, Event(stamp, event, detail))
+            self, status=target, updated_at=stamp, history=history, **changes
         )
 
     # -- views ----------------------------------------------------------------

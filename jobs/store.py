@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ class JobCodec:
 
     def dump(self, job: Job) -> dict[str, Any]:
         return job.to_document()
+
+    def revised(self, job: Job, revision: int) -> Job:
+        return dataclasses.replace(job, revision=revision)
 
 
 def data_dir() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import errno
 import json
 import os
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from filestore import atomic
 from filestore.ids import new_id
 from jobs import clock, services, store
 from jobs.model import Job
@@ -82,14 +82,14 @@ def test_a_file_that_cannot_be_read_is_quarantined_and_the_page_is_served(
     good = _good_jobs(2)
     bad_id = new_id()
     bad_path = _plant(bad_id, b"{}")
-    real_open = builtins.open
+    real_read = atomic.read_bytes
 
-    def failing_open(file, *args, **kwargs):
+    def failing_read(file):
         if os.fspath(file) == os.fspath(bad_path):
             raise OSError(errno.EIO, "Input/output error", os.fspath(file))
-        return real_open(file, *args, **kwargs)
+        return real_read(file)
 
-    monkeypatch.setattr(builtins, "open", failing_open)
+    monkeypatch.setattr(atomic, "read_bytes", failing_read)
 
     response = client.get("/api/jobs")
 

@@ -20,6 +20,7 @@ from jobs.model import (
     may,
     statuses_for,
 )
+from jobs.store import JobCodec
 
 T0 = 1_790_000_000.0
 FAILURE = Failure("unsplash_unauthorized", "Unsplash refused the access key.")
@@ -273,6 +274,19 @@ def test_a_job_survives_its_document(status):
     job = dataclasses.replace(in_status(status), revision=7)
 
     assert Job.from_document(job.to_document()) == job
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_the_codec_revises_a_job_as_loading_its_written_document_would(status):
+    # The repository answers a write with codec.revised rather than loading
+    # back the document it wrote: the two must agree.
+    codec = JobCodec()
+    job = in_status(status)
+
+    revised = codec.revised(job, 8)
+
+    assert revised == codec.load({**codec.dump(job), "revision": 8})
+    assert revised.revision == 8
 
 
 def test_the_public_view_has_every_field_and_no_internals():

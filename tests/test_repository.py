@@ -446,3 +446,56 @@ def test_a_change_that_may_be_lost_is_written_without_fsync(repo, monkeypatch):
     assert [path.name for path in repo.leaf_dir(job["id"]).iterdir()] == [
         f"{job['id']}_running.json"
     ]
+
+
+def test_writes_into_a_known_leaf_do_not_probe_it(repo, monkeypatch):
+    from filestore import atomic
+
+    first = _make(repo, BASE)
+    probes = []
+    real = atomic.ensure_dir
+    monkeypatch.setattr(atomic, "ensure_dir", lambda path: probes.append(path) or real(path))
+
+    _make(repo, BASE + 0.1)
+    repo.update(first["id"], lambda job: {**job, "status": "running"})
+    repo.apply_many([(first["id"], lambda job: {**job, "status": "completed"})])
+
+    assert probes == []
+
+
+def test_a_known_leaf_removed_since_is_made_again_by_a_create(repo):
+    job = _make(repo, BASE)
+    leaf = repo.leaf_dir(job["id"])
+    # Emptied and removed by someone else (an operator tidying up) since it was made.
+    os.unlink(repo.path_for(job["id"], "pending"))
+    leaf.rmdir()
+
+    again = repo.create({"id": job["id"], "status": "pending"})
+
+    assert repo.get(job["id"]) == again
+
+
+def test_a_known_leaf_removed_under_a_change_is_made_again(repo):
+    from filestore import atomic
+
+    job = _make(repo, BASE)
+    leaf = repo.leaf_dir(job["id"])
+    removed = []
+
+    def remove_the_leaf_once(step: str, path: str) -> None:
+        # The leaf vanishes after the new state is written, before it is renamed in.
+        if step == "rename" and path.startswith(os.fspath(leaf)) and not removed:
+            for name in os.listdir(leaf):
+                os.unlink(leaf / name)
+            leaf.rmdir()
+            removed.append(path)
+
+    atomic.hooks.before = remove_the_leaf_once
+    try:
+        [applied] = repo.apply_many([(job["id"], lambda current: {**current, "status": "running"})])
+    finally:
+        atomic.hooks.reset()
+
+    assert removed
+    assert repo.get(job["id"]) == applied.item
+    assert applied.item["status"] == "running"

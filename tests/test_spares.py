@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
@@ -144,19 +143,19 @@ def test_a_reader_whose_file_is_reused_under_it_does_not_call_it_damaged(tmp_pat
     repository.create({"id": "01J0000000000000000000000B", "status": "pending"})
     path = repository.path_for("01J0000000000000000000000A", "pending")
     other = repository.path_for("01J0000000000000000000000B", "pending").read_bytes()
-    real_open = open
+    real_read = atomic.read_bytes
     reads = []
 
-    def racing_open(file, mode="r", *args, **kwargs):
+    def racing_read(file):
         # The first read sees the file after it was retired and reused for
         # another job's document; by the second look the name is gone.
         if Path(file) == path and not reads:
             reads.append(file)
             path.unlink()
-            return io.BytesIO(other)
-        return real_open(file, mode, *args, **kwargs)
+            return other
+        return real_read(file)
 
-    monkeypatch.setattr("builtins.open", racing_open)
+    monkeypatch.setattr(atomic, "read_bytes", racing_read)
 
     assert repository._read(path) is None
     assert repository.quarantined() == 0

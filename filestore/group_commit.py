@@ -58,8 +58,9 @@ def sync(paths: Iterable[str | os.PathLike[str]]) -> None:
     is fsynced.
     """
     names = list(dict.fromkeys(os.fspath(path) for path in paths))
-    for name in names:
-        atomic.hooks.step("fsync_dir" if os.path.isdir(name) else "fsync", name)
+    if atomic.hooks.active:  # a stat per path, for the name of the step
+        for name in names:
+            atomic.hooks.step("fsync_dir" if os.path.isdir(name) else "fsync", name)
     if not names:
         return
     if len(names) == 1 or _syncfs is None:

@@ -72,9 +72,28 @@ UNMATCHED_ROUTE = "unmatched"
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
 
 
+_identifier: str | None = None
+
+
 def process_identifier() -> str:
-    """This process's name in the metric files: unique across hosts sharing the directory."""
-    return f"{_HOST}-{os.getpid()}"
+    """This process's name in the metric files: unique across hosts sharing the directory.
+
+    prometheus_client asks for it at every change of a value, to notice a
+    fork: it is made once per process (a fork forgets it), not with a
+    ``getpid`` call each time.
+    """
+    global _identifier
+    if _identifier is None:
+        _identifier = f"{_HOST}-{os.getpid()}"
+    return _identifier
+
+
+def _forget_identifier() -> None:
+    global _identifier
+    _identifier = None
+
+
+os.register_at_fork(after_in_child=_forget_identifier)
 
 
 def claim_directory(path: Path) -> int:

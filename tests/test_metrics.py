@@ -286,3 +286,21 @@ def test_the_directory_is_private_and_wiped_only_when_no_process_holds_it(tmp_pa
     # The first process to start after all have ended starts from zero.
     os.close(metrics.claim_directory(path))
     assert not stale.exists()
+
+
+def test_a_forked_process_names_its_metric_files_by_its_own_pid():
+    from jobs.metrics import process_identifier
+
+    assert process_identifier().endswith(f"-{os.getpid()}")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, process_identifier().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        said = pipe.read().decode()
+
+    assert said.endswith(f"-{child}")
+    assert process_identifier().endswith(f"-{os.getpid()}")

@@ -77,6 +77,7 @@ class SpareFiles:
 
     def __init__(self, directory: Path, *, limit: int = LIMIT, clock=time.time) -> None:
         self.directory = directory
+        self._prefix = os.path.join(directory, "")  # a spare's path is this and its name
         self.limit = limit
         self._clock = clock
         self._lock = threading.Lock()
@@ -104,7 +105,7 @@ class SpareFiles:
             if full:
                 os.unlink(path)
                 return True
-            os.rename(path, self.directory / name)
+            os.rename(path, self._prefix + name)
         except FileNotFoundError:
             return False
         with self._lock:
@@ -119,7 +120,7 @@ class SpareFiles:
             if name is None:
                 return False
             try:
-                os.rename(self.directory / name, target)
+                os.rename(self._prefix + name, target)
             except FileNotFoundError:
                 continue  # another process took it first
             return True
@@ -156,7 +157,7 @@ class SpareFiles:
             names = []
         for extra in names[self.limit :]:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.directory / extra)
+                os.unlink(self._prefix + extra)
         names = names[: self.limit]
         ripe_before = int(self._clock() * 1000) - int(REUSE_AFTER_SECONDS * 1000)
         ripe = bisect.bisect_right(names, f"{ripe_before:013d}~")

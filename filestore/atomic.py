@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from filestore import process_names
 from filestore.spares import spares_of
 from storage.owners import PID_SCOPE
 
@@ -128,7 +128,7 @@ def write_temp(
     (:mod:`filestore.spares`), overwritten and cut to the new length, else
     a new one.
     """
-    tmp = tmp_dir / f"{os.getpid()}.{PID_SCOPE}.{secrets.token_hex(8)}.tmp"
+    tmp = tmp_dir / f"{process_names.pid()}.{PID_SCOPE}.{process_names.token()}.tmp"
     reused = spares_of(tmp_dir).take(tmp)
     if reused:
         fd = os.open(tmp, os.O_WRONLY)

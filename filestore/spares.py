@@ -51,10 +51,11 @@ import collections
 import contextlib
 import os
 import random
-import secrets
 import threading
 import time
 from pathlib import Path
+
+from filestore import process_names
 
 SPARE_DIR_NAME = "spare"
 # Files kept at most, per pool (about one 4 KiB block each).
@@ -98,7 +99,7 @@ class SpareFiles:
         name back (see the module docstring).
         """
         self._setup()
-        name = f"{int(self._clock() * 1000):013d}.{os.getpid()}.{secrets.token_hex(6)}"
+        name = f"{int(self._clock() * 1000):013d}.{process_names.pid()}.{process_names.token()}"
         with self._lock:
             full = len(self._names) >= self.limit
         try:
@@ -163,7 +164,7 @@ class SpareFiles:
         ripe = bisect.bisect_right(names, f"{ripe_before:013d}~")
         ready = random.sample(names[:ripe], min(ripe, SAMPLE))
         self._more = ripe > SAMPLE  # more are ready: list again as soon as these are used
-        own = f".{os.getpid()}."
+        own = f".{process_names.pid()}."
         self._names = collections.deque(ready + [name for name in names[ripe:] if own in name])
 
 

@@ -220,21 +220,25 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The whole content of the file ``path``, like ``Path.read_bytes``, in fewer system calls.
 
     ``open()`` adds a stat, a terminal check and a seek to every read, and
-    the store reads a few small files per job: here a read is ``open``,
-    ``read`` until the end and ``close``. Errors are those of ``open()``
-    (``FileNotFoundError``; ``IsADirectoryError`` for a directory).
+    the store reads a few small files per job: here a read of a file
+    smaller than :data:`READ_CHUNK` is ``open``, one ``read`` and ``close``.
+    A read of a regular file returns less than it was asked for only at the
+    end of the file, so a short read needs no second one to find the end.
+    Errors are those of ``open()`` (``FileNotFoundError``;
+    ``IsADirectoryError`` for a directory). A named pipe planted where a
+    file should be reads as empty instead of blocking until a writer comes.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         data = os.read(fd, READ_CHUNK)
-        if not data:
+        if len(data) < READ_CHUNK:
             return data
         chunks = [data]
         while chunk := os.read(fd, READ_CHUNK):
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def dumps(document: Any) -> bytes:

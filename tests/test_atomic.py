@@ -39,3 +39,10 @@ def test_it_closes_what_it_opens(tmp_path):
         atomic.read_bytes(tmp_path)
 
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_named_pipe_reads_as_empty_instead_of_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    assert atomic.read_bytes(fifo) == b""

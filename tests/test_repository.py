@@ -231,6 +231,17 @@ def test_it_quarantines_an_unreadable_file_and_goes_on_listing(repo, caplog, kin
     assert sum(repo.counts().values()) == 2
 
 
+def test_a_named_pipe_under_a_job_name_is_quarantined_without_blocking_the_page(repo):
+    job = _make(repo, BASE)
+    pipe = repo.path_for(new_id(BASE + 2), "pending")
+    pipe.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(pipe)  # no writer will ever come: opening it for reading must not wait for one
+
+    assert repo.list(limit=10) == ([job], False)
+    assert not pipe.exists()
+    assert repo.quarantined() == 1
+
+
 def test_it_quarantines_an_unreadable_file_found_by_get(repo, caplog):
     job_id = new_id(BASE)
     path = repo.path_for(job_id, "running")

@@ -45,8 +45,10 @@ LATENESS_TTL = 0.5
 # The share of the measured capacity admission fills: the rest absorbs the
 # measure's lag (what is admitted now runs only after its delay, so a
 # capacity that grew too far shows seconds later) and the refusals' own cost
-# under overload.
-HEADROOM = 0.8
+# under overload. At 0.8, accepted lateness p99 at 1,500 jobs/s offered on
+# two cores ranged over 0.75-2.6 s from run to run; at 0.7, 0.70-0.75 s,
+# with about the same rate accepted (the measured capacity grows to it).
+HEADROOM = 0.7
 
 
 def due_limit() -> int:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import threading
-
 import pytest
 
 from filestore.ids import ID_LENGTH, id_timestamp, is_valid_id, new_id
+from tests.concurrency import made_in_threads, said_by_a_child
 
 T0 = 1_790_000_000.0
 
@@ -38,18 +36,7 @@ def test_it_keeps_a_burst_within_one_millisecond_in_order():
 
 
 def test_it_makes_unique_ids_from_many_threads():
-    made: list[list[str]] = [[] for _ in range(4)]
-    start = threading.Barrier(4)
-
-    def burst(out: list[str]) -> None:
-        start.wait()
-        out.extend(new_id(T0) for _ in range(2000))
-
-    threads = [threading.Thread(target=burst, args=(out,)) for out in made]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    made = made_in_threads(lambda: new_id(T0), threads=4, each=2000)
 
     every = [job_id for out in made for job_id in out]
     assert len(set(every)) == len(every) == 8000
@@ -59,19 +46,9 @@ def test_it_makes_unique_ids_from_many_threads():
 def test_it_makes_no_duplicates_across_a_fork():
     """A forked child must not continue its parent's sequence in the same millisecond."""
     new_id(T0)  # the parent has a sequence going for this millisecond
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            os.write(write_end, " ".join(new_id(T0) for _ in range(50)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
+    _, said = said_by_a_child(lambda: " ".join(new_id(T0) for _ in range(50)))
+    child_ids = said.split()
     parent_ids = [new_id(T0) for _ in range(50)]
-    with os.fdopen(read_end, "rb") as pipe:
-        child_ids = pipe.read().decode().split()
-    os.waitpid(pid, 0)
 
     assert len(child_ids) == 50
     assert not set(parent_ids) & set(child_ids)

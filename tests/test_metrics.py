@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import metrics, store
+from tests.concurrency import said_by_a_child
 from tests.django_process import PROJECT, environment, run_python
 
 pytestmark = pytest.mark.django_db
@@ -292,15 +293,8 @@ def test_a_forked_process_names_its_metric_files_by_its_own_pid():
     from jobs.metrics import process_identifier
 
     assert process_identifier().endswith(f"-{os.getpid()}")
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        os.write(write, process_identifier().encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(child, 0)
-    with os.fdopen(read, "rb") as pipe:
-        said = pipe.read().decode()
+
+    child, said = said_by_a_child(process_identifier)
 
     assert said.endswith(f"-{child}")
     assert process_identifier().endswith(f"-{os.getpid()}")

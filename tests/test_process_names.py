@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
 
 from filestore import atomic, process_names
+from tests.concurrency import made_in_threads, said_by_a_child
 
 
 def test_tokens_are_distinct_across_threads():
-    made: list[list[str]] = [[] for _ in range(8)]
-
-    def name_many(into: list[str]) -> None:
-        for _ in range(5000):
-            into.append(process_names.token())
-
-    threads = [threading.Thread(target=name_many, args=(into,)) for into in made]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    made = made_in_threads(process_names.token, threads=8, each=5000)
 
     tokens = [token for into in made for token in into]
     assert len(set(tokens)) == len(tokens) == 40_000
@@ -28,16 +18,11 @@ def test_tokens_are_distinct_across_threads():
 
 def test_a_forked_child_has_its_own_pid_and_tokens():
     before = {process_names.token() for _ in range(100)}
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        said = f"{process_names.pid()} " + " ".join(process_names.token() for _ in range(100))
-        os.write(write, said.encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(child, 0)
-    with os.fdopen(read, "rb") as pipe:
-        pid, *tokens = pipe.read().decode().split()
+
+    child, said = said_by_a_child(
+        lambda: f"{process_names.pid()} " + " ".join(process_names.token() for _ in range(100))
+    )
+    pid, *tokens = said.split()
 
     assert int(pid) == child
     assert process_names.pid() == os.getpid()

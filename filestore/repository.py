@@ -162,9 +162,9 @@ class JobRepository(Generic[T]):
     def _ensure_leaf(self, leaf: Path) -> None:
         """Make ``leaf`` unless this process has already written into it.
 
-        Writes into a known leaf skip the probe (a stat per write). Leaves
-        are not removed while jobs are stored, and a write that finds its
-        leaf gone after all calls :meth:`_lost_leaf` and is made again.
+        Writes into a known leaf skip the probe (a stat per write). The
+        repository never removes a leaf; a write that finds its leaf
+        removed from outside calls :meth:`_lost_leaf` and is made again.
         """
         if leaf not in self._made:
             atomic.ensure_dir(leaf)

@@ -33,7 +33,9 @@ __all__ = ["redis_server", "redis_url"]
 
 pytestmark = pytest.mark.slow
 
-JOBS = 2000
+# Enough that the machines are still mid-batch when a fifth are done,
+# however fast a batch runs.
+JOBS = 3000
 # The queue's lease (JOBS_QUEUE_RETRY), short so that a killed machine's
 # work comes back within the test; a task is killed after TASK_TIMEOUT.
 LEASE = 6

@@ -49,8 +49,9 @@ import logging
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,56 @@ log = logging.getLogger(__name__)
 _ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})(?:-(\d{1,6}))?\.json$")
 
 
-# Passes over the pool a take makes while it loses entries to other callers.
-_LOOKS = 3
+class _Splits:
+    """The batches this process is splitting, per pool directory.
+
+    Between a split's claim and the write-back of its rest, the batch is not
+    in the pool. Another process hits that moment rarely (two renames
+    apart), but another thread of this one often does: the splitting thread
+    gives up the GIL for its claim's rename and may wait a switch interval
+    (5 ms) to get it back. A caller that found the pool short looks again
+    when a split was under way during its look, once the split is done,
+    instead of fetching a batch early (and spending a call of the hourly
+    budget).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._begun = 0  # in any pool: a spare look is all a stranger's split costs
+        self._under_way: dict[str, int] = {}
+
+    def mark(self, key: str) -> int | None:
+        """A mark to look back from: None while a split of ``key`` is under way."""
+        with self._changed:
+            return None if key in self._under_way else self._begun
+
+    @contextmanager
+    def splitting(self, key: str) -> Iterator[None]:
+        with self._changed:
+            self._begun += 1
+            self._under_way[key] = self._under_way.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._under_way[key] -= 1
+                if not self._under_way[key]:
+                    del self._under_way[key]
+                    self._changed.notify_all()
+
+    def waited_for(self, key: str, mark: int | None, timeout: float = 1.0) -> bool:
+        """Whether a split was under way since ``mark`` and none of ``key`` is now.
+
+        Waits up to ``timeout`` for the splits of ``key`` under way; False
+        when they do not end by then (a stuck split is not waited for again).
+        """
+        with self._changed:
+            if mark == self._begun:
+                return False
+            return self._changed.wait_for(lambda: key not in self._under_way, timeout)
+
+
+_splits = _Splits()
 
 
 @dataclass(frozen=True)
@@ -97,6 +146,7 @@ class FilePhotoPoolStore:
         self.entries_dir = self.root / "pool"
         self.lock_path = self.root / "fetch.lock"
         self.state_path = self.root / "rate_limit.json"
+        self._key = str(self.entries_dir.resolve())
         self.ttl_seconds = ttl_seconds
         ensure_dir(self.entries_dir)
         ensure_dir(self.tmp_dir)
@@ -107,11 +157,18 @@ class FilePhotoPoolStore:
         taken: list[dict[str, Any]] = []
         claimed = False
         # An entry lost to another caller may come back at once as the rest of
-        # its batch: look again (a few times) before saying the pool is short.
-        for _ in range(_LOOKS):
+        # its batch, and so may a batch another thread of this process is
+        # splitting: look again before saying the pool is short. Every look
+        # again follows photos handed to another caller, so this ends: the
+        # pool only grows by a fetch, made under the fetch lock, and a caller
+        # holding that lock (about to fetch) sees the pool only shrink.
+        while True:
+            mark = _splits.mark(self._key)
             took, lost = self._take_into(taken, count, now)
             claimed = claimed or took
-            if not lost or len(taken) >= count:
+            if len(taken) >= count:
+                break
+            if not _splits.waited_for(self._key, mark) and not lost:
                 break
         if claimed:
             # Durable before any photo is handed out: a power cut must not
@@ -136,26 +193,29 @@ class FilePhotoPoolStore:
             try:
                 data = read_bytes(path)
             except FileNotFoundError:
-                continue  # another process claimed it
+                lost = True  # another caller claimed it
+                continue
             photos = self._photos(entry, data)
             wanted = count - len(taken)
             # The rest is written before the claim and put in place right
             # after it, so that other callers hardly ever find the pool empty
-            # while a batch they could have used is being split.
+            # while a batch they could have used is being split (see _Splits).
             rest = None
             if photos is not None and len(photos) > wanted:
                 rest = self._document(entry, photos[wanted:], part=(entry.part or 0) + 1)
             tmp = write_temp(self.tmp_dir, rest[1], durable=False) if rest else None
-            # Retiring the name is the claim: exactly one of the readers
-            # succeeds. The directory is flushed once for all the claims below.
-            if not retire(path, tmp_dir=self.tmp_dir):
+            with _splits.splitting(self._key) if rest else nullcontext():
+                # Retiring the name is the claim: exactly one of the readers
+                # succeeds. The directory is flushed once for all the claims (take_many).
+                won = retire(path, tmp_dir=self.tmp_dir)
+                if won and rest is not None and tmp is not None:
+                    os.replace(tmp, self.entries_dir / rest[0])
+            if not won:
                 if tmp is not None:
                     _unlink_quietly(tmp)
                 lost = True
                 continue
             claimed = True
-            if rest is not None and tmp is not None:
-                os.replace(tmp, self.entries_dir / rest[0])
             if photos is None:
                 log.error("Discarded unreadable photo pool entry %s", path)
                 continue

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from filestore import photo_pool as photo_pool_module
 from filestore.photo_pool import FilePhotoPoolStore
 from jobs.photos import (
     BATCH_SIZE,
@@ -537,6 +538,44 @@ def test_threads_share_one_pool(tmp_path):
         assert len(taken) == 200
         assert len(set(taken)) == 200
         _assert_batches_shared(fake.calls, taken=200, left=make_pool(tmp_path).size())
+
+
+def test_a_take_waits_for_a_batch_another_thread_is_splitting(tmp_path, store, monkeypatch):
+    """Between a split's claim and the write-back of its rest the pool looks
+    empty; another thread looking then waits for the rest instead of coming
+    back short (and fetching a batch early)."""
+    store.add([{"photo_id": "a"}, {"photo_id": "b"}], START)
+    other = FilePhotoPoolStore(tmp_path / "photos", tmp_path / "tmp", ttl_seconds=600)
+    other_listed = threading.Event()
+    listed = FilePhotoPoolStore._entries
+
+    def listing(self):
+        entries = listed(self)
+        if self is other:
+            other_listed.set()
+        return entries
+
+    monkeypatch.setattr(FilePhotoPoolStore, "_entries", listing)
+    taken_by_other: list[list[dict]] = []
+    looker = threading.Thread(target=lambda: taken_by_other.append(other.take_many(1, START + 1)))
+    claim = photo_pool_module.retire
+
+    def claim_then_let_the_other_look(path, **options):
+        won = claim(path, **options)
+        if threading.current_thread() is looker:
+            return won
+        looker.start()
+        assert other_listed.wait(timeout=10)  # it looked while the pool held no entry
+        return won
+
+    monkeypatch.setattr(photo_pool_module, "retire", claim_then_let_the_other_look)
+
+    first = store.take_many(1, START + 1)
+    looker.join(timeout=10)
+
+    assert [photo["photo_id"] for photo in first] == ["a"]
+    assert [[photo["photo_id"] for photo in taken] for taken in taken_by_other] == [["b"]]
+    assert store.size(START + 1) == 0
 
 
 def _take_in_process(root: str, api_url: str, times: int, start, out: str) -> None:

@@ -55,9 +55,12 @@ def due_limit() -> int:
     """How many jobs may fall due in one second (0: no limit)."""
     setting = settings.JOBS_MAX_DUE_PER_SECOND
     if setting == "auto":
+        # The start capacity is a capacity too: the same share of it is
+        # admitted, so the limit does not drop when the first measure comes
+        # (the meter grows from it, see jobs.capacity.Meter).
         measured = capacity.measured()
         if measured is None:
-            return settings.JOBS_START_CAPACITY
+            measured = settings.JOBS_START_CAPACITY
         return max(1, int(HEADROOM * measured))
     return int(setting)
 

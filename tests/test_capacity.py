@@ -103,7 +103,23 @@ def test_before_any_measure_admission_counts_on_the_start_capacity(now, settings
     settings.JOBS_START_CAPACITY = 250
 
     assert capacity.measured() is None
-    assert admission.due_limit() == 250
+    assert admission.due_limit() == int(admission.HEADROOM * 250)
+
+
+def test_the_limit_does_not_drop_when_the_first_measure_comes(counters, now, settings):
+    """Jobs arriving steadily below the start limit are not refused once the
+    workers have measured (the meter grows from the start capacity)."""
+    settings.JOBS_MAX_DUE_PER_SECOND = "auto"
+    settings.JOBS_START_CAPACITY = 400
+    before = admission.due_limit()
+    ticks = Ticks()
+    meter = capacity.Meter(start=400, share_admitted=admission.HEADROOM, clock=ticks)
+
+    measure = _beat_after(meter, ticks, jobs=2 * before, behind=False)  # all that was let in
+    _beat("cluster", at=clock.now(), capacity=measure)
+    capacity.reset()
+
+    assert admission.due_limit() >= before
 
 
 def test_admission_lets_fall_due_in_one_second_what_the_workers_can_run(client, now, settings):

@@ -73,6 +73,10 @@ log = logging.getLogger(__name__)
 _ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})(?:-(\d{1,6}))?\.json$")
 
 
+# Passes over the pool one take makes at most (see take_many).
+_MOST_LOOKS = 32
+
+
 class _Splits:
     """The batches this process is splitting, per pool directory.
 
@@ -158,11 +162,12 @@ class FilePhotoPoolStore:
         claimed = False
         # An entry lost to another caller may come back at once as the rest of
         # its batch, and so may a batch another thread of this process is
-        # splitting: look again before saying the pool is short. Every look
-        # again follows photos handed to another caller, so this ends: the
-        # pool only grows by a fetch, made under the fetch lock, and a caller
-        # holding that lock (about to fetch) sees the pool only shrink.
-        while True:
+        # splitting: look again before saying the pool is short. A look again
+        # follows photos handed to another caller, and the pool only grows by
+        # a fetch, made under the fetch lock: a caller holding it (about to
+        # fetch) sees the pool only shrink. The cap is for a name that can
+        # never be read nor claimed (a dangling symbolic link).
+        for _ in range(_MOST_LOOKS):
             mark = _splits.mark(self._key)
             took, lost = self._take_into(taken, count, now)
             claimed = claimed or took

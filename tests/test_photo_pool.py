@@ -540,6 +540,23 @@ def test_threads_share_one_pool(tmp_path):
         _assert_batches_shared(fake.calls, taken=200, left=make_pool(tmp_path).size())
 
 
+def test_a_name_in_the_pool_that_cannot_be_read_does_not_hold_a_take(tmp_path, store):
+    store.add([{"photo_id": "a"}], START)
+    (store.entries_dir / f"{round(START * 1000) - 1:013d}-0badf00d-000-5.json").symlink_to(
+        tmp_path / "nowhere"
+    )
+    taken: list[list[dict]] = []
+    taker = threading.Thread(
+        target=lambda: taken.append(store.take_many(2, START + 1)), daemon=True
+    )
+
+    taker.start()
+    taker.join(timeout=10)
+
+    assert not taker.is_alive()
+    assert [[photo["photo_id"] for photo in photos] for photos in taken] == [["a"]]
+
+
 def test_a_take_waits_for_a_batch_another_thread_is_splitting(tmp_path, store, monkeypatch):
     """Between a split's claim and the write-back of its rest the pool looks
     empty; another thread looking then waits for the rest instead of coming

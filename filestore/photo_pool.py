@@ -127,6 +127,9 @@ class _Splits:
 
 
 _splits = _Splits()
+# A child forked while a thread of its parent was splitting must not inherit
+# the lock held, nor wait for a split that goes on only in the parent.
+os.register_at_fork(after_in_child=_splits.__init__)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from jobs.photos import (
     UnsplashSource,
 )
 from tests.clocks import FakeClock
+from tests.concurrency import said_by_a_child
 from tests.fake_unsplash import FakeUnsplash
 from tests.pools import take, take_one
 
@@ -593,6 +594,33 @@ def test_a_take_waits_for_a_batch_another_thread_is_splitting(tmp_path, store, m
     assert [photo["photo_id"] for photo in first] == ["a"]
     assert [[photo["photo_id"] for photo in taken] for taken in taken_by_other] == [["b"]]
     assert store.size(START + 1) == 0
+
+
+def test_a_child_forked_during_a_split_takes_photos(tmp_path, store, monkeypatch):
+    store.add([{"photo_id": "a"}, {"photo_id": "b"}, {"photo_id": "c"}], START)
+    claim = photo_pool_module.retire
+    said: list[str] = []
+
+    def claim_then_fork(path, **options):
+        won = claim(path, **options)
+        if not said:  # forked while this split holds its place
+            said.append(said_by_a_child(lambda: _split_seen_and_taken(store))[1])
+        return won
+
+    monkeypatch.setattr(photo_pool_module, "retire", claim_then_fork)
+
+    first = store.take_many(1, START + 1)
+
+    assert [photo["photo_id"] for photo in first] == ["a"]
+    # The child finds no split under way (it goes on in the parent only, so
+    # it would wait for nothing), and no entry: the rest was not in place yet.
+    assert said == ["no split under way; took []"]
+
+
+def _split_seen_and_taken(store: FilePhotoPoolStore) -> str:
+    under_way = photo_pool_module._splits.mark(store._key) is None
+    taken = [photo["photo_id"] for photo in store.take_many(1, START + 1)]
+    return f"{'a split under way' if under_way else 'no split under way'}; took {taken}"
 
 
 def _take_in_process(root: str, api_url: str, times: int, start, out: str) -> None:

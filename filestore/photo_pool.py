@@ -75,6 +75,9 @@ _ENTRY_NAME = re.compile(r"^(\d{13,})-([0-9a-f]{8})-(\d{3})(?:-(\d{1,6}))?\.json
 
 # Passes over the pool one take makes at most (see take_many).
 _MOST_LOOKS = 32
+# How long a take waits for the splits under way in its process: one takes
+# microseconds, or a switch interval of the GIL.
+_SPLIT_WAIT_SECONDS = 0.25
 
 
 class _Splits:
@@ -85,45 +88,53 @@ class _Splits:
     apart), but another thread of this one often does: the splitting thread
     gives up the GIL for its claim's rename and may wait a switch interval
     (5 ms) to get it back. A caller that found the pool short looks again
-    when a split was under way during its look, once the split is done,
+    when a split was under way during its look, once that split is done,
     instead of fetching a batch early (and spending a call of the hourly
-    budget).
+    budget). Each split has a number, so a caller waits for the splits
+    begun before it waits only, not for the pool to go quiet.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._begun = 0  # in any pool: a spare look is all a stranger's split costs
-        self._under_way: dict[str, int] = {}
+        self._begun = 0  # splits numbered in any pool
+        self._under_way: dict[str, set[int]] = {}
 
     def mark(self, key: str) -> int | None:
         """A mark to look back from: None while a split of ``key`` is under way."""
         with self._changed:
-            return None if key in self._under_way else self._begun
+            return None if self._under_way.get(key) else self._begun
 
     @contextmanager
     def splitting(self, key: str) -> Iterator[None]:
         with self._changed:
             self._begun += 1
-            self._under_way[key] = self._under_way.get(key, 0) + 1
+            number = self._begun
+            self._under_way.setdefault(key, set()).add(number)
         try:
             yield
         finally:
             with self._changed:
-                self._under_way[key] -= 1
-                if not self._under_way[key]:
-                    del self._under_way[key]
-                    self._changed.notify_all()
+                numbers = self._under_way.get(key, set())  # emptied in a forked child
+                numbers.discard(number)
+                if not numbers:
+                    self._under_way.pop(key, None)
+                self._changed.notify_all()
 
-    def waited_for(self, key: str, mark: int | None, timeout: float = 1.0) -> bool:
-        """Whether a split was under way since ``mark`` and none of ``key`` is now.
+    def waited_for(self, key: str, mark: int | None, timeout: float) -> bool | None:
+        """Wait for the splits of ``key`` begun so far, if one was under way since ``mark``.
 
-        Waits up to ``timeout`` for the splits of ``key`` under way; False
-        when they do not end by then (a stuck split is not waited for again).
+        None: none was, nothing to wait for. True: they are done. False: not
+        within ``timeout`` (a stuck split; the caller stops waiting for any).
         """
         with self._changed:
             if mark == self._begun:
-                return False
-            return self._changed.wait_for(lambda: key not in self._under_way, timeout)
+                return None
+            last = self._begun
+
+            def done() -> bool:
+                return all(number > last for number in self._under_way.get(key, ()))
+
+            return self._changed.wait_for(done, timeout)
 
 
 _splits = _Splits()
@@ -170,13 +181,16 @@ class FilePhotoPoolStore:
         # a fetch, made under the fetch lock: a caller holding it (about to
         # fetch) sees the pool only shrink. The cap is for a name that can
         # never be read nor claimed (a dangling symbolic link).
+        patient = True
         for _ in range(_MOST_LOOKS):
             mark = _splits.mark(self._key)
             took, lost = self._take_into(taken, count, now)
             claimed = claimed or took
             if len(taken) >= count:
                 break
-            if not _splits.waited_for(self._key, mark) and not lost:
+            waited = _splits.waited_for(self._key, mark, _SPLIT_WAIT_SECONDS) if patient else None
+            patient = waited is not False
+            if not waited and not lost:
                 break
         if claimed:
             # Durable before any photo is handed out: a power cut must not

@@ -596,6 +596,30 @@ def test_a_take_waits_for_a_batch_another_thread_is_splitting(tmp_path, store, m
     assert store.size(START + 1) == 0
 
 
+def test_a_take_waits_for_the_splits_begun_before_it_not_for_later_ones():
+    splits = photo_pool_module._Splits()
+    first = splits.splitting("pool")
+    first.__enter__()
+    answers: list[bool | None] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(splits.waited_for("pool", None, timeout=30)), daemon=True
+    )
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not splits._changed._waiters and time.monotonic() < deadline:
+        time.sleep(0.001)  # until the waiter waits (threading.Condition's own list)
+    later = splits.splitting("pool")
+    later.__enter__()
+
+    first.__exit__(None, None, None)
+    waiter.join(timeout=10)
+
+    assert answers == [True]  # while the later split is still under way
+    later.__exit__(None, None, None)
+    assert splits.mark("pool") is not None
+    assert splits.waited_for("pool", splits.mark("pool"), timeout=30) is None  # nothing since
+
+
 def test_a_child_forked_during_a_split_takes_photos(tmp_path, store, monkeypatch):
     store.add([{"photo_id": "a"}, {"photo_id": "b"}, {"photo_id": "c"}], START)
     claim = photo_pool_module.retire

@@ -8,9 +8,9 @@ time. Two rules, both settings:
 
 - **Capacity at the due time** (``JOBS_MAX_DUE_PER_SECOND``): a job is
   accepted only if fewer jobs than that fall due in the same second. With
-  ``auto`` (the default) that is what the workers measure they can run
-  (:mod:`jobs.capacity`, less :data:`HEADROOM`), or ``JOBS_START_CAPACITY``
-  until they have measured it. The broker's queue is indexed by due time, so
+  ``auto`` (the default) that is a share (:data:`HEADROOM`) of what the
+  workers measure they can run (:mod:`jobs.capacity`), or of
+  ``JOBS_START_CAPACITY`` until they have measured it. The broker's queue is indexed by due time, so
   this costs one cheap look per create, and it looks ahead: a burst of
   creates due in five seconds is stopped now, before any job is late, not
   once it is. Jobs with other delays land in other seconds and are not

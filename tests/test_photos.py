@@ -27,6 +27,8 @@ from jobs.photos import (
     RateLimited,
     TransientPhotoError,
     UnsplashSource,
+    results,
+    utm_link,
 )
 from tests import fake_unsplash
 from tests.fake_unsplash import FakeUnsplash
@@ -150,6 +152,24 @@ def test_links_carry_the_referral_parameters(fake, source):
     assert photo["photographer_url"] == f"https://unsplash.com/@jane?{UTM}"
     assert photo["photo_url"] == f"https://unsplash.com/photos/Dwu85P9SOIk?{UTM}"
     assert photo["unsplash_url"] == f"https://unsplash.com/?{UTM}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://unsplash.com/photos/Dwu85P9SOIk",
+        "https://unsplash.com/",
+        "https://unsplash.com",
+        "http://127.0.0.1:8000/web/@jane",
+        "https://unsplash.com/@j%C3%A4ne",
+        "https://unsplash.com/photos/a?utm_source=other&x=1",
+        "https://unsplash.com/photos/a#top",
+        "HTTPS://Unsplash.com/photos/a",
+    ],
+)
+def test_a_referral_link_is_the_same_however_it_is_made(url):
+    """A page's address without a query is extended as it is; any other is taken apart."""
+    assert utm_link(url, "jobs test") == results._utm_link_parsed(url, "jobs test")
 
 
 def test_description_falls_back_to_alt_description_then_none(fake, source):
@@ -372,14 +392,25 @@ def test_a_missing_field_is_a_malformed_response(fake, source, field):
     assert caught.value.code == "unsplash_malformed"
 
 
-def test_only_web_links_are_accepted(fake, source):
-    fake.photo_hook = lambda photo: photo["urls"].update(thumb="javascript:alert(1)")
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", " javascript:alert(1)", "java\tscript:x", "data:,x", "//x/y"]
+)
+def test_only_web_links_are_accepted(fake, source, link):
+    fake.photo_hook = lambda photo: photo["urls"].update(thumb=link)
 
     with pytest.raises(TransientPhotoError) as caught:
         source.fetch_batch(1)
 
     assert caught.value.code == "unsplash_malformed"
     assert "urls.thumb" in caught.value.message
+
+
+def test_web_links_are_accepted_in_either_case(fake, source):
+    fake.photo_hook = lambda photo: photo["urls"].update(thumb="HTTPS://images.example/a.jpg")
+
+    [photo] = source.fetch_batch(1)
+
+    assert photo["urls"]["thumb"] == "HTTPS://images.example/a.jpg"
 
 
 def test_one_bad_photo_spoils_the_answer(fake, source):

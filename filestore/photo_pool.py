@@ -230,7 +230,7 @@ class FilePhotoPoolStore:
                 # Retiring the name is the claim: exactly one of the readers
                 # succeeds. The directory is flushed once for all the claims (take_many).
                 won = retire(path, tmp_dir=self.tmp_dir)
-                if won and rest is not None and tmp is not None:
+                if won and rest is not None:
                     os.replace(tmp, self.entries_dir / rest[0])
             if not won:
                 if tmp is not None:

@@ -10,11 +10,11 @@ time. Two rules, both settings:
   accepted only if fewer jobs than that fall due in the same second. With
   ``auto`` (the default) that is a share (:data:`HEADROOM`) of what the
   workers measure they can run (:mod:`jobs.capacity`), or of
-  ``JOBS_START_CAPACITY`` until they have measured it. The broker's queue is indexed by due time, so
-  this costs one cheap look per create, and it looks ahead: a burst of
-  creates due in five seconds is stopped now, before any job is late, not
-  once it is. Jobs with other delays land in other seconds and are not
-  refused.
+  ``JOBS_START_CAPACITY`` until they have measured it. The broker's queue
+  is indexed by due time, so this costs one cheap look per create, and it
+  looks ahead: a burst of creates due in five seconds is stopped now,
+  before any job is late, not once it is. Jobs with other delays land in
+  other seconds and are not refused.
 - **Lateness now** (``JOBS_MAX_LATENESS``): while the oldest due job has
   waited longer than that, the worker is behind whatever the counts say (a
   slow disk, a slow photo source), and creates are refused until it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from jobs.photos.results import URL_SIZES, PhotoBatch, check_app_name, check_count, utm_link
+from jobs.photos.results import URL_SIZES, PhotoBatch, check_app_name, check_count, unsplash_link
 
 # (file name under jobs/static/jobs/demo/, title, background colour)
 DEMO_DISHES = (
@@ -66,6 +66,6 @@ class DemoSource:
             "photographer_username": "demo-kitchen",
             "photographer_url": f"{self.static_url}jobs/demo/about.html",
             "photo_url": image,
-            "unsplash_url": utm_link("https://unsplash.com/", self.app_name),
+            "unsplash_url": unsplash_link(self.app_name),
             "source": self.name,
         }

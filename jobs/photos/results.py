@@ -86,6 +86,12 @@ def utm_link(url: str, app_name: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
+def unsplash_link(app_name: str) -> str:
+    """Unsplash's home page as every photo credits it, with the referral parameters."""
+    return utm_link("https://unsplash.com/", app_name)
+
+
+@functools.lru_cache(maxsize=8)
 def _referral(app_name: str) -> str:
     return urlencode([("utm_source", app_name), ("utm_medium", "referral")])
 

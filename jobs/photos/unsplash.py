@@ -30,7 +30,14 @@ from jobs.photos.errors import (
     RateLimited,
     TransientPhotoError,
 )
-from jobs.photos.results import URL_SIZES, PhotoBatch, check_app_name, check_count, utm_link
+from jobs.photos.results import (
+    URL_SIZES,
+    PhotoBatch,
+    check_app_name,
+    check_count,
+    unsplash_link,
+    utm_link,
+)
 
 FOOD_AND_DRINK_TOPIC = "xjPR4hlkBGA"
 
@@ -137,7 +144,7 @@ class UnsplashSource:
             "photographer_username": username,
             "photographer_url": utm_link(user.object("links").url("html"), self.app_name),
             "photo_url": utm_link(photo.object("links").url("html"), self.app_name),
-            "unsplash_url": utm_link("https://unsplash.com/", self.app_name),
+            "unsplash_url": unsplash_link(self.app_name),
             "source": self.name,
         }
 

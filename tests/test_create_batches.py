@@ -295,6 +295,56 @@ def test_the_gateway_answers_the_creates_that_waited_as_one_batch(monkeypatch):
     assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0
 
 
+def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not():
+    endpoint = CreateEndpoint()
+    sizes: list[int] = []
+    many = endpoint.many
+
+    def counted(requests):
+        sizes.append(len(requests))
+        return many(requests)
+
+    endpoint.many = counted
+    gather = 0.2
+    gateway = rsgi.WSGIGateway(
+        lambda environ, start: [],
+        threads=4,
+        max_body_bytes=4096,
+        create=endpoint,
+        gather_seconds=gather,
+    )
+    body = b'{"delay_seconds": 5}'
+
+    async def create(proto: Proto) -> float:
+        await gateway.__rsgi__(_scope(body), proto)
+        return asyncio.get_running_loop().time()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        protos = [Proto(body) for _ in range(4)]
+        # The first after a quiet gap is handed over at once.
+        started = loop.time()
+        first = await create(protos[0])
+        alone = first - started
+        # Two more right after it: the first of them waits for company, the other joins.
+        started = loop.time()
+        second, third = await asyncio.gather(create(protos[1]), create(protos[2]))
+        held = min(second, third) - started
+        # After a gap longer than the window, a lone create waits for nothing again.
+        await asyncio.sleep(gather * 1.5)
+        started = loop.time()
+        last = await create(protos[3])
+        return protos, alone, held, last - started
+
+    protos, alone, held, last = asyncio.run(scenario())
+
+    assert sizes == [1, 2, 1]
+    assert [proto.answers[0][0] for proto in protos] == [202] * 4
+    assert held >= gather * 0.9
+    assert alone < gather and last < gather
+    assert gateway._gather_timer is None and gateway.creates == []
+
+
 def test_the_gateway_remembers_host_checks_but_only_so_many(settings, monkeypatch):
     from jobs.api import create
 

@@ -18,6 +18,19 @@ one job, even at the same time:
    of the next attempt (transient failure or rate limit). A run that lost
    its lease to another delivery changes nothing, so each job reaches
    exactly one final state.
+
+When the photo pool already holds a photo for a job (the worker fetches
+ahead of the jobs falling due, so under load it nearly always does), no
+fetch stands between 1 and 3: the claim and the finish are one change,
+made under the job's lock in one durable write, ``pending`` to
+``completed`` with both steps in its history. The photos are taken from
+the pool before the lock (each is handed to one caller only); those left
+over because a job was claimed elsewhere go back to the pool. A crash
+before the write leaves the job ``pending`` and its message leased, to be
+delivered again, as a crash before step 1 would; one after it leaves the
+job final, and the next delivery finds nothing to do. The write saved is
+the ``running`` document and its read-back: about a third of a job's
+file operations.
 """
 
 from __future__ import annotations
@@ -86,32 +99,55 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     is_dead = DeadOwners(now=now)
 
     refusals: dict[str, ClaimRefusal] = {}
+    # Photos already in the pool: jobs claimed with one are finished in the same write.
+    at_hand = photos.photos_at_hand(len(ids))
+    used = 0
 
     def claim(job: Job) -> Job | None:
+        nonlocal used
         try:
-            return job.claim(
+            claimed = job.claim(
                 token=token, lease_seconds=lease, now=now, owner=owner, is_dead=is_dead
             )
         except ClaimRefused as refused:
             refusals[job.id] = refused.refusal
             return None
+        if used < len(at_hand):
+            used += 1
+            return claimed.complete(at_hand[used - 1], now=now)
+        return claimed
 
-    # Not flushed: a claim lost in a power cut only means the job runs again.
-    claims = store.repository().apply_many([(job_id, claim) for job_id in ids], durable=False)
+    try:
+        # A claim alone is not flushed: lost in a power cut, it only means the
+        # job runs again. A job finished with its claim is flushed like any outcome.
+        claims = store.repository().apply_many(
+            [(job_id, claim) for job_id in ids], durable=bool(at_hand)
+        )
+    finally:
+        photos.put_back(at_hand[used:])
     outcomes: dict[str, str] = {}
     running: list[Job] = []
+    started: list[Job] = []
+    finished: list[Job] = []
     for job_id, claimed in zip(ids, claims, strict=True):
         if claimed is None:
             outcomes[job_id] = "deleted"
-        elif claimed.changed:
-            running.append(claimed.item)
-        else:
+        elif not claimed.changed:
             outcomes[job_id] = _refused(job_id, refusals[job_id])
-    for job in running:
+        else:
+            started.append(claimed.item)
+            if claimed.item.is_final:
+                finished.append(claimed.item)
+                outcomes[job_id] = claimed.item.status.value
+            else:
+                running.append(claimed.item)
+    for job in started:
         if job.attempts == 1:
             # Lateness of a job's first start; later attempts wait on purpose.
             metrics.job_started(now - clock.from_iso(job.run_at))
-    events.publish_many(running)
+    for job in finished:
+        metrics.job_finished(job.status)
+    events.publish_many(started)
     if not running:
         return outcomes
 
@@ -120,9 +156,9 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
         (job.id, _holding(token, _outcome(job, photo_or_error)))
         for job, photo_or_error in zip(running, taken, strict=True)
     ]
-    finished = store.repository().apply_many(changes)
+    results = store.repository().apply_many(changes)
     changed: list[Job] = []
-    for job, result in zip(running, finished, strict=True):
+    for job, result in zip(running, results, strict=True):
         if result is None:
             outcomes[job.id] = "deleted"
         elif not result.changed:

@@ -168,3 +168,77 @@ def test_a_batch_delivered_twice_at_once_gives_each_job_one_outcome(
 
 def _demo_photos(count: int) -> list[dict]:
     return list(photos.DemoSource(app_name="food_jobs").fetch_batch(count))
+
+
+# --- photos at hand: claim and finish in one write -------------------------------
+
+
+def _stock(now, count: int) -> None:
+    photos.pool().store.add(_demo_photos(count), now())
+
+
+def test_jobs_with_photos_at_hand_go_from_pending_to_completed_in_one_write(now, fake_unsplash):
+    ids = due_jobs(now, 6)
+    _stock(now, 6)
+    steps: list[tuple[str, str]] = []
+    atomic.hooks.before = lambda step, path: steps.append((step, str(path)))
+
+    assert run_jobs(ids) == ["completed"] * 6
+
+    # One rename per job, straight to its final name: no running document.
+    job_renames = [path for step, path in steps if step == "rename" and "/jobs/" in path]
+    assert len(job_renames) == 6
+    assert all(path.endswith("_completed.json") for path in job_renames)
+    assert fake_unsplash.requests == []  # the pool served them all
+    for job_id in ids:
+        job = read(job_id)
+        assert job.status is Status.COMPLETED and job.attempts == 1 and job.lease is None
+        assert [event.event for event in job.history][-2:] == ["started", "completed"]
+    assert photos.pool().size() == 0
+
+
+def test_a_photo_taken_for_a_job_claimed_elsewhere_goes_back_to_the_pool(now, fake_unsplash):
+    done, cancelled, fresh = due_jobs(now, 3)
+    _stock(now, 1)
+    assert run_jobs([done]) == ["completed"]
+    services.job_cancel(job_id=cancelled)
+    _stock(now, 3)
+
+    outcomes = run_jobs([done, cancelled, fresh])
+
+    assert outcomes == ["already completed", "already cancelled", "completed"]
+    assert photos.pool().size() == 2  # the two not used are back
+    assert completions(done) == 1 and completions(fresh) == 1
+
+
+def test_jobs_beyond_the_photos_at_hand_are_claimed_then_fetched_for(now, fake_unsplash):
+    ids = due_jobs(now, 5)
+    _stock(now, 2)
+
+    assert run_jobs(ids) == ["completed"] * 5
+
+    assert len(fake_unsplash.requests) == 1  # one call for the three without a photo
+    assert len({read(job_id).result["photo_id"] for job_id in ids}) == 5
+    assert [completions(job_id) for job_id in ids] == [1] * 5
+
+
+def test_a_crash_writing_jobs_finished_at_their_claim_runs_them_once_on_the_next_delivery(
+    now, fake_unsplash
+):
+    ids = due_jobs(now, 4)
+    _stock(now, 4)
+
+    def crash_at_the_first_job_rename(step: str, path: str) -> None:
+        if step == "rename" and "/jobs/" in str(path):
+            raise WorkerKilled
+
+    atomic.hooks.before = crash_at_the_first_job_rename
+    with pytest.raises(WorkerKilled):
+        run_jobs(ids)
+    atomic.hooks.reset()
+    assert {read(job_id).status for job_id in ids} == {Status.PENDING}
+
+    # The message is delivered again after its lease: every job runs once.
+    now.advance(run_lease_seconds() + 1)
+    assert run_jobs(ids) == ["completed"] * 4
+    assert [completions(job_id) for job_id in ids] == [1] * 4

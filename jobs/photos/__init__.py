@@ -2,7 +2,8 @@
 
 =================  ==========================================================
 ``configured``     the source and pool in use, from the settings: ``source_name()``,
-                   ``take_photos()`` (the worker task), ``prefetch()`` (the worker)
+                   ``take_photos()`` and ``photos_at_hand()`` (the worker task),
+                   ``prefetch()`` (the worker)
 ``pool``           the shared pool of fetched-but-unused photos
 ``gate``           the rate-limit gate: when no process may call, when one probes
 ``unsplash``       the Unsplash API client; what each answer means
@@ -16,8 +17,10 @@ The pool's storage is ``filestore.photo_pool`` or ``redisstore.photo_pool`` (see
 
 from jobs.photos.configured import (
     PREFETCH_HORIZON,
+    photos_at_hand,
     pool,
     prefetch,
+    put_back,
     source,
     source_name,
     take_photos,
@@ -49,8 +52,10 @@ __all__ = [
     "RateLimited",
     "TransientPhotoError",
     "UnsplashSource",
+    "photos_at_hand",
     "pool",
     "prefetch",
+    "put_back",
     "source",
     "source_name",
     "take_photos",

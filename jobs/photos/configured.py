@@ -65,6 +65,17 @@ def take_photos(count: int) -> list[dict[str, Any] | PhotoSourceError]:
     return pool().take_many(source().fetch_batch, count)
 
 
+def photos_at_hand(count: int) -> list[dict[str, Any]]:
+    """Up to ``count`` photos already in the pool, without calling the source."""
+    return pool().take_at_hand(count)
+
+
+def put_back(photos: list[dict[str, Any]]) -> None:
+    """Return unused photos from :func:`photos_at_hand` to the pool."""
+    if photos:
+        pool().put_back(photos)
+
+
 def prefetch() -> int:
     """Fetch photos ahead for the jobs about to fall due; return the calls made.
 

@@ -89,6 +89,14 @@ class PhotoPool:
             photos += [error] * (count - len(photos))
         return photos
 
+    def take_at_hand(self, count: int) -> list[dict[str, Any]]:
+        """Up to ``count`` photos the pool holds now, each no other caller gets; never fetches."""
+        return list(self.store.take_many(count, self._clock())) if count > 0 else []
+
+    def put_back(self, photos: list[dict[str, Any]]) -> None:
+        """Return photos taken and not used (their jobs turned out to be claimed elsewhere)."""
+        self.store.add(photos, self._clock())
+
     def refill(
         self, fetch: Fetch, *, want: int, batch_size: int = BATCH_SIZE, max_calls: int = 10
     ) -> int:

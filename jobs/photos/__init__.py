@@ -33,7 +33,7 @@ from jobs.photos.errors import (
     TransientPhotoError,
 )
 from jobs.photos.gate import RateLimitGate
-from jobs.photos.pool import KEEP_UNUSED_SECONDS, PhotoPool
+from jobs.photos.pool import KEEP_UNUSED_SECONDS, REFILL_CALLS, PhotoPool
 from jobs.photos.results import BATCH_SIZE, RESULT_KEYS, URL_SIZES, PhotoBatch, utm_link
 from jobs.photos.unsplash import UnsplashSource
 
@@ -41,6 +41,7 @@ __all__ = [
     "BATCH_SIZE",
     "KEEP_UNUSED_SECONDS",
     "PREFETCH_HORIZON",
+    "REFILL_CALLS",
     "RESULT_KEYS",
     "URL_SIZES",
     "DemoSource",

@@ -29,6 +29,9 @@ from jobs.photos.results import BATCH_SIZE, Fetch
 from storage.protocols import PhotoPoolStore
 
 KEEP_UNUSED_SECONDS = 600.0
+# The most calls one refill makes while it holds the fetch lock (jobs that
+# find the pool empty wait for it meanwhile).
+REFILL_CALLS = 10
 
 
 class PhotoPool:
@@ -98,7 +101,12 @@ class PhotoPool:
         self.store.add(photos, self._clock())
 
     def refill(
-        self, fetch: Fetch, *, want: int, batch_size: int = BATCH_SIZE, max_calls: int = 10
+        self,
+        fetch: Fetch,
+        *,
+        want: int,
+        batch_size: int = BATCH_SIZE,
+        max_calls: int = REFILL_CALLS,
     ) -> int:
         """Fetch batches ahead of need until ``want`` photos wait; return the calls made.
 

@@ -11,10 +11,18 @@ one machine. It is found the way a congestion window is:
   second the cluster ran since the last one (:class:`Meter`). When due jobs
   were waiting (the oldest had waited more than :data:`BEHIND_SECONDS`),
   the workers ran all they could: that rate *is* the capacity (taken at
-  once when lower, smoothed when higher). When they kept up while running close to what
-  admission lets in, they can do more: the capacity grows by
-  :data:`GROWTH`. Otherwise it stays. The figure goes out with the
-  heartbeat;
+  once when lower, smoothed when higher). When they kept up while running
+  close to what admission lets in, they can do more, and the machine's
+  processor time tells how much: running ``rate`` jobs a second kept the
+  machine's cores busy a share ``busy`` of the time (:class:`MachineLoad`,
+  from ``/proc/stat``), so the same work on all of it would run
+  ``rate / busy`` (the capacity moves halfway there, at most
+  :data:`MOST_STEP` times up per beat). That figure is there at once,
+  where growing blindly by a few percent a beat took minutes to find what
+  the machine could do, and it counts whatever else shares the cores.
+  Without it (not Linux, or the machine too idle for the share to say
+  much: below :data:`LEAST_BUSY`) the capacity grows by :data:`GROWTH`.
+  Otherwise it stays. The figure goes out with the heartbeat;
 - a web process adds up the capacity of the clusters whose heartbeat is
   fresh (:func:`measured`), read at most once a second.
 
@@ -46,6 +54,14 @@ NEAR_LIMIT = 0.9
 # admission lets in now runs only after its delay, and a capacity grown too
 # far shows only then, as lateness.
 GROWTH = 1.03
+# The machine must be at least this busy for its share of busy time to
+# project a capacity. The projection holds while creates and runs go on at
+# the same rate; once the creates stop, the jobs still falling due keep the
+# rate up while the cores idle (a quarter busy after a 2,000/s stream), and
+# a lower bound let the figure climb past what the machine could run.
+LEAST_BUSY = 0.5
+# A projected capacity moves the figure up by at most this factor per beat.
+MOST_STEP = 1.25
 # How long a web process uses one reading of the heartbeats.
 READ_TTL = 1.0
 
@@ -78,10 +94,12 @@ class Meter:
         self._jobs = 0.0
         self._at = clock()
 
-    def read(self, *, behind: bool) -> float | None:
+    def read(self, *, behind: bool, busy: float | None = None) -> float | None:
         """Jobs a second the cluster can run, or None before any measure.
 
-        ``behind``: due jobs were waiting at this beat (see the module's docstring).
+        ``behind``: due jobs were waiting at this beat; ``busy``: the share
+        of the machine's processor time in use since the last beat, if
+        known (see the module's docstring).
         """
         if _shared is None:
             return self.capacity
@@ -99,8 +117,37 @@ class Meter:
             down = self.capacity is None or rate < current
             self.capacity = rate if down else current + SMOOTHING * (rate - current)
         elif not behind and rate >= NEAR_LIMIT * self.share_admitted * current:
-            self.capacity = max(current, rate) * GROWTH
+            if busy is not None and busy >= LEAST_BUSY:
+                projected = min(rate / busy, MOST_STEP * current)
+                self.capacity = current + SMOOTHING * (projected - current)
+            else:
+                self.capacity = max(current, rate) * GROWTH
         return self.capacity
+
+
+class MachineLoad:
+    """The share of the machine's processor time in use between two readings.
+
+    Read from ``/proc/stat``: every core's time, less idle and waiting for
+    I/O. ``None`` where there is no such file, and at the first reading.
+    """
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self.path = path
+        self._last: tuple[int, int] | None = None
+
+    def read(self) -> float | None:
+        try:
+            with open(self.path, "rb") as handle:
+                fields = [int(value) for value in handle.readline().split()[1:]]
+            idle = fields[3] + fields[4]  # idle, iowait
+            total = sum(fields[:8])  # guest time is counted in user already
+        except (OSError, ValueError, IndexError):
+            return None
+        last, self._last = self._last, (total - idle, total)
+        if last is None or total <= last[1]:
+            return None
+        return min(1.0, max(0.0, (total - idle - last[0]) / (total - last[1])))
 
 
 _lock = threading.Lock()

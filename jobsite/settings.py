@@ -270,7 +270,7 @@ JOBS_MAX_DUE_PER_SECOND = (
     if envstr("JOBS_MAX_DUE_PER_SECOND", "auto") == "auto"
     else envint("JOBS_MAX_DUE_PER_SECOND", 0, minimum=0)
 )
-JOBS_START_CAPACITY = envint("JOBS_START_CAPACITY", 600, minimum=1)
+JOBS_START_CAPACITY = envint("JOBS_START_CAPACITY", 900, minimum=1)
 JOBS_MAX_LATENESS = envint("JOBS_MAX_LATENESS", 1, minimum=0)
 
 # Jobs due together run as one task of up to JOBS_BATCH_SIZE jobs; the

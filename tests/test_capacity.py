@@ -80,6 +80,46 @@ def test_keeping_up_close_to_the_limit_lets_the_capacity_grow(counters):
     assert _beat_after(meter, ticks, jobs=500, behind=True) < second
 
 
+def test_keeping_up_on_a_busy_machine_projects_what_all_of_it_would_run(counters):
+    ticks = Ticks()
+    meter = _meter(ticks)
+
+    def beat(per_second: int, busy: float) -> float | None:
+        capacity.record(2 * per_second)  # keeping up, close to what is let in
+        ticks.now += 2.0
+        return meter.read(behind=False, busy=busy)
+
+    # 300 jobs/s kept the cores 60 % busy: all of them would run 500; halfway there.
+    assert beat(300, 0.6) == pytest.approx(450)
+    # A projection far above (1,360) moves at most MOST_STEP up per beat, halfway.
+    step = capacity.MOST_STEP * 450
+    assert beat(340, capacity.LEAST_BUSY) == pytest.approx(450 + capacity.SMOOTHING * (step - 450))
+    before = meter.capacity
+    # Cores busier than the figure says: it comes down (halfway) before anything is late.
+    assert beat(380, 0.95) == pytest.approx(before + capacity.SMOOTHING * (400 - before))
+    # Too idle a machine says nothing: back to growing by GROWTH.
+    current = meter.capacity
+    assert beat(330, capacity.LEAST_BUSY / 2) == pytest.approx(current * capacity.GROWTH)
+
+
+def test_the_machine_load_is_the_busy_share_of_every_core_between_readings(tmp_path):
+    stat = tmp_path / "stat"
+
+    def write(user: int, system: int, idle: int, iowait: int) -> None:
+        stat.write_text(f"cpu  {user} 0 {system} {idle} {iowait} 0 0 0 0 0\ncpu0 1 2 3 4\n")
+
+    load = capacity.MachineLoad(str(stat))
+    write(100, 50, 800, 50)
+    assert load.read() is None  # nothing to compare with yet
+    write(160, 80, 850, 60)  # 90 busy of 150
+    assert load.read() == pytest.approx(0.6)
+    write(160, 80, 850, 60)  # no time passed
+    assert load.read() is None
+    stat.write_text("cpu  garbage\n")
+    assert load.read() is None
+    assert capacity.MachineLoad(str(tmp_path / "missing")).read() is None
+
+
 def test_outside_a_cluster_nothing_is_counted(monkeypatch):
     monkeypatch.setattr(capacity, "_shared", None)
     capacity.record(100)

@@ -33,7 +33,11 @@ way than behind Django's ASGI handler. What the event loop adds in front:
   without the wait creates arriving a few milliseconds apart each made a
   batch of one: at 600 creates/s, waiting 10 ms cut the web's CPU per
   create by about 40 %. A create arriving alone, after a quiet gap, is
-  handed over at once: at a low rate nothing waits.
+  handed over at once: at a low rate nothing waits. Nor does a batch wait
+  once every connection that sent a create in the last second has one
+  waiting or running: a client that sends its next create only after the
+  last one's answer (one script, or sixteen connections in a loop) would
+  otherwise wait the whole window for company that cannot come.
 - A response whose content is an asynchronous iterator (the event
   streams, see :mod:`jobs.api.events`) is returned to the loop after the
   middleware ran, and streamed from there: thousands of open streams cost
@@ -75,6 +79,9 @@ API_THREADS = 32
 SWITCH_SECONDS = 0.005
 # The whole body of a request must arrive within this time.
 BODY_SECONDS = 10.0
+# A connection that sent a create within this many seconds counts as one
+# that may send another soon (see WSGIGateway._gather).
+ACTIVE_SECONDS = 1.0
 # Batches of creates running at once per process, and the most creates in one.
 # Two or more: one batch's Python runs while another waits for its flush.
 CREATE_BATCHES = 4
@@ -140,6 +147,11 @@ class WSGIGateway:
         self._last_create = float("-inf")  # the loop's time of the latest create
         self._gather_until = 0.0  # the waiting creates are held until then
         self._gather_timer: asyncio.TimerHandle | None = None
+        # Connections that sent a create lately (address -> loop time), and
+        # the creates in the batches running.
+        self._active: dict[str, float] = {}
+        self._active_checked = 0.0
+        self._running_creates = 0
         self.base_environ: dict[str, Any] = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": "granian-rsgi",
@@ -210,7 +222,7 @@ class WSGIGateway:
         try:
             if create is not None and create.serves(scope.method, scope.path, environ):
                 done = loop.create_future()
-                self._gather(loop.time())
+                self._gather(loop.time(), scope.client)
                 self.creates.append((environ, body, proto, done))
                 self._start_create_batch(loop)
                 await done
@@ -305,13 +317,25 @@ class WSGIGateway:
             proto.response_bytes(started[0], started[1], content)
         return None
 
-    def _gather(self, now: float) -> None:
+    def _gather(self, now: float, client: str) -> None:
         """Note a create's arrival; the first to wait is held for company if it
         came within ``gather_seconds`` of the one before (more are then likely)."""
         if not self.creates:
             recent = now - self._last_create < self.gather_seconds
             self._gather_until = now + self.gather_seconds if recent else now
         self._last_create = now
+        self._active[client] = now
+        if now - self._active_checked >= ACTIVE_SECONDS:
+            self._active_checked = now
+            since = now - ACTIVE_SECONDS
+            self._active = {key: at for key, at in self._active.items() if at >= since}
+
+    def _company_expected(self, now: float) -> bool:
+        """Whether the waiting creates should wait on for others (see :meth:`_gather`)."""
+        if self._gather_until <= now or len(self.creates) >= CREATE_BATCH_SIZE:
+            return False
+        # Every connection lately active is waiting or running already: nobody else is coming.
+        return len(self.creates) + self._running_creates < len(self._active)
 
     def _gathered(self, loop: asyncio.AbstractEventLoop) -> None:
         self._gather_timer = None
@@ -322,18 +346,20 @@ class WSGIGateway:
         or they are still gathering (see :meth:`_gather`)."""
         if not self.creates or self.create_batches >= CREATE_BATCHES:
             return
-        if len(self.creates) < CREATE_BATCH_SIZE and self._gather_until > loop.time():
+        if self._company_expected(loop.time()):
             if self._gather_timer is None:
                 self._gather_timer = loop.call_at(self._gather_until, self._gathered, loop)
             return
         batch = self.creates[:CREATE_BATCH_SIZE]
         del self.creates[:CREATE_BATCH_SIZE]
         self.create_batches += 1
+        self._running_creates += len(batch)
         running = loop.run_in_executor(self.pool, self._create_batch, batch)
         running.add_done_callback(lambda _: self._create_batch_done(loop, batch))
 
     def _create_batch_done(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
         self.create_batches -= 1
+        self._running_creates -= len(batch)
         for *_, done in batch:
             if not done.done():
                 done.set_result(None)

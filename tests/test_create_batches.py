@@ -295,7 +295,7 @@ def test_the_gateway_answers_the_creates_that_waited_as_one_batch(monkeypatch):
     assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0
 
 
-def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not():
+def _gathering_gateway(gather: float) -> tuple[rsgi.WSGIGateway, list[int]]:
     endpoint = CreateEndpoint()
     sizes: list[int] = []
     many = endpoint.many
@@ -305,7 +305,6 @@ def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not()
         return many(requests)
 
     endpoint.many = counted
-    gather = 0.2
     gateway = rsgi.WSGIGateway(
         lambda environ, start: [],
         threads=4,
@@ -313,28 +312,41 @@ def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not()
         create=endpoint,
         gather_seconds=gather,
     )
-    body = b'{"delay_seconds": 5}'
+    return gateway, sizes
 
-    async def create(proto: Proto) -> float:
-        await gateway.__rsgi__(_scope(body), proto)
-        return asyncio.get_running_loop().time()
+
+async def _timed_create(gateway: rsgi.WSGIGateway, connection: int) -> tuple[Proto, float]:
+    body = b'{"delay_seconds": 5}'
+    scope = _scope(body)
+    scope.client = f"127.0.0.1:{50000 + connection}"
+    proto = Proto(body)
+    await gateway.__rsgi__(scope, proto)
+    return proto, asyncio.get_running_loop().time()
+
+
+def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not():
+    gather = 0.2
+    gateway, sizes = _gathering_gateway(gather)
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        protos = [Proto(body) for _ in range(4)]
-        # The first after a quiet gap is handed over at once.
+        # Five connections were active lately.
+        for connection in range(5):
+            gateway._active[f"127.0.0.1:{50000 + connection}"] = loop.time()
+        # The first create after a quiet gap is handed over at once.
         started = loop.time()
-        first = await create(protos[0])
-        alone = first - started
+        (first, done) = await _timed_create(gateway, 0)
+        alone = done - started
         # Two more right after it: the first of them waits for company, the other joins.
         started = loop.time()
-        second, third = await asyncio.gather(create(protos[1]), create(protos[2]))
-        held = min(second, third) - started
+        pair = await asyncio.gather(_timed_create(gateway, 1), _timed_create(gateway, 2))
+        held = min(done for _, done in pair) - started
         # After a gap longer than the window, a lone create waits for nothing again.
         await asyncio.sleep(gather * 1.5)
         started = loop.time()
-        last = await create(protos[3])
-        return protos, alone, held, last - started
+        (last, done) = await _timed_create(gateway, 3)
+        protos = [first, *(proto for proto, _ in pair), last]
+        return protos, alone, held, done - started
 
     protos, alone, held, last = asyncio.run(scenario())
 
@@ -343,6 +355,40 @@ def test_a_create_soon_after_another_waits_for_company_and_a_lone_one_does_not()
     assert held >= gather * 0.9
     assert alone < gather and last < gather
     assert gateway._gather_timer is None and gateway.creates == []
+    assert gateway._running_creates == 0
+
+
+def test_creates_stop_waiting_once_every_active_connection_has_one_in():
+    """A client that sends its next create only after an answer (here, three
+    connections in a loop, or one script) never waits for company."""
+    gather = 0.5
+
+    async def loop_of(gateway, connection: int, rounds: int) -> list[float]:
+        waits = []
+        for _ in range(rounds):
+            started = asyncio.get_running_loop().time()
+            proto, done = await _timed_create(gateway, connection)
+            assert proto.answers[0][0] == 202
+            waits.append(done - started)
+        return waits
+
+    async def scenario():
+        gateway, counted = _gathering_gateway(gather)
+        alone = await loop_of(gateway, 9, 3)
+        assert counted == [1, 1, 1]
+        gateway, sizes = _gathering_gateway(gather)
+        together = await asyncio.gather(
+            *(loop_of(gateway, connection, 4) for connection in range(3))
+        )
+        # A connection that stopped still counts as active for a while: the
+        # last creates of the others may wait for it once. Until then, none waits.
+        return alone, [wait for waits in together for wait in waits[:-1]], sizes
+
+    alone, together, sizes = asyncio.run(scenario())
+
+    assert max(alone) < gather / 2
+    assert max(together) < gather / 2
+    assert sum(sizes) == 12
 
 
 def test_the_gateway_remembers_host_checks_but_only_so_many(settings, monkeypatch):

@@ -263,14 +263,14 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
 # Backpressure (jobs/admission.py): a create is refused with 503 when more
 # than JOBS_MAX_DUE_PER_SECOND jobs already fall due in its second, or while
 # the oldest due job has waited more than JOBS_MAX_LATENESS seconds. 0: off.
-# "auto": 70 % of the capacity the workers measure (jobs/capacity.py), or of
+# "auto": 80 % of the capacity the workers measure (jobs/capacity.py), or of
 # JOBS_START_CAPACITY jobs a second until they have measured it.
 JOBS_MAX_DUE_PER_SECOND = (
     "auto"
     if envstr("JOBS_MAX_DUE_PER_SECOND", "auto") == "auto"
     else envint("JOBS_MAX_DUE_PER_SECOND", 0, minimum=0)
 )
-JOBS_START_CAPACITY = envint("JOBS_START_CAPACITY", 900, minimum=1)
+JOBS_START_CAPACITY = envint("JOBS_START_CAPACITY", 1300, minimum=1)
 JOBS_MAX_LATENESS = envint("JOBS_MAX_LATENESS", 1, minimum=0)
 
 # Jobs due together run as one task of up to JOBS_BATCH_SIZE jobs; the

@@ -178,15 +178,23 @@ def test_two_machines_run_each_job_once_and_one_finishes_when_the_other_is_kille
         def unfinished() -> set[str]:
             return {j for j in _held_by(killed) if not store.repository().get(j).is_final}
 
-        wait_for(
-            lambda: _counts()["completed"] >= JOBS // 5 and unfinished(),
+        def frozen_mid_batch() -> set[str]:
+            """Freeze machine-a while it holds unfinished jobs (nothing changes while
+            they are read); if it finished them between the look and the freeze, go on."""
+            if _counts()["completed"] < JOBS // 5 or not unfinished():
+                return set()
+            os.killpg(killed.pid, signal.SIGSTOP)
+            held = unfinished()
+            if not held:
+                os.killpg(killed.pid, signal.SIGCONT)
+            return held
+
+        # Then kill -9 of the whole process tree, mid-batch.
+        left = wait_for(
+            frozen_mid_batch,
             timeout=60,
             what="a fifth of the jobs to complete, and machine-a to be mid-batch",
         )
-        # Frozen first, so that what it holds unfinished is read while nothing
-        # changes; then kill -9 of the whole process tree, mid-batch.
-        os.killpg(killed.pid, signal.SIGSTOP)
-        left = unfinished()
         killed.kill()
         killed_at = time.time()
 

@@ -71,9 +71,8 @@ def photos_at_hand(count: int) -> list[dict[str, Any]]:
 
 
 def put_back(photos: list[dict[str, Any]]) -> None:
-    """Return unused photos from :func:`photos_at_hand` to the pool."""
-    if photos:
-        pool().put_back(photos)
+    """Return unused photos from :func:`photos_at_hand` to the pool (none: nothing done)."""
+    pool().put_back(photos)
 
 
 def prefetch() -> int:

@@ -70,16 +70,14 @@ class PhotoPool:
         When a call fails, the jobs left without a photo get its error
         (``RateLimited``, ``TransientPhotoError``, ...) in their place.
         """
-        photos: list[dict[str, Any] | PhotoSourceError] = list(
-            self.store.take_many(count, self._clock())
-        )
+        photos: list[dict[str, Any] | PhotoSourceError] = [*self.take_at_hand(count)]
         if len(photos) == count:
             return photos
         try:
             self.gate.raise_if_closed(self.gate.read())
             with self.store.fetch_lock():
                 # The holder before us may have refilled the pool or closed the gate.
-                photos += self.store.take_many(count - len(photos), self._clock())
+                photos += self.take_at_hand(count - len(photos))
                 while len(photos) < count:
                     state = self.gate.read()
                     self.gate.raise_if_closed(state)

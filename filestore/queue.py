@@ -212,14 +212,22 @@ class FileQueue:
         """How many ready messages fall due within ``seconds`` from now (or are due).
 
         Lists only the buckets up to that time: a look at the near future,
-        as cheap as a dequeue.
+        as cheap as a dequeue. A bucket that ends before the horizon is
+        counted by its listing alone, as :meth:`scheduled_around` counts
+        one; only the names of the bucket the horizon falls in are parsed.
+        Under a stream of a thousand jobs a second that is one name in five
+        for a five-second look, where every name was parsed.
         """
         horizon_ms = to_ms(self.clock() + seconds)
         count = 0
         for bucket_start in self._bucket_starts():
             if bucket_start > horizon_ms:
                 break
-            for name in listdir(self._ready / bucket_name(bucket_start)):
+            names = listdir(self._ready / bucket_name(bucket_start))
+            if bucket_start + self._bucket_ms <= horizon_ms:
+                count += len(names)
+                continue
+            for name in names:
                 message = MessageName.parse(name)
                 if message is not None and message.at_ms <= horizon_ms:
                     count += 1

@@ -405,6 +405,17 @@ def test_it_counts_the_messages_falling_due_soon(queue):
     assert queue.due_within(120) == 3
 
 
+@pytest.mark.parametrize("seconds", [0, 0.2, 0.999, 1, 1.001, 2.5, 3, 4.75])
+def test_the_count_of_messages_falling_due_is_exact_at_every_horizon(queue, seconds):
+    # Due times on either side of whole seconds: a store counting whole
+    # time buckets by their size must still stop at the horizon's millisecond.
+    offsets = [-2.5, -1, 0, 0.2, 0.5, 0.999, 1, 1.001, 1.5, 2, 2.999, 3, 4.75, 6]
+    for offset in offsets:
+        queue.enqueue(b"x", due_at=START + offset)
+
+    assert queue.due_within(seconds) == sum(offset <= seconds for offset in offsets)
+
+
 # -- removal ------------------------------------------------------------------------
 
 

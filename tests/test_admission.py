@@ -68,6 +68,54 @@ def test_the_count_reads_the_queue_so_another_process_creates_count_too(client, 
     assert _create(client, delay=30).status_code == 503
 
 
+class _Counts:
+    """What the queue holds for one due second, as other processes fill it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.reads = 0
+
+    def scheduled_around(self, moment: float) -> int:
+        self.reads += 1
+        return self.value
+
+
+def _admission_over(monkeypatch, counts: _Counts, clock: list[float]) -> admission.Admission:
+    monkeypatch.setattr(store, "broker", lambda: counts)
+    return admission.Admission(clock=lambda: clock[0])
+
+
+def test_a_count_far_from_the_limit_serves_a_quarter_second(settings, monkeypatch):
+    settings.JOBS_MAX_DUE_PER_SECOND = 100
+    settings.JOBS_MAX_LATENESS = 0
+    counts, clock = _Counts(), [0.0]
+    gate = _admission_over(monkeypatch, counts, clock)
+
+    for step in range(20):
+        clock[0] = step * 0.01
+        gate.admit(due_at=1_000_030.5)
+
+    assert counts.reads == 1
+
+
+def test_a_count_near_the_limit_is_read_again_soon_so_other_processes_creates_count(
+    settings, monkeypatch
+):
+    settings.JOBS_MAX_DUE_PER_SECOND = 100
+    settings.JOBS_MAX_LATENESS = 0
+    counts, clock = _Counts(), [0.0]
+    gate = _admission_over(monkeypatch, counts, clock)
+    counts.value = 90  # another process filled the second nearly up
+    gate.admit(due_at=1_000_030.5)
+
+    counts.value = 100  # ... and then up to the limit
+    clock[0] = admission.NEAR_TTL
+
+    with pytest.raises(admission.Overloaded):
+        gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 2
+
+
 def test_creates_are_refused_while_the_worker_is_behind(client, limits, monkeypatch):
     limits(lateness=2)
     monkeypatch.setattr(type(store.broker()), "oldest_due_lateness", lambda self: 2.5)

@@ -168,7 +168,7 @@ JOBS_MAX_BODY_BYTES = 16 * 1024
 JOBS_WEB_QUEUE_LIMIT = envint("JOBS_WEB_QUEUE_LIMIT", 64, minimum=0)
 # A create arriving within this many milliseconds of another waits up to as
 # long for more to share its batch's flushes (jobsite/rsgi.py); 0: never waits.
-JOBS_CREATE_GATHER_SECONDS = envint("JOBS_CREATE_GATHER_MS", 20, minimum=0, maximum=1000) / 1000
+JOBS_CREATE_GATHER_SECONDS = envint("JOBS_CREATE_GATHER_MS", 40, minimum=0, maximum=1000) / 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 REST_FRAMEWORK = {

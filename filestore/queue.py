@@ -58,6 +58,7 @@ from filestore.atomic import (
     retire,
     unlink_durable,
     write_temp,
+    write_temp_name,
 )
 from filestore.directories import listdir, remove_if_empty, unlink_all
 from filestore.queue_names import MessageName, bucket_name, is_bucket_name, parse_ack_id
@@ -106,6 +107,11 @@ class FileQueue:
         self._ready = root / "ready"
         self._leased = root / "leased"
         self._dead = root / "dead"
+        # The same as text: the paths of every message are joined from these
+        # with f-strings, not pathlib (see atomic.write_temp_name).
+        self._ready_dir = os.fspath(self._ready)
+        self._leased_dir = os.fspath(self._leased)
+        self._tmp_dir = os.fspath(tmp_dir)
         self._next_expiry_check = float("-inf")
         # Set by dequeue when it found nothing more due: when the next message
         # falls due (None: nothing waiting), so a consumer can sleep until then.
@@ -139,12 +145,12 @@ class FileQueue:
             payload = payload.encode()
         at = self.clock() if due_at is None else due_at
         name = MessageName(at_ms=to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
-        tmp = write_temp(self.tmp_dir, payload, durable=durable)
+        tmp = write_temp_name(self._tmp_dir, payload, durable=durable)
         try:
             self._move_into_ready(tmp, name, durable=durable)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                os.unlink(tmp)
             raise
         return name.message_id
 
@@ -167,7 +173,7 @@ class FileQueue:
                 # its names are listed and tell the exact due times.
                 self.next_due_at = bucket_start / 1000
                 break
-            bucket = self._ready / bucket_name(bucket_start)
+            bucket = f"{self._ready_dir}/{bucket_name(bucket_start)}"
             names = self._due_names(bucket_start)
             if not names:
                 if bucket_start + self._bucket_ms <= now_ms:
@@ -192,9 +198,10 @@ class FileQueue:
                     deliveries=message.deliveries + 1,
                     owner=owner,
                 )
-                leased_path = self._leased / str(lease)
+                leased_name = str(lease)
+                leased_path = f"{self._leased_dir}/{leased_name}"
                 try:
-                    os.rename(bucket / ready_name, leased_path)
+                    os.rename(f"{bucket}/{ready_name}", leased_path)
                 except FileNotFoundError:
                     continue  # another consumer claimed it first
                 try:
@@ -203,7 +210,7 @@ class FileQueue:
                     # Only possible with a lease shorter than this read: an
                     # expiry pass already put the message back.
                     continue
-                claimed.append((leased_path.name, payload))
+                claimed.append((leased_name, payload))
                 if len(claimed) >= limit:
                     return claimed
         return claimed
@@ -263,7 +270,7 @@ class FileQueue:
         """
         if self._listing is not None and self._listing[0] == bucket_start and self._listing[1]:
             return self._listing[1]
-        names = sorted(listdir(self._ready / bucket_name(bucket_start)), reverse=True)
+        names = sorted(listdir(f"{self._ready_dir}/{bucket_name(bucket_start)}"), reverse=True)
         self._listing = (bucket_start, names)
         return names
 
@@ -273,7 +280,7 @@ class FileQueue:
         # Not fsynced: if a power cut brings the lease back, the message is
         # delivered again once it runs out, which at-least-once allows. Its
         # file is kept to be written again (filestore.spares).
-        retire(self._leased / ack_id, tmp_dir=self.tmp_dir)
+        retire(f"{self._leased_dir}/{ack_id}", tmp_dir=self._tmp_dir)
 
     def fail(self, ack_id: str) -> None:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""
@@ -383,20 +390,22 @@ class FileQueue:
             return "ready"
         return None
 
-    def _move_into_ready(self, source: Path, name: MessageName, *, durable: bool = True) -> bool:
+    def _move_into_ready(
+        self, source: str | Path, name: MessageName, *, durable: bool = True
+    ) -> bool:
         """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
-        bucket = self._ready / bucket_name(name.at_ms - name.at_ms % self._bucket_ms)
+        bucket = f"{self._ready_dir}/{bucket_name(name.at_ms - name.at_ms % self._bucket_ms)}"
+        target = f"{bucket}/{name}"
         for _ in range(_MOVE_ATTEMPTS):
-            target = bucket / str(name)
             try:
                 hooks.step("rename", target)
                 os.rename(source, target)
             except FileNotFoundError:
-                if not source.exists():
+                if not os.path.lexists(source):
                     return False
                 # The bucket does not exist yet, or a dequeue just removed it
                 # as empty and past: make it (again) and retry.
-                ensure_dir(bucket)
+                ensure_dir(Path(bucket))
                 continue
             if durable:
                 fsync_dir(bucket)

@@ -108,7 +108,7 @@ class _Planned:
     """A job's new state in a batch, written to a temp file and not yet in place."""
 
     index: int  # its place in the batch's results
-    tmp: Path
+    tmp: str
     target: Path
     paths: list[Path]  # every name the job had
     item: Any  # the job as written
@@ -125,6 +125,7 @@ class JobRepository(Generic[T]):
         self.statuses = check_statuses(statuses)
         self.jobs_dir = self.root / "jobs"
         self.tmp_dir = self.root / "tmp"
+        self._tmp_name = os.fspath(self.tmp_dir)  # for atomic.write_temp_name
         self.quarantine_dir = self.root / "quarantine"
         self.locks_dir = self.root / "locks"
         self._ready = False
@@ -308,7 +309,7 @@ class JobRepository(Generic[T]):
                         results.append(Applied(current.item, False))
                         continue
                     new = self._next_version(job_id, current, changed)
-                    tmp = atomic.write_temp(self.tmp_dir, atomic.dumps(new), durable=False)
+                    tmp = atomic.write_temp_name(self._tmp_name, atomic.dumps(new), durable=False)
                     target = self.path_for(job_id, new["status"])
                     item = self.codec.revised(changed, new["revision"])
                     planned.append(_Planned(len(results), tmp, target, paths, item))
@@ -330,7 +331,7 @@ class JobRepository(Generic[T]):
                 results[plan.index] = Applied(plan.item, True)
         return results
 
-    def _rename_into_place(self, tmp: Path, target: Path) -> None:
+    def _rename_into_place(self, tmp: str, target: Path) -> None:
         for _ in range(3):
             self._ensure_leaf(target.parent)
             try:
@@ -338,7 +339,7 @@ class JobRepository(Generic[T]):
                 os.replace(tmp, target)
                 return
             except FileNotFoundError:
-                if not tmp.exists():
+                if not os.path.lexists(tmp):
                     raise
                 self._lost_leaf(target.parent)  # removed as empty meanwhile: make it again
         raise OSError(f"could not write {target}")
@@ -394,12 +395,14 @@ class JobRepository(Generic[T]):
         it was written (``False``: the name was taken).
         """
         written: list[bool | None] = [None] * len(entries)
-        tmps: list[Path] = []
+        tmps: list[str] = []
         placed: list[bool] = []
         try:
             for path, document in entries:
                 self._ensure_leaf(path.parent)
-                tmps.append(atomic.write_temp(self.tmp_dir, atomic.dumps(document), durable=False))
+                tmps.append(
+                    atomic.write_temp_name(self._tmp_name, atomic.dumps(document), durable=False)
+                )
                 placed.append(False)
             if durable:
                 self._committer.commit(tmps)

@@ -9,7 +9,7 @@ one machine. It is found the way a congestion window is:
   cluster's processes (:func:`share`, made before they are forked);
 - at each heartbeat the cluster's main process reads how many jobs a
   second the cluster ran since the last one (:class:`Meter`). When due jobs
-  were waiting (the oldest had waited more than :data:`BEHIND_SECONDS`),
+  were waiting (the oldest had waited more than :func:`behind_seconds`),
   the workers ran all they could: that rate *is* the capacity (taken at
   once when lower, smoothed when higher). When they kept up while running
   close to what admission lets in, they can do more, and the machine's
@@ -43,8 +43,16 @@ from django.conf import settings
 
 from jobs import backends, clock
 
-# Due jobs waiting longer than this at a beat: the workers are behind.
+# Due jobs waiting longer than this at a beat, beyond the broker's gathering
+# window (JOBS_GATHER_MS, which due jobs wait on purpose): the workers are behind.
 BEHIND_SECONDS = 0.25
+
+
+def behind_seconds() -> float:
+    """How long the oldest due job may wait before the workers count as behind."""
+    return BEHIND_SECONDS + float(getattr(settings, "JOBS_GATHER_SECONDS", 0.0))
+
+
 # Weight of the newest reading in the smoothed capacity.
 SMOOTHING = 0.5
 # Running at this share of the capacity admission lets in, and keeping up,

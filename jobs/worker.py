@@ -171,6 +171,6 @@ class Supervisor:
 def _behind() -> bool:
     """Whether due jobs are waiting for the workers (see :mod:`jobs.capacity`)."""
     try:
-        return store.broker().oldest_due_lateness() > capacity.BEHIND_SECONDS
+        return store.broker().oldest_due_lateness() > capacity.behind_seconds()
     except Exception:
         return False

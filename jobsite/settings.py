@@ -279,7 +279,7 @@ JOBS_BATCH_SIZE = envint("JOBS_BATCH_SIZE", 50, minimum=1, maximum=1000)
 # After handing out fewer than a full load of due jobs, the pusher waits this
 # long before the next: jobs falling due one by one are gathered into batches
 # instead of running as one task each (0: take each the moment it is due).
-JOBS_GATHER_SECONDS = envint("JOBS_GATHER_MS", 50, minimum=0, maximum=1000) / 1000
+JOBS_GATHER_SECONDS = envint("JOBS_GATHER_MS", 100, minimum=0, maximum=1000) / 1000
 Q_CLUSTER = {
     "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
     "broker_class": (

@@ -16,7 +16,7 @@ every cluster process):
   dead-lettered (:func:`max_deliveries`);
 - ``JOBS_BATCH_SIZE`` (int, default 50): at most this many jobs per package;
 - ``JOBS_GATHER_SECONDS`` (float; 0 when unset, the project's settings
-  make it 50 ms from ``JOBS_GATHER_MS``): after a dequeue that handed
+  make it 100 ms from ``JOBS_GATHER_MS``): after a dequeue that handed
   out fewer than ``bulk`` messages, the next one waits this long, so that
   messages falling due one by one are handed out (and batched) together.
   A full load is followed at once by the next: a backlog is not slowed.

@@ -187,3 +187,19 @@ def test_health_and_the_admin_panel_show_the_capacity(client, admin_client, now,
     assert backlog["capacity_per_second"] == 812.4
     assert backlog["max_due_per_second"] == int(admission.HEADROOM * 812.4)
     assert "812 jobs/s" in panel
+
+
+@pytest.mark.parametrize(
+    ("gather", "waited", "behind"), [(0.1, 0.3, False), (0.1, 0.4, True), (0.0, 0.3, True)]
+)
+def test_due_jobs_waiting_out_the_gathering_window_do_not_count_as_behind(
+    settings, monkeypatch, gather, waited, behind
+):
+    # Jobs falling due one by one wait up to JOBS_GATHER_MS on purpose: a
+    # wait that long is the batching, not workers short of time.
+    from jobs import store, worker
+
+    settings.JOBS_GATHER_SECONDS = gather
+    monkeypatch.setattr(type(store.broker()), "oldest_due_lateness", lambda self: waited)
+
+    assert worker._behind() is behind

@@ -173,7 +173,7 @@ class FileQueue:
                 # its names are listed and tell the exact due times.
                 self.next_due_at = bucket_start / 1000
                 break
-            bucket = f"{self._ready_dir}/{bucket_name(bucket_start)}"
+            bucket = self._bucket(bucket_start)
             names = self._due_names(bucket_start)
             if not names:
                 if bucket_start + self._bucket_ms <= now_ms:
@@ -230,7 +230,7 @@ class FileQueue:
         for bucket_start in self._bucket_starts():
             if bucket_start > horizon_ms:
                 break
-            names = listdir(self._ready / bucket_name(bucket_start))
+            names = listdir(self._bucket(bucket_start))
             if bucket_start + self._bucket_ms <= horizon_ms:
                 count += len(names)
                 continue
@@ -243,8 +243,7 @@ class FileQueue:
     def scheduled_around(self, moment: float) -> int:
         """How many ready messages fall due in the bucket (one second) holding ``moment``:
         one listing of one bucket, cheap enough for admission control on every create."""
-        at_ms = to_ms(moment)
-        return len(listdir(self._ready / bucket_name(at_ms - at_ms % self._bucket_ms)))
+        return len(listdir(self._bucket(to_ms(moment))))
 
     def oldest_due_lateness(self) -> float:
         """How long the oldest due message has waited (0 when none is due): two listings."""
@@ -253,9 +252,7 @@ class FileQueue:
             if bucket_start > now_ms:
                 break
             due = [
-                m.at_ms
-                for m in map(MessageName.parse, listdir(self._ready / bucket_name(bucket_start)))
-                if m
+                m.at_ms for m in map(MessageName.parse, listdir(self._bucket(bucket_start))) if m
             ]
             if due:
                 return max(0.0, (now_ms - min(due)) / 1000)
@@ -270,7 +267,7 @@ class FileQueue:
         """
         if self._listing is not None and self._listing[0] == bucket_start and self._listing[1]:
             return self._listing[1]
-        names = sorted(listdir(f"{self._ready_dir}/{bucket_name(bucket_start)}"), reverse=True)
+        names = sorted(listdir(self._bucket(bucket_start)), reverse=True)
         self._listing = (bucket_start, names)
         return names
 
@@ -394,7 +391,7 @@ class FileQueue:
         self, source: str | Path, name: MessageName, *, durable: bool = True
     ) -> bool:
         """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
-        bucket = f"{self._ready_dir}/{bucket_name(name.at_ms - name.at_ms % self._bucket_ms)}"
+        bucket = self._bucket(name.at_ms)
         target = f"{bucket}/{name}"
         for _ in range(_MOVE_ATTEMPTS):
             try:
@@ -433,6 +430,10 @@ class FileQueue:
             payload = b""  # an operator removed it already; still report the key
         dead_letters.report(self.on_dead, message.key, payload)
         return True
+
+    def _bucket(self, at_ms: int) -> str:
+        """The ready bucket that holds messages due at ``at_ms`` (its path, as text)."""
+        return f"{self._ready_dir}/{bucket_name(at_ms - at_ms % self._bucket_ms)}"
 
     def _bucket_starts(self) -> list[int]:
         return sorted(int(name) for name in listdir(self._ready) if is_bucket_name(name))

@@ -42,6 +42,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs import backends, clock
+from storage.broker import gather_seconds
 
 # Due jobs waiting longer than this at a beat, beyond the broker's gathering
 # window (JOBS_GATHER_MS, which due jobs wait on purpose): the workers are behind.
@@ -50,7 +51,7 @@ BEHIND_SECONDS = 0.25
 
 def behind_seconds() -> float:
     """How long the oldest due job may wait before the workers count as behind."""
-    return BEHIND_SECONDS + float(getattr(settings, "JOBS_GATHER_SECONDS", 0.0))
+    return BEHIND_SECONDS + gather_seconds()
 
 
 # Weight of the newest reading in the smoothed capacity.

@@ -91,7 +91,7 @@ class QueueBroker(Broker):
         # take them back at once (release_leases_of).
         messages = self.connection.dequeue(Conf.BULK, owner=current_owner())
         if messages and len(messages) < Conf.BULK:
-            self._next_take = time.monotonic() + _gather_seconds()
+            self._next_take = time.monotonic() + gather_seconds()
         if not messages:
             # The pusher calls dequeue in a tight loop: this sleep is what
             # keeps an idle cluster at ~0% CPU. It is cut short when a
@@ -214,7 +214,8 @@ def max_deliveries() -> int:
     return value
 
 
-def _gather_seconds() -> float:
+def gather_seconds() -> float:
+    """``JOBS_GATHER_SECONDS``: how long a dequeue after a partial one waits (see above)."""
     return float(getattr(settings, "JOBS_GATHER_SECONDS", DEFAULT_GATHER_SECONDS))
 
 

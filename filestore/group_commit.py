@@ -139,4 +139,4 @@ class GroupCommitter:
 
 def directories_of(paths: Iterable[Path]) -> list[Path]:
     """The distinct parent directories of ``paths``, in order of first appearance."""
-    return list(dict.fromkeys(Path(path).parent for path in paths))
+    return list(dict.fromkeys(path.parent for path in paths))

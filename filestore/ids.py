@@ -9,6 +9,7 @@ burst of creates keeps its order.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -34,12 +35,20 @@ def _forget_last_id() -> None:
 os.register_at_fork(after_in_child=_forget_last_id)
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, 32)
-        chars.append(ALPHABET[digit])
-    return "".join(reversed(chars))
+# RFC 4648's base32 digits, in the order of ours: its encoder (in C) then
+# writes an id's 130 bits in one step, where writing a digit at a time in
+# Python took about 5 % of a create's Python (cProfile of a batch of creates).
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode())
+
+
+def _encode(ms: int, random_part: int) -> str:
+    """The 26 digits of an id: 48 bits of milliseconds, then 80 random bits.
+
+    26 digits carry 130 bits, 160 bits are 32: the value is encoded as 20
+    bytes, whose first 6 digits are always 0, and those are cut.
+    """
+    value = (ms << 80) | random_part
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_FROM_BASE32).decode()
 
 
 def new_id(now: float | None = None) -> str:
@@ -52,7 +61,7 @@ def new_id(now: float | None = None) -> str:
         else:
             _last_ms, _last_random = ms, secrets.randbits(80)
         random_part = _last_random
-    return _encode(ms, 10) + _encode(random_part, 16)
+    return _encode(ms, random_part)
 
 
 def is_valid_id(value: object) -> bool:

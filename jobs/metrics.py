@@ -27,6 +27,7 @@ is room again.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -39,7 +40,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -390,8 +391,10 @@ def _never_raises(record: Callable[P, None]) -> Callable[P, None]:
 
 
 @_never_raises
-def job_created() -> None:
-    JOBS_CREATED.inc()
+def job_created(count: int = 1) -> None:
+    """``count`` jobs were created (a batch of creates counts once)."""
+    if count:
+        JOBS_CREATED.inc(count)
 
 
 @_never_raises
@@ -431,6 +434,34 @@ def rate_limit_wait() -> None:
 def http_request(route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(route, str(status)).inc()
     HTTP_DURATION.labels(route).observe(seconds)
+
+
+@_never_raises
+def http_requests(route: str, statuses: Iterable[int], seconds: float) -> None:
+    """Requests to one route answered together, all after ``seconds``: :func:`http_request`
+    for each, with one write per status and per histogram series instead of
+    four per request (the creates the gateway answers as a batch)."""
+    counts = collections.Counter(statuses)
+    for status, count in counts.items():
+        HTTP_REQUESTS.labels(route, str(status)).inc(count)
+    observe_times(HTTP_DURATION.labels(route), seconds, sum(counts.values()))
+
+
+def observe_times(histogram: Histogram, value: float, times: int) -> None:
+    """``histogram.observe(value)`` done ``times`` times, in two writes.
+
+    prometheus_client has no weighted observation: this does what its
+    ``observe`` does (add to the sum, count in the first bucket whose bound
+    holds the value) with ``times`` for 1. A test compares the two.
+    """
+    if times <= 0:
+        return
+    histogram._raise_if_not_observable()
+    histogram._sum.inc(value * times)
+    for index, bound in enumerate(histogram._upper_bounds):
+        if value <= bound:
+            histogram._buckets[index].inc(times)
+            break
 
 
 def process_exited(identifier: str | None = None) -> None:

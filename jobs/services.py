@@ -223,9 +223,9 @@ def _store_new_job(job_id: str, *, delay: int, now: float, may_exist: bool = Fal
 
 def _announce(jobs: list[Job], *, created: bool) -> None:
     """What follows the durable writes of jobs: count them, queue their runs, tell the streams."""
+    if created:
+        metrics.job_created(len(jobs))
     for job in jobs:
-        if created:
-            metrics.job_created()
         _enqueue(job)
     events.publish_many(jobs)
 

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import checks
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from jobs.api.problems import is_api_path
 
@@ -91,7 +93,26 @@ CORP = "same-origin"
 
 def api_headers(*, secure: bool) -> list[tuple[str, str]]:
     """The security headers of an API answer, as the middleware of ``MIDDLEWARE`` sets them
-    (Django's ``SecurityMiddleware`` and ``XFrameOptionsMiddleware``, and ours)."""
+    (Django's ``SecurityMiddleware`` and ``XFrameOptionsMiddleware``, and ours).
+
+    Made once per value of ``secure`` from the settings, and again after a
+    change of the settings (tests): the gateway adds them to every create.
+    """
+    headers = _api_headers.get(secure)
+    if headers is None:
+        headers = _api_headers[secure] = tuple(_make_api_headers(secure))
+    return list(headers)
+
+
+_api_headers: dict[bool, tuple[tuple[str, str], ...]] = {}
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs) -> None:
+    _api_headers.clear()
+
+
+def _make_api_headers(secure: bool) -> list[tuple[str, str]]:
     headers = []
     if settings.SECURE_HSTS_SECONDS and secure:
         hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filestore.ids import ID_LENGTH, id_timestamp, is_valid_id, new_id
+from filestore.ids import ALPHABET, ID_LENGTH, id_timestamp, is_valid_id, new_id
 from tests.concurrency import made_in_threads, said_by_a_child
 
 T0 = 1_790_000_000.0
@@ -71,3 +71,24 @@ def test_it_makes_no_duplicates_across_a_fork():
 )
 def test_it_rejects_values_that_are_not_ids(value):
     assert not is_valid_id(value)
+
+
+def _digits(value: int, length: int) -> str:
+    """``value`` as ``length`` digits of the alphabet, one at a time (the reference)."""
+    return "".join(ALPHABET[(value >> (5 * place)) & 31] for place in reversed(range(length)))
+
+
+@pytest.mark.parametrize(
+    ("ms", "random_part"),
+    [
+        (0, 0),
+        (1, 1),
+        ((1 << 48) - 1, (1 << 80) - 1),
+        (1_733_490_000_123, 0x1234_5678_9ABC_DEF0_1357),
+    ],
+)
+def test_an_id_is_its_time_then_its_random_part_in_crockford_base32(ms, random_part):
+    from filestore.ids import _encode
+
+    assert _encode(ms, random_part) == _digits(ms, 10) + _digits(random_part, 16)
+    assert id_timestamp(_encode(ms, random_part)) == ms / 1000

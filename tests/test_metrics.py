@@ -104,6 +104,60 @@ def test_job_helpers_record_their_families(staff_client):
     assert grew("jobs_unsplash_rate_limit_waits_total") == 1
 
 
+def test_a_batch_records_what_as_many_single_records_would(staff_client):
+    """The gateway records a batch of creates at once; a scrape cannot tell the difference."""
+    answered = [(202, 0.004), (202, 0.004), (429, 0.004), (202, 0.3)]
+    before = _scrape(staff_client)
+    for status, seconds in answered:
+        metrics.http_request("singly", status, seconds)
+        metrics.job_created()
+    metrics.http_requests("together", [202, 202, 429], 0.004)
+    metrics.http_requests("together", [202], 0.3)
+    metrics.http_requests("together", [], 0.3)
+    metrics.job_created(4)
+    metrics.job_created(0)
+    after = _scrape(staff_client)
+
+    def grown(route: str) -> dict:
+        """What the route's series grew by, keyed without the route label."""
+        return {
+            (name, tuple(label for label in labels if label[0] != "route")): (
+                value - _samples(before).get((name, labels), 0.0)
+            )
+            for (name, labels), value in _samples(after).items()
+            if ("route", route) in labels
+        }
+
+    singly = grown("singly")
+    assert singly[("jobs_http_request_duration_seconds_count", ())] == 4
+    assert singly[("jobs_http_requests_total", (("status", "429"),))] == 1
+    assert grown("together") == pytest.approx(singly)
+    assert _value(after, "jobs_created_total") - _value(before, "jobs_created_total") == 8
+
+
+def test_observing_a_value_n_times_at_once_matches_n_observations():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    singly = Histogram("singly", "", buckets=(0.1, 1, 10), registry=registry)
+    together = Histogram("together", "", buckets=(0.1, 1, 10), registry=registry)
+    for value, times in [(0.05, 3), (0.1, 2), (5, 1), (50, 4), (1, 0)]:
+        for _ in range(times):
+            singly.observe(value)
+        metrics.observe_times(together, value, times)
+
+    series: dict[str, dict] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            if not sample.name.endswith("_created"):
+                suffix = sample.name.removeprefix(family.name)
+                series.setdefault(family.name, {})[(suffix, tuple(sample.labels.items()))] = (
+                    sample.value
+                )
+    assert series["together"][("_count", ())] == 10
+    assert series["together"] == pytest.approx(series["singly"])
+
+
 def test_a_bad_label_is_logged_and_never_raised(staff_client):
     metrics.unsplash_call("no-such-outcome")
     metrics.job_finished("pending")

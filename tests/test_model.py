@@ -347,3 +347,15 @@ def test_a_document_that_is_not_a_job_is_refused_clearly(damage):
 
     with pytest.raises(InvalidDocument):
         Job.from_document(document)
+
+
+def test_the_store_s_revised_copy_is_the_job_with_the_new_revision():
+    job = Job.new("01JABCDEFGHJKMNPQRSTVWXYZ0", delay=5, now=1_700_000_000.0)
+    revised = JobCodec().revised(job, 3)
+    assert revised == dataclasses.replace(job, revision=3)
+    assert (revised.revision, job.revision) == (3, 0)
+    assert JobCodec().revised(revised, 3) is revised
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        revised.revision = 4  # type: ignore[misc]
+    # Every field a job has is carried over, not only those a new job sets.
+    assert set(vars(revised)) == {field.name for field in dataclasses.fields(Job)}

@@ -207,3 +207,16 @@ def test_django_and_the_gateway_answer_a_create_with_the_same_headers(settings, 
     assert django == gateway
     assert (django["Strict-Transport-Security"] is not None) == secure
     assert django["Content-Security-Policy"] and django["X-Frame-Options"]
+
+
+def test_the_gateway_s_headers_follow_a_change_of_the_settings(settings):
+    from jobsite.security import api_headers
+
+    assert dict(api_headers(secure=True)).get("Strict-Transport-Security") is None
+    settings.SECURE_HSTS_SECONDS = 60
+    assert dict(api_headers(secure=True))["Strict-Transport-Security"] == "max-age=60"
+    settings.SECURE_REFERRER_POLICY = "no-referrer"
+    assert dict(api_headers(secure=False))["Referrer-Policy"] == "no-referrer"
+    # Each call hands out a list of its own.
+    api_headers(secure=False).clear()
+    assert api_headers(secure=False)

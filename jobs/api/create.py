@@ -250,9 +250,9 @@ class CreateEndpoint:
         for index, (environ, _) in enumerate(requests):
             answer = answers[index]
             answer.headers.extend(api_headers(secure=self.is_secure(environ)))
-            if self.metrics:
-                metrics.http_request(self.route, answer.status, elapsed)
             result.append(answer)
+        if self.metrics:
+            metrics.http_requests(self.route, [answer.status for answer in result], elapsed)
         return result
 
 

@@ -430,17 +430,15 @@ def rate_limit_wait() -> None:
     RATE_LIMIT_WAITS.inc()
 
 
-@_never_raises
 def http_request(route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, str(status)).inc()
-    HTTP_DURATION.labels(route).observe(seconds)
+    http_requests(route, (status,), seconds)
 
 
 @_never_raises
 def http_requests(route: str, statuses: Iterable[int], seconds: float) -> None:
-    """Requests to one route answered together, all after ``seconds``: :func:`http_request`
-    for each, with one write per status and per histogram series instead of
-    four per request (the creates the gateway answers as a batch)."""
+    """Requests to one route answered together, all after ``seconds``: one write per
+    status and per histogram series for all of them, not four per request
+    (the creates the gateway answers as a batch)."""
     counts = collections.Counter(statuses)
     for status, count in counts.items():
         HTTP_REQUESTS.labels(route, str(status)).inc(count)

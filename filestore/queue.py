@@ -14,6 +14,11 @@ Crash safety, step by step:
   bucket between our ``mkdir`` and our rename, the rename fails and we
   make the bucket again and retry: ``rmdir`` never removes a bucket that
   holds a message.
+- ``enqueue`` of the queue's implied payload (see ``implied_payload``):
+  the message is created empty, in place, with ``O_CREAT | O_EXCL``, and
+  only its bucket is fsynced. Nothing is ever written into the file, so
+  there is no content to tear: from the instant its name exists it is a
+  complete message. The same retry covers a bucket removed under it.
 - ``dequeue`` claims a message by renaming it from its bucket into
   ``leased/`` under a name carrying the lease expiry and the incremented
   delivery count. A rename is atomic, so of several consumers (threads or
@@ -51,6 +56,7 @@ from pathlib import Path
 
 from filestore import queue_inspection
 from filestore.atomic import (
+    PRIVATE_FILE_MODE,
     ensure_dir,
     fsync_dir,
     hooks,
@@ -79,6 +85,9 @@ _EXPIRY_CHECK_SECONDS = 1.0
 # to vanish again, so a few attempts are plenty.
 _MOVE_ATTEMPTS = 5
 
+# A message created in place: the name must be new (message ids are random).
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
 
 class FileQueue:
     """One named queue under ``root``; see the module docstring for the format."""
@@ -93,6 +102,7 @@ class FileQueue:
         clock: Callable[[], float] = time.time,
         on_dead: Callable[[str | None, bytes], None] | None = None,
         bucket_seconds: float = 1.0,
+        implied_payload: Callable[[str], bytes] | None = None,
     ) -> None:
         check_lease_settings(lease_seconds, max_deliveries)
         if bucket_seconds < 0.001:
@@ -103,6 +113,9 @@ class FileQueue:
         self.max_deliveries = max_deliveries
         self.clock = clock
         self.on_dead = on_dead
+        # A keyed message whose payload is implied_payload(key) is stored
+        # as an empty file, and an empty file is read back as that payload.
+        self.implied_payload = implied_payload
         self._bucket_ms = int(bucket_seconds * 1000)
         self._ready = root / "ready"
         self._leased = root / "leased"
@@ -138,6 +151,11 @@ class FileQueue:
         it. For callers that can rebuild a lost message from state of their
         own (job messages are re-enqueued by the recovery pass), this saves
         two fsyncs per message.
+
+        A keyed message whose payload is the queue's ``implied_payload``
+        for its key is created as an empty file in its bucket: no temp
+        file, no data, no rename. So, with an implied payload, a keyed
+        message cannot have an empty payload of its own (``ValueError``).
         """
         if key is not None and KEY_PATTERN.fullmatch(key) is None:
             raise ValueError(f"invalid message key {key!r}")
@@ -145,6 +163,15 @@ class FileQueue:
             payload = payload.encode()
         at = self.clock() if due_at is None else due_at
         name = MessageName(at_ms=to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
+        if key is not None and self.implied_payload is not None:
+            if payload == self.implied_payload(key):
+                self._create_empty(name, durable=durable)
+                return name.message_id
+            if not payload:
+                raise ValueError(
+                    "an empty payload cannot be queued with a key here: "
+                    "an empty message stands for the queue's implied payload"
+                )
         tmp = write_temp_name(self._tmp_dir, payload, durable=durable)
         try:
             self._move_into_ready(tmp, name, durable=durable)
@@ -210,7 +237,7 @@ class FileQueue:
                     # Only possible with a lease shorter than this read: an
                     # expiry pass already put the message back.
                     continue
-                claimed.append((leased_name, payload))
+                claimed.append((leased_name, payload or self._empty_payload(message)))
                 if len(claimed) >= limit:
                     return claimed
         return claimed
@@ -409,6 +436,30 @@ class FileQueue:
             return True
         raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
 
+    def _create_empty(self, name: MessageName, *, durable: bool) -> None:
+        """Create the message ``name`` in its bucket as an empty file (see ``enqueue``)."""
+        bucket = self._bucket(name.at_ms)
+        target = f"{bucket}/{name}"
+        for _ in range(_MOVE_ATTEMPTS):
+            try:
+                hooks.step("create", target)
+                fd = os.open(target, _CREATE_FLAGS, PRIVATE_FILE_MODE)
+            except FileNotFoundError:
+                # As in _move_into_ready: the bucket is not there (yet, or any more).
+                ensure_dir(Path(bucket))
+                continue
+            os.close(fd)
+            if durable:
+                fsync_dir(bucket)
+            return
+        raise OSError(errno.ENOENT, f"bucket keeps vanishing during a create in it: {bucket}")
+
+    def _empty_payload(self, message: MessageName) -> bytes:
+        """What an empty message file holds: the implied payload of its key, else nothing."""
+        if message.key is None or self.implied_payload is None:
+            return b""
+        return self.implied_payload(message.key)
+
     def _bury(self, source: Path, message: MessageName, now_ms: int) -> bool:
         dead_path = self._dead / str(replace(message, at_ms=now_ms, owner=None))
         try:
@@ -425,10 +476,10 @@ class FileQueue:
         if self.on_dead is None:
             return True
         try:
-            payload = dead_path.read_bytes()
+            payload = read_bytes(dead_path)
         except FileNotFoundError:
             payload = b""  # an operator removed it already; still report the key
-        dead_letters.report(self.on_dead, message.key, payload)
+        dead_letters.report(self.on_dead, message.key, payload or self._empty_payload(message))
         return True
 
     def _bucket(self, at_ms: int) -> str:

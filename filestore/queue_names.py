@@ -10,13 +10,18 @@ Times are milliseconds since the epoch (:func:`storage.times.to_ms`),
 zero-padded to 15 digits, so names sort by time. ``deliveries`` counts how
 often the message was handed out. The message id is 20 hex digits. ``key``
 is the job id the message belongs to (26 characters of ``[0-9A-Z]``) or
-``-`` for none. A file's content is the payload, nothing else (for a job's
-run, a few bytes naming the task function: :mod:`storage.scheduled_tasks`),
-so every routing decision is made on names alone and a payload is read
-only when its message is handed out. The ack id of a leased message is its
-name in ``leased/``. A leased name may end in the lease's owner, the worker
-cluster that took it (``<pid scope>-<pid>``, :mod:`storage.owners`); names
-written before owners were recorded lack it, and their leases only run out.
+``-`` for none. A file's content is the payload, nothing else (a few
+bytes naming the task function: :mod:`storage.scheduled_tasks`), so every
+routing decision is made on names alone and a payload is read only when
+its message is handed out. An empty file with a key stands for the
+queue's implied payload for that key, when it has one: in the file
+broker's queues, the batch run of the job the key names
+(:func:`storage.scheduled_tasks.implied_payloads`), so the message a create
+writes for its job is a name made in its bucket and no data. The ack id
+of a leased message is its name in ``leased/``. A leased name may end in
+the lease's owner, the worker cluster that took it (``<pid scope>-<pid>``,
+:mod:`storage.owners`); names written before owners were recorded lack
+it, and their leases only run out.
 
 Ready messages are sharded by due time: ``<bucket>`` is the due time,
 rounded down to a multiple of ``bucket_seconds``, in the same 15-digit

@@ -280,6 +280,9 @@ JOBS_BATCH_SIZE = envint("JOBS_BATCH_SIZE", 50, minimum=1, maximum=1000)
 # long before the next: jobs falling due one by one are gathered into batches
 # instead of running as one task each (0: take each the moment it is due).
 JOBS_GATHER_SECONDS = envint("JOBS_GATHER_MS", 100, minimum=0, maximum=1000) / 1000
+# The message each create queues for its job's run (jobs.queueing.RUN_JOBS)
+# is stored as an empty file in the file queue: a name and no data to write.
+JOBS_QUEUE_IMPLIED_TASK = "jobs.tasks.run_jobs"
 Q_CLUSTER = {
     "name": envstr("JOBS_CLUSTER_NAME", "jobs"),
     "broker_class": (

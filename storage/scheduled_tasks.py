@@ -33,6 +33,13 @@ such messages of one ``func`` handed out at once (:func:`batch_package`).
 Each job keeps its own message, so leases, re-delivery and dead letters
 stay per job, and ``find(key)`` reads names only; the package's ack id
 joins the messages' ids (:data:`ACK_SEPARATOR`).
+
+One task's batch messages may need no content at all: a queue given
+:func:`implied_payloads` for ``func`` (the file queue, when
+``JOBS_QUEUE_IMPLIED_TASK`` names it) stores the batch message of ``func``
+for a key as an empty entry, and hands it out with this payload again. For
+the jobs' runs, the message written at every create is then a name and
+nothing else.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -129,3 +137,17 @@ def _signed(*, name: str, func: str, args: tuple) -> str:
     if Conf.ACK_FAILURES:
         task["ack_failure"] = Conf.ACK_FAILURES
     return SignedPackage.dumps(task)
+
+
+def implied_payloads(func: str) -> Callable[[str], bytes]:
+    """The payload of the batch message that runs ``func`` for a key, as a function of the key.
+
+    What a queue stores as an empty entry and gives back as this payload
+    (see the module docstring); ``func`` is checked at once.
+    """
+    ScheduledTask(func=func, key="0" * 26, batch=True)  # UnreadableTaskMessage if func is bad
+
+    def payload(key: str) -> bytes:
+        return ScheduledTask(func=func, key=key, batch=True).encode()
+
+    return payload

@@ -91,3 +91,48 @@ def test_a_scheduled_message_is_a_few_bytes_naming_the_task_unsigned(broker, mon
     assert message.name.endswith(f"_{JOB_ID}")
     assert json.loads(message.read_bytes()) == {"v": 1, "func": RECORD_RUN, "key": JOB_ID}
     assert message.stat().st_size < 100
+
+
+def test_batch_messages_of_the_implied_task_are_empty_files_run_as_usual(data_dir):
+    with override_settings(JOBS_QUEUE_IMPLIED_TASK=RECORD_RUN):
+        broker = FileBroker(list_key="test")
+        broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() - 1, batch=True)
+        [message] = (broker.connection.root / "ready").glob("*/*")
+        assert message.name.endswith(f"_{JOB_ID}") and message.stat().st_size == 0
+
+        [(ack_id, package)] = broker.dequeue()
+
+    task = SignedPackage.loads(package)
+    assert (task["func"], task["args"]) == (RECORD_RUN, ([JOB_ID],))
+    broker.acknowledge(ack_id)
+    assert broker.counts()["leased"] == 0
+
+
+def test_other_messages_keep_their_content_beside_the_implied_task(data_dir):
+    other = "tests.test_broker.other_run"
+    with override_settings(JOBS_QUEUE_IMPLIED_TASK=RECORD_RUN):
+        broker = FileBroker(list_key="test")
+        broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() + 60)  # not a batch
+        broker.schedule(other, key=JOB_ID, due_at=time.time() + 60, batch=True)
+
+    contents = sorted(
+        json.loads(path.read_bytes())["func"]
+        for path in (broker.connection.root / "ready").glob("*/*")
+    )
+    assert contents == sorted([RECORD_RUN, other])
+
+
+@pytest.mark.parametrize("task", ["", "no_module", "a.b-c", 42])
+def test_it_refuses_an_implied_task_that_is_not_a_function_path(task):
+    with (
+        override_settings(JOBS_QUEUE_IMPLIED_TASK=task),
+        pytest.raises(ImproperlyConfigured, match="JOBS_QUEUE_IMPLIED_TASK"),
+    ):
+        FileBroker(list_key="test")
+
+
+def test_the_project_queues_its_job_runs_as_empty_files():
+    from jobs.queueing import RUN_JOBS
+    from jobsite import settings as project_settings
+
+    assert project_settings.JOBS_QUEUE_IMPLIED_TASK == RUN_JOBS

@@ -220,3 +220,143 @@ def test_a_message_enqueued_without_durability_skips_every_fsync(queue, monkeypa
 
     assert "fsync" not in steps and "fsync_dir" not in steps
     assert sorted(payloads(queue.dequeue(10))) == [b"first", b"second"]
+
+
+# -- messages stored empty (the implied payload) ------------------------------------
+
+
+def implied(key: str) -> bytes:
+    return f"run {key}".encode()
+
+
+@pytest.fixture
+def implying_queue(tmp_path: Path, clock: FakeClock, dead_letters: list) -> FileQueue:
+    return make_queue(
+        tmp_path,
+        clock=clock,
+        on_dead=lambda key, payload: dead_letters.append((key, payload)),
+        implied_payload=implied,
+    )
+
+
+def test_the_implied_payload_is_stored_as_an_empty_file_made_in_its_bucket(
+    implying_queue, monkeypatch
+):
+    steps: list[tuple[str, str]] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append((step, path)))
+
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    [bucket] = (implying_queue.root / "ready").iterdir()
+    [message] = bucket.iterdir()
+    assert message.read_bytes() == b""
+    assert message.name.endswith(f"_{JOB_ID}")
+    assert oct(message.stat().st_mode & 0o777) == oct(atomic.PRIVATE_FILE_MODE)
+    # No temp file, no data to write or flush, no rename: one create, then its bucket's flush.
+    assert steps[-2:] == [("create", str(message)), ("fsync_dir", str(bucket))]
+    assert [step for step, _ in steps].count("write") == 0
+    assert list(implying_queue.tmp_dir.iterdir()) == []
+    assert implying_queue.dequeue(10) == [(_leased_name(implying_queue), implied(JOB_ID))]
+
+
+def _leased_name(queue: FileQueue) -> str:
+    [leased] = (queue.root / "leased").iterdir()
+    return leased.name
+
+
+def test_an_empty_message_without_durability_skips_the_bucket_flush(implying_queue, monkeypatch):
+    implying_queue.enqueue(b"other", key=OTHER_JOB_ID)  # makes the bucket
+    steps: list[str] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
+
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID, durable=False)
+
+    assert steps == ["create"]
+    assert sorted(payloads(implying_queue.dequeue(10))) == [b"other", implied(JOB_ID)]
+
+
+def test_other_payloads_of_an_implying_queue_keep_their_content(implying_queue):
+    implying_queue.enqueue(implied(OTHER_JOB_ID), key=JOB_ID)  # another key's payload
+    implying_queue.enqueue(implied(JOB_ID))  # no key: nothing is implied
+    implying_queue.enqueue(b"package", key=JOB_ID)
+
+    files = sorted(p.read_bytes() for p in (implying_queue.root / "ready").rglob("*_*"))
+    assert files == sorted([implied(OTHER_JOB_ID), implied(JOB_ID), b"package"])
+    assert sorted(payloads(implying_queue.dequeue(10))) == files
+
+
+def test_an_implying_queue_refuses_an_empty_payload_of_its_own_with_a_key(implying_queue):
+    with pytest.raises(ValueError, match="implied payload"):
+        implying_queue.enqueue(b"", key=JOB_ID)
+
+    assert list((implying_queue.root / "ready").rglob("*_*")) == []
+    implying_queue.enqueue(b"")  # without a key an empty payload is just empty
+    assert payloads(implying_queue.dequeue(10)) == [b""]
+
+
+def test_an_empty_message_reads_as_empty_in_a_queue_without_an_implied_payload(tmp_path, clock):
+    writer = make_queue(tmp_path, clock=clock, implied_payload=implied)
+    writer.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    reader = make_queue(tmp_path, clock=clock)
+
+    assert payloads(reader.dequeue(10)) == [b""]
+
+
+def test_an_empty_message_is_dead_lettered_with_its_implied_payload(
+    implying_queue, clock, dead_letters
+):
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    [(ack_id, _)] = implying_queue.dequeue(10)
+
+    implying_queue.fail(ack_id)
+
+    assert dead_letters == [(JOB_ID, implied(JOB_ID))]
+    assert implying_queue.dead_keys() == {JOB_ID}
+
+
+def test_an_empty_message_comes_back_whole_when_its_lease_runs_out(implying_queue, clock):
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    [(first_ack, _)] = implying_queue.dequeue(10)
+
+    clock.advance(31)
+    [(ack_id, payload)] = implying_queue.dequeue(10)
+
+    assert payload == implied(JOB_ID) and ack_id != first_ack
+    implying_queue.acknowledge(ack_id)
+    counts = implying_queue.counts()
+    assert (counts["ready"], counts["leased"], counts["dead"]) == (0, 0, 0)
+
+
+def test_an_empty_message_survives_its_bucket_vanishing(implying_queue, monkeypatch):
+    implying_queue.enqueue(b"first", key=OTHER_JOB_ID)
+    [(ack_id, _)] = implying_queue.dequeue(10)
+    implying_queue.acknowledge(ack_id)
+    [bucket] = (implying_queue.root / "ready").iterdir()
+    removed = []
+
+    def create_after_a_consumer_removed_the_bucket(step, path):
+        if step == "create" and not removed:
+            os.rmdir(bucket)  # what a concurrent dequeue does to an empty past bucket
+            removed.append(bucket)
+
+    monkeypatch.setattr(atomic.hooks, "before", create_after_a_consumer_removed_the_bucket)
+
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    assert removed == [bucket]
+    assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
+
+
+def test_a_failed_create_of_an_empty_message_leaves_nothing_behind(implying_queue, monkeypatch):
+    def crash(step, path):
+        if step == "create":
+            raise OSError("disk gone")
+
+    monkeypatch.setattr(atomic.hooks, "before", crash)
+
+    with pytest.raises(OSError):
+        implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    assert list((implying_queue.root / "ready").rglob("*_*")) == []
+    assert list(implying_queue.tmp_dir.iterdir()) == []

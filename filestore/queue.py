@@ -15,10 +15,14 @@ Crash safety, step by step:
   make the bucket again and retry: ``rmdir`` never removes a bucket that
   holds a message.
 - ``enqueue`` of the queue's implied payload (see ``implied_payload``):
-  the message is created empty, in place, with ``O_CREAT | O_EXCL``, and
-  only its bucket is fsynced. Nothing is ever written into the file, so
-  there is no content to tear: from the instant its name exists it is a
-  complete message. The same retry covers a bucket removed under it.
+  the message is an empty file, and only its bucket is fsynced. It is a
+  spare file (:mod:`filestore.spares`) cut to nothing in ``tmp_dir`` and
+  then renamed into its bucket, as above; with no spare ready, it is
+  created in its bucket with ``O_CREAT | O_EXCL``. Either way nothing is
+  written into the file under its name, so there is no content to tear:
+  from the instant the name exists it is a complete message. Dying after
+  the cut leaves a temp file, not a message. The same retry covers a
+  bucket removed under it.
 - ``dequeue`` claims a message by renaming it from its bucket into
   ``leased/`` under a name carrying the lease expiry and the incremented
   delivery count. A rename is atomic, so of several consumers (threads or
@@ -62,6 +66,7 @@ from filestore.atomic import (
     hooks,
     read_bytes,
     retire,
+    take_spare_emptied,
     unlink_durable,
     write_temp,
     write_temp_name,
@@ -438,6 +443,15 @@ class FileQueue:
 
     def _create_empty(self, name: MessageName, *, durable: bool) -> None:
         """Create the message ``name`` in its bucket as an empty file (see ``enqueue``)."""
+        spare = take_spare_emptied(self._tmp_dir)
+        if spare is not None:
+            try:
+                self._move_into_ready(spare, name, durable=durable)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(spare)
+                raise
+            return
         bucket = self._bucket(name.at_ms)
         target = f"{bucket}/{name}"
         for _ in range(_MOVE_ATTEMPTS):

@@ -360,3 +360,47 @@ def test_a_failed_create_of_an_empty_message_leaves_nothing_behind(implying_queu
 
     assert list((implying_queue.root / "ready").rglob("*_*")) == []
     assert list(implying_queue.tmp_dir.iterdir()) == []
+
+
+def test_an_empty_message_reuses_a_spare_cut_to_nothing(implying_queue, monkeypatch):
+    from filestore import spares
+
+    monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
+    old = implying_queue.tmp_dir / "old-document.json"
+    old.write_bytes(b'{"a document": "the store is done with"}')
+    inode = old.stat().st_ino
+    assert atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
+    steps: list[str] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
+
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    [message] = (implying_queue.root / "ready").glob("*/*")
+    assert (message.stat().st_ino, message.read_bytes()) == (inode, b"")
+    assert steps[:2] == ["truncate", "rename"] and "create" not in steps
+    assert list(implying_queue.tmp_dir.iterdir()) == []
+    assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
+
+
+@pytest.mark.parametrize("failing_step", ["truncate", "rename"])
+def test_a_failure_while_reusing_a_spare_leaves_no_message_and_no_temp_file(
+    implying_queue, monkeypatch, failing_step
+):
+    from filestore import spares
+
+    monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
+    old = implying_queue.tmp_dir / "old-document.json"
+    old.write_bytes(b"{}")
+    atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
+
+    def crash(step, path):
+        if step == failing_step:
+            raise OSError("disk gone")
+
+    monkeypatch.setattr(atomic.hooks, "before", crash)
+
+    with pytest.raises(OSError):
+        implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+
+    assert list((implying_queue.root / "ready").rglob("*_*")) == []
+    assert list(implying_queue.tmp_dir.iterdir()) == []

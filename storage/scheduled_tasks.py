@@ -145,9 +145,15 @@ def implied_payloads(func: str) -> Callable[[str], bytes]:
     What a queue stores as an empty entry and gives back as this payload
     (see the module docstring); ``func`` is checked at once.
     """
-    ScheduledTask(func=func, key="0" * 26, batch=True)  # UnreadableTaskMessage if func is bad
+    # UnreadableTaskMessage if func is bad. The key goes between head and
+    # tail; a function path holds no quotes, so the key's field is found.
+    field = b'"key":"' + b"0" * 26 + b'"'
+    head, _, tail = ScheduledTask(func=func, key="0" * 26, batch=True).encode().partition(field)
+    head, tail = head + b'"key":"', b'"' + tail
 
     def payload(key: str) -> bytes:
-        return ScheduledTask(func=func, key=key, batch=True).encode()
+        # Called for every message queued and every empty one handed out:
+        # the queue checked the key against KEY_PATTERN already.
+        return head + key.encode() + tail
 
     return payload

@@ -136,3 +136,14 @@ def test_the_project_queues_its_job_runs_as_empty_files():
     from jobsite import settings as project_settings
 
     assert project_settings.JOBS_QUEUE_IMPLIED_TASK == RUN_JOBS
+
+
+@pytest.mark.parametrize("key", [JOB_ID, "0" * 26, "Z" * 26])
+@pytest.mark.parametrize("func", [RECORD_RUN, "a.b" + "0" * 26])
+def test_an_implied_payload_is_the_batch_message_of_its_task(key, func):
+    from storage.scheduled_tasks import ScheduledTask, implied_payloads
+
+    payload = implied_payloads(func)(key)
+
+    assert payload == ScheduledTask(func=func, key=key, batch=True).encode()
+    assert ScheduledTask.decode(payload) == ScheduledTask(func=func, key=key, batch=True)

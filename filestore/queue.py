@@ -177,13 +177,7 @@ class FileQueue:
                     "an empty payload cannot be queued with a key here: "
                     "an empty message stands for the queue's implied payload"
                 )
-        tmp = write_temp_name(self._tmp_dir, payload, durable=durable)
-        try:
-            self._move_into_ready(tmp, name, durable=durable)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        self._place_temp(write_temp_name(self._tmp_dir, payload, durable=durable), name, durable)
         return name.message_id
 
     def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
@@ -441,16 +435,20 @@ class FileQueue:
             return True
         raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
 
+    def _place_temp(self, tmp: str, name: MessageName, durable: bool) -> None:
+        """Rename the temp file ``tmp`` into its bucket as ``name``; remove it if that fails."""
+        try:
+            self._move_into_ready(tmp, name, durable=durable)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
     def _create_empty(self, name: MessageName, *, durable: bool) -> None:
         """Create the message ``name`` in its bucket as an empty file (see ``enqueue``)."""
         spare = take_spare_emptied(self._tmp_dir)
         if spare is not None:
-            try:
-                self._move_into_ready(spare, name, durable=durable)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(spare)
-                raise
+            self._place_temp(spare, name, durable)
             return
         bucket = self._bucket(name.at_ms)
         target = f"{bucket}/{name}"

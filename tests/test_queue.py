@@ -348,20 +348,6 @@ def test_an_empty_message_survives_its_bucket_vanishing(implying_queue, monkeypa
     assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
 
 
-def test_a_failed_create_of_an_empty_message_leaves_nothing_behind(implying_queue, monkeypatch):
-    def crash(step, path):
-        if step == "create":
-            raise OSError("disk gone")
-
-    monkeypatch.setattr(atomic.hooks, "before", crash)
-
-    with pytest.raises(OSError):
-        implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
-
-    assert list((implying_queue.root / "ready").rglob("*_*")) == []
-    assert list(implying_queue.tmp_dir.iterdir()) == []
-
-
 def test_an_empty_message_reuses_a_spare_cut_to_nothing(implying_queue, monkeypatch):
     from filestore import spares
 
@@ -382,16 +368,19 @@ def test_an_empty_message_reuses_a_spare_cut_to_nothing(implying_queue, monkeypa
     assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
 
 
-@pytest.mark.parametrize("failing_step", ["truncate", "rename"])
-def test_a_failure_while_reusing_a_spare_leaves_no_message_and_no_temp_file(
-    implying_queue, monkeypatch, failing_step
+@pytest.mark.parametrize(
+    ("failing_step", "spare_ready"), [("create", False), ("truncate", True), ("rename", True)]
+)
+def test_a_failure_while_making_an_empty_message_leaves_no_message_and_no_temp_file(
+    implying_queue, monkeypatch, failing_step, spare_ready
 ):
     from filestore import spares
 
-    monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
-    old = implying_queue.tmp_dir / "old-document.json"
-    old.write_bytes(b"{}")
-    atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
+    if spare_ready:
+        monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
+        old = implying_queue.tmp_dir / "old-document.json"
+        old.write_bytes(b"{}")
+        atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
 
     def crash(step, path):
         if step == failing_step:

@@ -94,6 +94,11 @@ _MOVE_ATTEMPTS = 5
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
+def _create_empty_file(path: str) -> None:
+    hooks.step("create", path)
+    os.close(os.open(path, _CREATE_FLAGS, PRIVATE_FILE_MODE))
+
+
 class FileQueue:
     """One named queue under ``root``; see the module docstring for the format."""
 
@@ -417,14 +422,32 @@ class FileQueue:
         self, source: str | Path, name: MessageName, *, durable: bool = True
     ) -> bool:
         """Rename ``source`` into its bucket; False if ``source`` is gone (someone else won)."""
+
+        def rename(target: str) -> None:
+            hooks.step("rename", target)
+            os.rename(source, target)
+
+        return self._into_bucket(
+            name, rename, durable=durable, gone=lambda: not os.path.lexists(source)
+        )
+
+    def _into_bucket(
+        self,
+        name: MessageName,
+        place: Callable[[str], None],
+        *,
+        durable: bool,
+        gone: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Make the message ``name`` in its bucket with ``place(path)``; fsync the bucket if
+        ``durable``. False when ``place`` failed and ``gone()`` says its file is gone."""
         bucket = self._bucket(name.at_ms)
         target = f"{bucket}/{name}"
         for _ in range(_MOVE_ATTEMPTS):
             try:
-                hooks.step("rename", target)
-                os.rename(source, target)
+                place(target)
             except FileNotFoundError:
-                if not os.path.lexists(source):
+                if gone():
                     return False
                 # The bucket does not exist yet, or a dequeue just removed it
                 # as empty and past: make it (again) and retry.
@@ -433,7 +456,9 @@ class FileQueue:
             if durable:
                 fsync_dir(bucket)
             return True
-        raise OSError(errno.ENOENT, f"bucket keeps vanishing during a move into it: {bucket}")
+        raise OSError(
+            errno.ENOENT, f"bucket keeps vanishing while a message is put in it: {bucket}"
+        )
 
     def _place_temp(self, tmp: str, name: MessageName, durable: bool) -> None:
         """Rename the temp file ``tmp`` into its bucket as ``name``; remove it if that fails."""
@@ -450,21 +475,7 @@ class FileQueue:
         if spare is not None:
             self._place_temp(spare, name, durable)
             return
-        bucket = self._bucket(name.at_ms)
-        target = f"{bucket}/{name}"
-        for _ in range(_MOVE_ATTEMPTS):
-            try:
-                hooks.step("create", target)
-                fd = os.open(target, _CREATE_FLAGS, PRIVATE_FILE_MODE)
-            except FileNotFoundError:
-                # As in _move_into_ready: the bucket is not there (yet, or any more).
-                ensure_dir(Path(bucket))
-                continue
-            os.close(fd)
-            if durable:
-                fsync_dir(bucket)
-            return
-        raise OSError(errno.ENOENT, f"bucket keeps vanishing during a create in it: {bucket}")
+        self._into_bucket(name, _create_empty_file, durable=durable)
 
     def _empty_payload(self, message: MessageName) -> bytes:
         """What an empty message file holds: the implied payload of its key, else nothing."""

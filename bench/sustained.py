@@ -76,7 +76,14 @@ from bench.processes import (
 )
 from bench.profiles import Profile
 from bench.report import Section, verdict
-from bench.systems import Scratch, file_create_probe, product_env, start_serve, start_yardstick
+from bench.systems import (
+    Scratch,
+    file_create_probe,
+    flush_page_cache,
+    product_env,
+    start_serve,
+    start_yardstick,
+)
 from bench.timing import fake_unsplash_class, percentile
 
 DELAY_SECONDS = 5
@@ -989,6 +996,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
             for rate in options.rates:
                 results[str(rate)] = {}
                 for name, system in (("product", _product), ("yardstick", _yardstick)):
+                    flush_page_cache()
                     create_us = _wait_for_quiet_disk(options.quiet_wait)
                     run_scratch = Scratch.make(f"sustained-{name}-{rate}")
                     try:

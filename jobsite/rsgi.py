@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError
 
+from jobsite.hot_threads import HotThreads
 from jobsite.wsgi import application as wsgi_application
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ class WSGIGateway:
         self.max_body_bytes = max_body_bytes
         self.body_seconds = body_seconds
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
+        # Batches of creates run on threads of their own, the same one
+        # again while batches come one at a time (see jobsite.hot_threads).
+        self.create_threads = HotThreads(CREATE_BATCHES, name="create")
         # Requests handed to the pool and not finished; only the loop changes it.
         self.in_flight = 0
         self.limit = threads + queue_limit if queue_limit else 0
@@ -354,7 +358,7 @@ class WSGIGateway:
         del self.creates[:CREATE_BATCH_SIZE]
         self.create_batches += 1
         self._running_creates += len(batch)
-        running = loop.run_in_executor(self.pool, self._create_batch, batch)
+        running = loop.run_in_executor(self.create_threads, self._create_batch, batch)
         running.add_done_callback(lambda _: self._create_batch_done(loop, batch))
 
     def _create_batch_done(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:

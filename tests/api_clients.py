@@ -80,7 +80,7 @@ class GatewayClient:
         gateway = WSGIGateway(
             WSGIHandler(), max_body_bytes=settings.JOBS_MAX_BODY_BYTES, create=CreateEndpoint()
         )
-        gateway.pool = _Inline()
+        gateway.pool = gateway.create_threads = _Inline()
         return gateway
 
     def generic(self, method, path, data="", content_type="application/octet-stream", **extra):

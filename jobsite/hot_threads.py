@@ -14,7 +14,10 @@ same or less CPU per create.
 
 It holds at most ``size`` threads and never queues: the caller admits no
 more calls at once than that (the gateway's ``CREATE_BATCHES``), and a
-call beyond it is refused with ``RuntimeError``.
+call beyond it is refused with ``RuntimeError``. As the pool's threads,
+they are not daemons: when the interpreter exits, a call running then is
+finished first (a batch of creates is answered), and the idle threads
+are told to stop.
 """
 
 from __future__ import annotations
@@ -68,17 +71,20 @@ class HotThreads(Executor):
 
     def _start_thread(self) -> SimpleQueue:
         inbox: SimpleQueue = SimpleQueue()
+        if not self._threads:
+            # Before the interpreter joins the threads that are not daemons
+            # (as concurrent.futures does for its pools): idle threads stop,
+            # busy ones once their call is done.
+            threading._register_atexit(self._stop_at_exit)
         thread = threading.Thread(
-            target=self._work,
-            args=(inbox,),
-            name=f"{self.name}_{len(self._threads)}",
-            # Like the pool's threads before them: what runs here is
-            # crash-safe on disk, and answered only once it is done.
-            daemon=True,
+            target=self._work, args=(inbox,), name=f"{self.name}_{len(self._threads)}"
         )
         self._threads.append(thread)
         thread.start()
         return inbox
+
+    def _stop_at_exit(self) -> None:
+        self.shutdown(wait=False)
 
     def _work(self, inbox: SimpleQueue) -> None:
         while True:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
 from jobsite.hot_threads import HotThreads
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -108,3 +111,29 @@ def test_shutdown_stops_the_threads_and_refuses_new_calls():
 def test_size_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         HotThreads(0, name="none")
+
+
+def test_the_interpreter_exits_after_finishing_a_running_call(tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "finished"
+    script = f"""
+import threading, time
+from jobsite.hot_threads import HotThreads
+threads = HotThreads(2, name="exit")
+threads.submit(lambda: None).result()  # one idle thread
+started = threading.Event()
+def slow():
+    started.set()
+    time.sleep(0.3)
+    open({str(marker)!r}, "w").write("done")
+threads.submit(slow)
+started.wait(5)
+"""  # the main thread ends here, with a call running and a thread idle
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=str(PROJECT), timeout=20, capture_output=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "done"

@@ -24,7 +24,7 @@ from bench.systems import (
     Scratch,
     count_job_files,
     count_yardstick_files,
-    flush_page_cache,
+    flush_pending_writes,
     product_env,
     start_web,
     start_worker,
@@ -61,7 +61,7 @@ def _run(
 ) -> tuple[LoadResult, dict]:
     _settled(lambda: counts()[0])
     jobs_before, messages_before = counts()
-    flush_page_cache()
+    flush_pending_writes()
     result = wrk(
         server.url + path,
         POST_LUA,

@@ -79,7 +79,7 @@ from bench.report import Section, verdict
 from bench.systems import (
     Scratch,
     file_create_probe,
-    flush_page_cache,
+    flush_pending_writes,
     product_env,
     start_serve,
     start_yardstick,
@@ -996,7 +996,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
             for rate in options.rates:
                 results[str(rate)] = {}
                 for name, system in (("product", _product), ("yardstick", _yardstick)):
-                    flush_page_cache()
+                    flush_pending_writes()
                     create_us = _wait_for_quiet_disk(options.quiet_wait)
                     run_scratch = Scratch.make(f"sustained-{name}-{rate}")
                     try:

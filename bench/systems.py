@@ -104,7 +104,7 @@ def remove_released() -> None:
         shutil.rmtree(_RELEASED.pop().root, ignore_errors=True)
 
 
-def flush_page_cache() -> None:
+def flush_pending_writes() -> None:
     """Write every system's pending writes to disk before a measured run.
 
     The product makes its creates durable with ``syncfs()``, which flushes

@@ -370,7 +370,7 @@ class WSGIGateway:
         self._start_create_batch(loop)
 
     def _create_batch(self, batch: list) -> None:
-        """Answer a batch of creates in a pool thread, without Django (:mod:`jobs.api.create`)."""
+        """Answer a batch of creates on a create thread, without Django (:mod:`jobs.api.create`)."""
         assert self.create is not None
         try:
             answers = [

@@ -109,3 +109,9 @@ def test_it_runs_a_sustained_stream_on_both_systems_and_accounts_for_every_job(s
             assert run["client_cpu_seconds_per_1000_requests"] > 0
         assert pair["product"]["run_twice"] == 0
     assert set(section["highest_rate_held"]) == {"product", "yardstick"}
+    # Each run has a fake Unsplash of its own: one system's backlog of calls
+    # must not weigh on the next run.
+    fakes = [
+        run["fake_unsplash_pid"] for pair in section["rates"].values() for run in pair.values()
+    ]
+    assert len(set(fakes)) == len(fakes) == 2 * len(section["rates"])

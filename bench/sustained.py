@@ -88,6 +88,7 @@ from bench.systems import (
     start_yardstick,
 )
 from bench.timing import fake_unsplash_class, percentile
+from jobsite.machine_load import MachineLoad
 
 DELAY_SECONDS = 5
 # Server CPU per create (web) and per job run (worker): the budget per job.
@@ -730,28 +731,17 @@ class Observed:
 
 def machine_busy(seconds: float = 1.0) -> float | None:
     """The share of the machine's processor time in use over the next ``seconds``
-    (``/proc/stat``: every core, less idle and waiting for I/O); None without it.
+    (:class:`jobsite.machine_load.MachineLoad`, as admission reads it); None without it.
 
     What the run starts on. The load average is no measure of it: it
     decays over minutes, and read 3,033 at the start of a run on an idle
     machine, after the yardstick's run at 3,000 jobs/s had kept thousands
     of threads of the fake Unsplash runnable.
     """
-
-    def sample() -> tuple[int, int] | None:
-        try:
-            with open("/proc/stat", "rb") as handle:
-                fields = [int(value) for value in handle.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        return sum(fields) - fields[3] - fields[4], sum(fields)
-
-    first = sample()
+    load = MachineLoad()
+    load.read()
     time.sleep(seconds)
-    second = sample()
-    if first is None or second is None or second[1] <= first[1]:
-        return None
-    return (second[0] - first[0]) / (second[1] - first[1])
+    return load.read()
 
 
 def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use_perf: bool):

@@ -14,8 +14,9 @@ one machine. It is found the way a congestion window is:
   once when lower, smoothed when higher). When they kept up while running
   close to what admission lets in, they can do more, and the machine's
   processor time tells how much: running ``rate`` jobs a second kept the
-  machine's cores busy a share ``busy`` of the time (:class:`MachineLoad`,
-  from ``/proc/stat``), so the same work on all of it would run
+  machine's cores busy a share ``busy`` of the time
+  (:class:`jobsite.machine_load.MachineLoad`, from ``/proc/stat``), so the
+  same work on all of it would run
   ``rate / busy`` (the capacity moves halfway there, at most
   :data:`MOST_STEP` times up per beat). That figure is there at once,
   where growing blindly by a few percent a beat took minutes to find what
@@ -132,31 +133,6 @@ class Meter:
             else:
                 self.capacity = max(current, rate) * GROWTH
         return self.capacity
-
-
-class MachineLoad:
-    """The share of the machine's processor time in use between two readings.
-
-    Read from ``/proc/stat``: every core's time, less idle and waiting for
-    I/O. ``None`` where there is no such file, and at the first reading.
-    """
-
-    def __init__(self, path: str = "/proc/stat") -> None:
-        self.path = path
-        self._last: tuple[int, int] | None = None
-
-    def read(self) -> float | None:
-        try:
-            with open(self.path, "rb") as handle:
-                fields = [int(value) for value in handle.readline().split()[1:]]
-            idle = fields[3] + fields[4]  # idle, iowait
-            total = sum(fields[:8])  # guest time is counted in user already
-        except (OSError, ValueError, IndexError):
-            return None
-        last, self._last = self._last, (total - idle, total)
-        if last is None or total <= last[1]:
-            return None
-        return min(1.0, max(0.0, (total - idle - last[0]) / (total - last[1])))
 
 
 _lock = threading.Lock()

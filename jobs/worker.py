@@ -28,6 +28,7 @@ from django.conf import settings
 
 from jobs import admission, capacity, clock, health, liveness, photos, store
 from jobs.recovery import RecoveryReport, recover_jobs
+from jobsite.machine_load import MachineLoad
 from storage.owners import OWNER_ENV, owner_for
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class Supervisor:
         self.meter = capacity.Meter(
             start=settings.JOBS_START_CAPACITY, share_admitted=admission.HEADROOM
         )
-        self.load = capacity.MachineLoad()
+        self.load = MachineLoad()
 
     def tick(self) -> RecoveryReport | None:
         """One round of the loop: heartbeat, leases of dead workers taken back, and

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from jobs import admission, backends, capacity, clock
+from jobsite.machine_load import MachineLoad
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +109,7 @@ def test_the_machine_load_is_the_busy_share_of_every_core_between_readings(tmp_p
     def write(user: int, system: int, idle: int, iowait: int) -> None:
         stat.write_text(f"cpu  {user} 0 {system} {idle} {iowait} 0 0 0 0 0\ncpu0 1 2 3 4\n")
 
-    load = capacity.MachineLoad(str(stat))
+    load = MachineLoad(str(stat))
     write(100, 50, 800, 50)
     assert load.read() is None  # nothing to compare with yet
     write(160, 80, 850, 60)  # 90 busy of 150
@@ -117,7 +118,7 @@ def test_the_machine_load_is_the_busy_share_of_every_core_between_readings(tmp_p
     assert load.read() is None
     stat.write_text("cpu  garbage\n")
     assert load.read() is None
-    assert capacity.MachineLoad(str(tmp_path / "missing")).read() is None
+    assert MachineLoad(str(tmp_path / "missing")).read() is None
 
 
 def test_outside_a_cluster_nothing_is_counted(monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -44,11 +46,9 @@ def test_calls_at_the_same_time_get_threads_of_their_own(threads: HotThreads):
 
 def test_the_thread_that_went_idle_last_takes_the_next_call(threads: HotThreads):
     gate = [threading.Event() for _ in range(3)]
-    order: list[str] = []
 
     def hold(index: int) -> str:
         gate[index].wait(5)
-        order.append(_thread_name())
         return _thread_name()
 
     futures = [threads.submit(hold, index) for index in range(3)]
@@ -114,9 +114,6 @@ def test_size_must_be_positive():
 
 
 def test_the_interpreter_exits_after_finishing_a_running_call(tmp_path):
-    import subprocess
-    import sys
-
     marker = tmp_path / "finished"
     script = f"""
 import threading, time

@@ -97,14 +97,14 @@ class Server:
         # Children of a stopped parent are re-parented; the pids seen earlier
         # (and any of their descendants still alive) are killed one by one.
         for pid in sorted(self.seen | set(descendants_of(self.seen))):
-            if pid != self.pid and _alive(pid):
+            if pid != self.pid and pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in self.seen) and time.monotonic() < deadline:
+        while any(pid_alive(pid) for pid in self.seen) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
@@ -214,7 +214,7 @@ def descendants_of(pids: set[int]) -> list[int]:
 
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants that are alive."""
-    if not _alive(pid):
+    if not pid_alive(pid):
         return []
     return [pid, *descendants_of({pid})]
 
@@ -228,7 +228,7 @@ def parent_of(pid: int) -> int | None:
     return int(stat[stat.rfind(b")") + 2 :].split()[1])
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -273,4 +273,4 @@ def pss_bytes(pid: int) -> int:
 
 def leftovers() -> list[int]:
     """Processes this run started, saw or their descendants, still alive."""
-    return sorted(pid for pid in SEEN | set(descendants_of(SEEN)) if _alive(pid))
+    return sorted(pid for pid in SEEN | set(descendants_of(SEEN)) if pid_alive(pid))

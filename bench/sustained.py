@@ -71,6 +71,7 @@ from bench.processes import (
     PYTHON,
     Server,
     free_port,
+    pid_alive,
     process_tree,
     running,
     start,
@@ -727,6 +728,7 @@ class Observed:
     client_cpu: float
     fake_cpu: float
     busy_before: float | None
+    exited: dict[str, str]  # role -> how its process ended, if it did during the run
 
 
 def machine_busy(seconds: float = 1.0) -> float | None:
@@ -779,16 +781,35 @@ def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use
         while system.unfinished(warm) and time.time() < deadline:
             time.sleep(0.5)
         observed_until = time.time()
+        exited = _exited(system)
+        # A tree whose root is gone took its CPU time with it (into a parent
+        # that may be gone too): no figure rather than a wrong one.
         cpu = {
-            role: round(tree_cpu_seconds(root) - cpu_before[role], 2)
+            role: None if role in exited else round(tree_cpu_seconds(root) - cpu_before[role], 2)
             for role, root in system.trees.items()
         }
         fake_cpu = tree_cpu_seconds(fake.pid) - fake_before
     finally:
         flushes = {role: counter.stop() for role, counter in counters.items()}
     return Observed(
-        client, warm, due, observed_until, cpu, flushes, client_cpu, fake_cpu, busy_before
+        client, warm, due, observed_until, cpu, flushes, client_cpu, fake_cpu, busy_before, exited
     )
+
+
+def _exited(system: RunningSystem) -> dict[str, str]:
+    """The roles whose process ended during the run, each with how (its exit code, if
+    this process started it, and the last line of the system's log)."""
+    exited = {}
+    for role, root in system.trees.items():
+        if pid_alive(root):
+            continue
+        how = "ended"
+        for server in system.servers:
+            if server.pid == root and server.process.poll() is not None:
+                how = f"exited with code {server.process.returncode}"
+        tail = system.servers[0].log_tail(1).strip()
+        exited[role] = f"{how}; last log line: {tail[:300]}" if tail else how
+    return exited
 
 
 def _summary(
@@ -845,6 +866,7 @@ def _summary(
         and not not_final
         and not lost
         and not twice
+        and not seen.exited
     )
     jobs_seen = len(outcomes)
     return {
@@ -876,7 +898,10 @@ def _summary(
         "jobs_on_disk_not_acknowledged": max(0, jobs_seen - len(due)),
         "cpu_seconds": cpu,
         # Per job acknowledged: the web's CPU per create, the worker's per job run.
-        "cpu_ms_per_job": {role: round(1000 * used / max(1, ok), 3) for role, used in cpu.items()},
+        "cpu_ms_per_job": {
+            role: None if used is None else round(1000 * used / max(1, ok), 3)
+            for role, used in cpu.items()
+        },
         "syscalls": flushes,
         "flushes_per_job": _per_job(flushes, FLUSH_CALLS, ok),
         "file_calls_per_job": _per_job(flushes, FILE_CALLS, ok),
@@ -885,6 +910,7 @@ def _summary(
         "client_cpu_seconds_per_1000_requests": round(1000 * seen.client_cpu / client.count, 3),
         "fake_unsplash_cpu_seconds": round(seen.fake_cpu, 2),
         "cpu_busy_before": None if seen.busy_before is None else round(seen.busy_before, 3),
+        "exited": seen.exited,
         "held": held,
     }
 
@@ -956,6 +982,8 @@ def _wait_for_quiet_disk(limit: float) -> float:
 def _within_budget(result: dict) -> str | None:
     if "error" in result:
         return verdict(None)
+    if result["exited"]:
+        return verdict(False)
     return verdict(all(value <= CPU_BUDGET_MS for value in result["cpu_ms_per_job"].values()))
 
 
@@ -978,7 +1006,9 @@ def _cells(result: dict) -> dict[str, str]:
         else f"> {result['drain_timeout_seconds']:.0f} s"
     )
     cpu = result["cpu_ms_per_job"]
-    cpu_text = "+".join(f"{value:.2f}" for value in cpu.values())
+    cost = "+".join("-" if value is None else f"{value:.2f}" for value in cpu.values()) + " ms"
+    if result["exited"]:
+        cost += f" (the {' and '.join(result['exited'])} process ended)"
 
     def calls(kind: str) -> str:
         values = [value for value in result.get(kind, {}).values() if value is not None]
@@ -994,7 +1024,7 @@ def _cells(result: dict) -> dict[str, str]:
         "lateness": f"{bound}{_ms(late['p50_ms'])} / {bound}{_ms(late['p99_ms'])} / "
         f"{bound}{_ms(late['max_ms'])} ms",
         "drain": drain,
-        "cost": f"{cpu_text} ms",
+        "cost": cost,
         "calls": f"{calls('file_calls_per_job')}, {calls('flushes_per_job')}, "
         f"{calls('syscalls_per_job')}",
         "final": f"{result['final']:,}/{result['answered_2xx']:,}, {result['lost']}, "
@@ -1029,6 +1059,8 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
                 results[str(rate)][name] = _summary(name, rate, options, seen, outcomes)
                 results[str(rate)][name]["file_create_us_at_start"] = create_us
                 results[str(rate)][name]["fake_unsplash_pid"] = fake.pid
+                for role, how in results[str(rate)][name]["exited"].items():
+                    section.notes.append(f"{rate:,}/s, {name}: its {role} process {how}")
             except Exception as exc:
                 # One run that fails (a server that never got healthy)
                 # is reported as such; the other runs still count.

@@ -108,6 +108,8 @@ def test_it_runs_a_sustained_stream_on_both_systems_and_accounts_for_every_job(s
             assert run["lateness"]["p50_ms"] is not None
             assert run["client_cpu_seconds_per_1000_requests"] > 0
             assert run["cpu_busy_before"] is None or 0 <= run["cpu_busy_before"] <= 1
+            assert run["exited"] == {}, (name, run["exited"])
+            assert all(value > 0 for value in run["cpu_ms_per_job"].values()), run
         assert pair["product"]["run_twice"] == 0
     assert set(section["highest_rate_held"]) == {"product", "yardstick"}
     # Each run has a fake Unsplash of its own: one system's backlog of calls

@@ -1,0 +1,103 @@
+"""The sustained benchmark's own bookkeeping (bench/sustained.py), without a run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench import sustained
+from bench.processes import Server, pid_alive, start
+
+
+def _system(tmp_path, servers: list[Server], trees: dict[str, int]) -> sustained.RunningSystem:
+    return sustained.RunningSystem(
+        name="test",
+        port=0,
+        request_bytes=b"",
+        job_id=lambda head, body: None,
+        trees=trees,
+        servers=servers,
+        data_dir=tmp_path,
+        warmup_bytes=b"",
+        unfinished=lambda ignore: 0,
+        outcomes=dict,
+    )
+
+
+def test_a_process_that_ended_during_the_run_is_named_with_its_code_and_last_words(tmp_path):
+    command = [
+        sys.executable,
+        "-c",
+        "print('starting'); print('out of memory'); raise SystemExit(3)",
+    ]
+    server = start("dying", command, env={}, log_dir=tmp_path)
+    server.process.wait(timeout=20)
+    assert not pid_alive(server.pid)
+
+    exited = sustained._exited(_system(tmp_path, [server], {"web": server.pid}))
+
+    assert exited == {"web": "exited with code 3; last log line: out of memory"}
+
+
+def test_a_process_still_running_is_not_reported(tmp_path):
+    server = start(
+        "sleeping", [sys.executable, "-c", "import time; time.sleep(30)"], env={}, log_dir=tmp_path
+    )
+    try:
+        assert sustained._exited(_system(tmp_path, [server], {"web": server.pid})) == {}
+    finally:
+        server.stop()
+
+
+def test_a_child_role_that_ended_is_reported_from_the_parents_log(tmp_path):
+    # The product's roles are children of `manage.py serve`: the code of a
+    # child is not this process's to read, its parent's log is what says why.
+    parent = start(
+        "parent", [sys.executable, "-c", "import time; time.sleep(30)"], env={}, log_dir=tmp_path
+    )
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=20)
+    parent.log_path.write_text("worker killed by signal 9\n")
+    try:
+        exited = sustained._exited(
+            _system(tmp_path, [parent], {"web": parent.pid, "worker": child.pid})
+        )
+    finally:
+        parent.stop()
+    assert exited == {"worker": "ended; last log line: worker killed by signal 9"}
+
+
+def _result(**changes) -> dict:
+    result = {
+        "lateness": {"p50_ms": 10.0, "p99_ms": 20.0, "max_ms": 30.0},
+        "lateness_includes_unfinished_lower_bounds": 0,
+        "drain_seconds": 0.1,
+        "drain_timeout_seconds": 30,
+        "cpu_ms_per_job": {"web": 0.41, "worker": 0.48},
+        "exited": {},
+        "errors": 0,
+        "refused_503": 0,
+        "create_latency_from_due_send": {"p50_ms": 1.0, "p99_ms": 2.0},
+        "achieved_per_second": 100.0,
+        "sent_late": 0,
+        "final": 10,
+        "answered_2xx": 10,
+        "lost": 0,
+        "run_twice": 0,
+        "held": True,
+    }
+    result.update(changes)
+    return result
+
+
+def test_the_cost_row_shows_each_process_trees_cpu_per_job():
+    assert sustained._cells(_result())["cost"] == "0.41+0.48 ms"
+    assert sustained._within_budget(_result()) == sustained.verdict(True)
+
+
+def test_a_process_that_ended_shows_no_cpu_figure_and_misses_the_budget():
+    result = _result(
+        cpu_ms_per_job={"web": None, "worker": 0.48}, exited={"web": "exited with code 1"}
+    )
+    assert sustained._cells(result)["cost"] == "-+0.48 ms (the web process ended)"
+    assert sustained._within_budget(result) == sustained.verdict(False)

@@ -4,7 +4,7 @@ Arrivals do not slow down when the worker does. Accepting every job once
 the worker falls behind makes *every* job late, the ones already accepted
 included; refusing some quickly (``503`` with ``Retry-After``, which the
 page's outbox and any well-behaved client retry) keeps the accepted ones on
-time. Two rules, both settings:
+time. Two rules, both settings, and what the refusals cost:
 
 - **Capacity at the due time** (``JOBS_MAX_DUE_PER_SECOND``): a job is
   accepted only if fewer jobs than that fall due in the same second. With
@@ -15,6 +15,16 @@ time. Two rules, both settings:
   looks ahead: a burst of creates due in five seconds is stopped now,
   before any job is late, not once it is. Jobs with other delays land in
   other seconds and are not refused.
+- **Refusals cost too.** A refused create is still read, checked and
+  answered. A measured capacity counts that (it is read while the refusals
+  go on); the start capacity, a guess for a machine running the stream it
+  admits, does not. So until the workers have measured, each create this
+  process refused in the last second per one it admitted takes
+  :data:`REFUSAL_COST` of a job from the start capacity: under a stream
+  three times what the machine runs, fewer jobs are admitted in its first
+  seconds, before any of them is due and measured (about 820 a second
+  instead of 1,040 on two cores). A stream below the limit has nothing
+  refused, and is admitted whole.
 - **Lateness now** (``JOBS_MAX_LATENESS``): while the oldest due job has
   waited longer than that, the worker is behind whatever the counts say (a
   slow disk, a slow photo source), and creates are refused until it
@@ -60,20 +70,24 @@ LATENESS_TTL = 0.5
 # (jobs.capacity), 0.8 kept the accepted jobs' p99 at 0.55 s at 3,000
 # jobs/s offered on two cores, and let a steady 1,000 jobs/s in whole.
 HEADROOM = 0.8
+# What a refused create costs the machine, as a share of an admitted job's
+# whole work (its create and its run). On two cores at 3,000 creates/s
+# offered, 1.7 refused per admitted, the web's CPU per admitted create was
+# 0.55-0.8 ms against 0.45 ms at 1,000/s with none refused: about 0.1 ms a
+# refusal, against about 1 ms for a job's create and run.
+REFUSAL_COST = 0.1
+# Refusals per admitted create counted at most: however many are refused,
+# the start capacity is at most halved by them (all refused, e.g. while the
+# workers are behind, would otherwise leave it near nothing for a while
+# after they catch up).
+MOST_REFUSED_PER_ADMITTED = 10.0
+# Admitted and refused creates are counted over this long.
+TALLY_SECONDS = 1.0
 
 
 def due_limit() -> int:
-    """How many jobs may fall due in one second (0: no limit)."""
-    setting = settings.JOBS_MAX_DUE_PER_SECOND
-    if setting == "auto":
-        # The start capacity is a capacity too: the same share of it is
-        # admitted, so the limit does not drop when the first measure comes
-        # (the meter grows from it, see jobs.capacity.Meter).
-        measured = capacity.measured()
-        if measured is None:
-            measured = settings.JOBS_START_CAPACITY
-        return max(1, int(HEADROOM * measured))
-    return int(setting)
+    """How many jobs may fall due in one second (0: no limit), as this process admits now."""
+    return _admission.limit()
 
 
 class Overloaded(JobError):
@@ -99,10 +113,38 @@ class Admission:
         self._lock = threading.Lock()
         self._counts: dict[int, _Reading] = {}
         self._lateness: _Reading | None = None
+        # Creates admitted and refused since _tally_at, and the refusals per
+        # admitted create of the last whole TALLY_SECONDS.
+        self._tally_at = clock()
+        self._admitted = 0
+        self._refused = 0
+        self._refused_per_admitted = 0.0
+
+    def limit(self) -> int:
+        """How many jobs may fall due in one second (0: no limit)."""
+        setting = settings.JOBS_MAX_DUE_PER_SECOND
+        if setting != "auto":
+            return int(setting)
+        # The start capacity is a capacity too: the same share of it is
+        # admitted, so the limit does not drop when the first measure comes
+        # (the meter grows from it, see jobs.capacity.Meter).
+        measured = capacity.measured()
+        if measured is None:
+            refusals = REFUSAL_COST * self._refused_per_admitted
+            measured = settings.JOBS_START_CAPACITY / (1 + refusals)
+        return max(1, int(HEADROOM * measured))
 
     def admit(self, *, due_at: float) -> None:
         """Count a job due at ``due_at``; raise :class:`Overloaded` if it could not run on time."""
-        max_due = due_limit()
+        try:
+            self._admit(due_at)
+        except Overloaded:
+            self._tally(refused=True)
+            raise
+        self._tally(refused=False)
+
+    def _admit(self, due_at: float) -> None:
+        max_due = self.limit()
         max_lateness = settings.JOBS_MAX_LATENESS
         if max_lateness and self._current_lateness() > max_lateness:
             raise Overloaded(
@@ -129,6 +171,23 @@ class Admission:
                     retry_after=1,
                 )
             reading.added += 1
+
+    def _tally(self, *, refused: bool) -> None:
+        now = self._clock()
+        with self._lock:
+            elapsed = now - self._tally_at
+            if elapsed >= TALLY_SECONDS:
+                if elapsed < 2 * TALLY_SECONDS:
+                    ratio = self._refused / max(1, self._admitted)
+                    self._refused_per_admitted = min(ratio, MOST_REFUSED_PER_ADMITTED)
+                else:  # a quiet gap since: nothing is being refused now
+                    self._refused_per_admitted = 0.0
+                self._tally_at = now
+                self._admitted = self._refused = 0
+            if refused:
+                self._refused += 1
+            else:
+                self._admitted += 1
 
     def _fresh(self, reading: _Reading, max_due: int) -> bool:
         """Whether a count read earlier may still decide (see ``NEAR_TTL``)."""

@@ -174,3 +174,97 @@ def test_the_admin_queue_panel_shows_refusals_and_quarantined_files(admin_client
 
     assert status.quarantined_files == 1
     assert "1 unreadable file moved to" in page
+
+
+class _Behind(_Counts):
+    """The queue's counts, and the workers behind or not."""
+
+    behind = False
+
+    def oldest_due_lateness(self) -> float:
+        return 5.0 if self.behind else 0.0
+
+
+def _refusing(settings, monkeypatch, *, start: int, measured: float | None = None):
+    settings.JOBS_MAX_DUE_PER_SECOND = "auto"
+    settings.JOBS_START_CAPACITY = start
+    settings.JOBS_MAX_LATENESS = 1
+    monkeypatch.setattr(admission.capacity, "measured", lambda: measured)
+    counts, clock = _Behind(), [0.0]
+    return _admission_over(monkeypatch, counts, clock), counts, clock
+
+
+def _offer(gate, counts: _Counts, clock: list[float], creates: int, at: float) -> int:
+    """Offer ``creates`` over the second from ``at``, each due 30 s later; how many
+    were admitted (and queued: counted in their second)."""
+    admitted = 0
+    counts.value = 0  # a second of due times no create has reached yet
+    for index in range(creates):
+        clock[0] = at + index / creates
+        try:
+            gate.admit(due_at=1_000_030.5 + at)
+        except admission.Overloaded:
+            continue
+        admitted += 1
+        counts.value += 1
+    return admitted
+
+
+def test_before_any_measure_refusals_take_their_cost_from_the_start_capacity(settings, monkeypatch):
+    gate, counts, clock = _refusing(settings, monkeypatch, start=1000)
+    assert gate.limit() == 800
+
+    # A stream three times the limit: the first second admits the start limit...
+    assert _offer(gate, counts, clock, 2400, at=0.0) == 800
+    # ...and the next ones less: 2 refused per admitted, each a tenth of a job.
+    expected = int(admission.HEADROOM * 1000 / (1 + admission.REFUSAL_COST * 2))
+    assert _offer(gate, counts, clock, 2400, at=1.0) == expected == 666
+    # More refused per admitted in that second: lower still, towards where the
+    # admitted and the refusals' cost fill the start limit.
+    _offer(gate, counts, clock, 1, at=2.0)
+    cost = admission.REFUSAL_COST
+    settled = (admission.HEADROOM * 1000 - cost * 2400) / (1 - cost)
+    assert settled < gate.limit() < expected
+
+
+def test_a_stream_below_the_start_limit_is_admitted_whole(settings, monkeypatch):
+    # A steady 1,000 jobs/s on a fresh system must not be refused before the
+    # workers measure: with nothing refused, the start limit stands.
+    gate, counts, clock = _refusing(settings, monkeypatch, start=1300)
+    admitted = [_offer(gate, counts, clock, 1000, at=float(second)) for second in range(5)]
+
+    assert admitted == [1000] * 5
+    assert gate.limit() == 1040
+
+
+def test_refusals_halve_the_start_limit_at_most(settings, monkeypatch):
+    gate, counts, clock = _refusing(settings, monkeypatch, start=1000)
+    counts.behind = True
+    for index in range(500):  # the workers are behind: everything is refused
+        clock[0] = index / 500
+        with pytest.raises(admission.Overloaded):
+            gate.admit(due_at=1_000_030.5)
+    counts.behind = False
+    _offer(gate, counts, clock, 1, at=1.0)
+
+    assert gate.limit() == 400
+
+
+def test_once_measured_refusals_leave_the_limit_alone(settings, monkeypatch):
+    # A measured capacity was read while the refusals went on: it counts them.
+    gate, counts, clock = _refusing(settings, monkeypatch, start=1000, measured=500.0)
+    _offer(gate, counts, clock, 2400, at=0.0)
+    _offer(gate, counts, clock, 1, at=1.0)
+
+    assert gate.limit() == 400
+
+
+def test_after_a_quiet_gap_the_start_limit_is_whole_again(settings, monkeypatch):
+    gate, counts, clock = _refusing(settings, monkeypatch, start=1000)
+    _offer(gate, counts, clock, 2400, at=0.0)
+    _offer(gate, counts, clock, 1, at=1.0)
+    assert gate.limit() < 800
+
+    _offer(gate, counts, clock, 1, at=5.0)
+
+    assert gate.limit() == 800

@@ -190,11 +190,20 @@ def test_two_machines_run_each_job_once_and_one_finishes_when_the_other_is_kille
             return held
 
         # Then kill -9 of the whole process tree, mid-batch.
-        left = wait_for(
-            frozen_mid_batch,
-            timeout=60,
-            what="a fifth of the jobs to complete, and machine-a to be mid-batch",
-        )
+        try:
+            left = wait_for(
+                frozen_mid_batch,
+                timeout=60,
+                what="a fifth of the jobs to complete, and machine-a to be mid-batch",
+            )
+        except AssertionError as timed_out:
+            # Say what the machines were doing: the jobs' states, whether
+            # machine-a still beats, and the end of each machine's log.
+            raise AssertionError(
+                f"{timed_out}; jobs: {_counts()}; machine-a's heartbeat: "
+                f"{killed.heartbeat()}; machine-a's log:\n{killed.log()[-2000:]}\n"
+                f"machine-b's log:\n{survivor.log()[-2000:]}"
+            ) from None
         killed.kill()
         killed_at = time.time()
 

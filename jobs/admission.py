@@ -77,9 +77,9 @@ HEADROOM = 0.8
 # refusal, against about 1 ms for a job's create and run.
 REFUSAL_COST = 0.1
 # Refusals per admitted create counted at most: however many are refused,
-# the start capacity is at most halved by them (all refused, e.g. while the
-# workers are behind, would otherwise leave it near nothing for a while
-# after they catch up).
+# the start capacity is at most halved by them (10 x REFUSAL_COST = 1; all
+# refused, e.g. while the workers are behind, would otherwise leave it near
+# nothing for a while after they catch up).
 MOST_REFUSED_PER_ADMITTED = 10.0
 # Admitted and refused creates are counted over this long.
 TALLY_SECONDS = 1.0

@@ -44,12 +44,12 @@ nothing else.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
@@ -93,7 +93,8 @@ class ScheduledTask:
         if not payload.startswith(b"{"):
             return None
         try:
-            document = json.loads(payload)
+            # orjson: every job's message passes here (json.loads took a seventh of the pusher).
+            document = orjson.loads(payload)
         except (ValueError, RecursionError) as exc:
             raise UnreadableTaskMessage(f"not JSON: {exc}") from None
         if not isinstance(document, dict) or document.get("v") != FORMAT_VERSION:

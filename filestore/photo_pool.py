@@ -280,23 +280,26 @@ class FilePhotoPoolStore:
             if _unlink_quietly(self.entries_dir / entry.name)
         )
 
-    def _entries(self) -> list[_Entry]:
-        """The pool's entries, oldest first, from their names."""
+    def _entries(self) -> Iterator[_Entry]:
+        """The pool's entries, oldest first, from their names.
+
+        Parsed as they are asked for: a take stops after the first few, and
+        under a stream the pool holds a hundred or more (what falls due in
+        the next seconds, fetched ahead).
+        """
         try:
             names = os.listdir(self.entries_dir)
         except FileNotFoundError:
-            return []
-        entries = []
+            return
         for name in sorted(names):
             match = _ENTRY_NAME.match(name)
             if match:
                 stamp, batch, part, count = match.groups()
                 fetched_at = int(stamp) / 1000
                 if count is None:  # one photo per entry, as written before
-                    entries.append(_Entry(name, stamp, batch, fetched_at, None, 1))
+                    yield _Entry(name, stamp, batch, fetched_at, None, 1)
                 else:
-                    entries.append(_Entry(name, stamp, batch, fetched_at, int(part), int(count)))
-        return entries
+                    yield _Entry(name, stamp, batch, fetched_at, int(part), int(count))
 
     def _expired(self, fetched_at: float, now: float) -> bool:
         return now - fetched_at >= self.ttl_seconds

@@ -85,6 +85,34 @@ def test_it_uses_the_configured_topic_and_trims_a_trailing_slash(fake):
     assert request.query["topics"] == ["Fzo3zuOHN6w"]
 
 
+def test_it_takes_the_environments_proxy_settings_once(fake, monkeypatch, tmp_path):
+    # A proxy for everything but the fake's host: the calls still reach the fake.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    bypassing = make_source(fake.url)
+    assert bypassing.session.proxies == {}
+    assert len(bypassing.fetch_batch(1)) == 1
+
+    monkeypatch.setenv("NO_PROXY", "example.org")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    proxied = make_source("https://api.unsplash.com")
+    assert proxied.session.proxies["https"] == "http://127.0.0.1:9"
+    assert proxied.session.verify == str(tmp_path / "ca.pem")
+    assert not proxied.session.trust_env  # not looked up again at every call
+
+
+def test_a_netrc_entry_does_not_replace_the_access_key(fake, monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    make_source(fake.url).fetch_batch(1)
+
+    [request] = fake.requests
+    assert request.headers["Authorization"] == "Client-ID test-key"
+
+
 @pytest.mark.parametrize("count", [0, BATCH_SIZE + 1, -1, True, 2.0])
 def test_it_refuses_a_count_the_api_does_not_accept(source, fake, count):
     with pytest.raises(ValueError):

@@ -18,6 +18,7 @@ the pool keeps every process from calling a rate-limited API.
 from __future__ import annotations
 
 import email.utils
+import os
 import re
 import time
 from typing import Any
@@ -40,6 +41,24 @@ from jobs.photos.results import (
 )
 
 FOOD_AND_DRINK_TOPIC = "xjPR4hlkBGA"
+
+
+def _session(api_url: str) -> requests.Session:
+    """A session that reads the environment's proxy and CA settings once, not at every call.
+
+    With ``trust_env`` on, requests looks them up (and ``~/.netrc``) for
+    each request: a tenth of a call's CPU, for settings a process does not
+    change. They are read here as it would read them (``HTTPS_PROXY``,
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...). A ``.netrc`` entry for the API's
+    host is ignored: the key goes in the Authorization header.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(api_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
 
 
 class UnsplashSource:
@@ -69,7 +88,7 @@ class UnsplashSource:
         self.access_key = access_key
         self.app_name = app_name
         self.timeout = timeout
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _session(self.api_url)
         self.topic_id = topic_id
         self.last_rate_limit: dict[str, int | None] | None = None
 

@@ -29,6 +29,9 @@ Crash safety, step by step:
   processes) exactly one succeeds and the others get ``ENOENT`` and move
   on. The claim is not fsynced: if a power cut undoes it, the message is
   ready again and is delivered again, which at-least-once delivery allows.
+  A claimed message that cannot be read (a directory planted under a
+  message's name, a disk error) is dead-lettered there and then, so one
+  bad entry never stops the queue.
 - ``acknowledge`` unlinks the leased file, without an fsync: if a power
   cut (or a death before the unlink) brings the lease back, it runs out
   and the message is delivered again, which at-least-once allows.
@@ -256,6 +259,13 @@ class FileQueue:
                 except FileNotFoundError:
                     # Only possible with a lease shorter than this read: an
                     # expiry pass already put the message back.
+                    continue
+                except OSError as exc:
+                    # A directory planted under a message's name, a disk
+                    # error: raising would stop the consumer at this entry
+                    # on every pass. It is dead-lettered at once instead.
+                    logger.error("message %s cannot be read (%s)", leased_name, exc)
+                    self._bury(Path(leased_path), lease, now_ms)
                     continue
                 claimed.append((leased_name, payload or self._empty_payload(message)))
                 if len(claimed) >= limit:
@@ -516,8 +526,9 @@ class FileQueue:
             return True
         try:
             payload = read_bytes(dead_path)
-        except FileNotFoundError:
-            payload = b""  # an operator removed it already; still report the key
+        except OSError:
+            # An operator removed it already, or it cannot be read: still report the key.
+            payload = b""
         dead_letters.report(self.on_dead, message.key, payload or self._empty_payload(message))
         return True
 

@@ -7,13 +7,16 @@ queue and the Redis queue alike.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
 from filestore import atomic
+from filestore import queue as queue_module
 from filestore.queue import FileQueue
+from filestore.queue_names import MessageName
 from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
@@ -313,6 +316,52 @@ def test_an_empty_message_is_dead_lettered_with_its_implied_payload(
 
     assert dead_letters == [(JOB_ID, implied(JOB_ID))]
     assert implying_queue.dead_keys() == {JOB_ID}
+
+
+def test_a_message_is_leased_with_one_stat_when_it_is_empty(implying_queue, monkeypatch):
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    implying_queue.enqueue(b"package", key=OTHER_JOB_ID)
+    reads: list[str] = []
+    real_read = queue_module.read_bytes
+    monkeypatch.setattr(
+        queue_module, "read_bytes", lambda path: reads.append(path) or real_read(path)
+    )
+
+    assert sorted(payloads(implying_queue.dequeue(10))) == sorted([implied(JOB_ID), b"package"])
+    assert [os.path.basename(path).endswith(OTHER_JOB_ID) for path in reads] == [True]
+
+
+@pytest.mark.parametrize("damage", ["a directory", "a read error"])
+def test_a_message_that_cannot_be_read_is_dead_lettered_and_the_rest_delivered(
+    implying_queue, clock, dead_letters, monkeypatch, damage
+):
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    [bucket] = (implying_queue.root / "ready").iterdir()
+    [good] = bucket.iterdir()
+    bad = MessageName.parse(good.name)
+    bad = MessageName(bad.at_ms - 1, 0, "0" * len(bad.message_id), OTHER_JOB_ID)
+    if damage == "a directory":
+        (bucket / str(bad)).mkdir()
+    else:
+        (bucket / str(bad)).write_bytes(b"package")
+        real_read = queue_module._read_payload
+
+        def failing_read(path: str) -> bytes:
+            if path.endswith(OTHER_JOB_ID):
+                raise OSError(errno.EIO, "Input/output error")
+            return real_read(path)
+
+        monkeypatch.setattr(queue_module, "_read_payload", failing_read)
+
+    [(ack_id, payload)] = implying_queue.dequeue(10)
+    assert payload == implied(JOB_ID)
+    implying_queue.acknowledge(ack_id)
+    # Reported once (with what can be read of it), and out of the way of every later pass.
+    reported = implied(OTHER_JOB_ID) if damage == "a directory" else b"package"
+    assert dead_letters == [(OTHER_JOB_ID, reported)]
+    assert implying_queue.dead_keys() == {OTHER_JOB_ID}
+    clock.advance(60)
+    assert implying_queue.dequeue(10) == []
 
 
 def test_an_empty_message_comes_back_whole_when_its_lease_runs_out(implying_queue, clock):

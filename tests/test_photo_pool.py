@@ -693,6 +693,18 @@ def test_it_fetches_ahead_until_the_wanted_photos_wait(pool, fetch):
     assert fetch.calls == 2  # every take was served by what was fetched ahead
 
 
+def test_fetching_ahead_counts_the_pool_once(pool, fetch, monkeypatch):
+    pool.refill(fetch, want=10)
+    counts = []
+    real_size = pool.store.size
+    monkeypatch.setattr(pool.store, "size", lambda now: counts.append(now) or real_size(now))
+
+    assert pool.refill(fetch, want=3 * BATCH_SIZE + 1) == 3
+    # The pool held one batch, three more were added: counted before the first call only.
+    assert len(counts) == 1
+    assert pool.size() == 4 * BATCH_SIZE
+
+
 def test_it_does_not_fetch_ahead_when_enough_photos_wait(pool, fetch):
     pool.refill(fetch, want=10)
 

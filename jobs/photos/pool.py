@@ -116,7 +116,13 @@ class PhotoPool:
         """
         calls = 0
         with self.store.fetch_lock():
-            while calls < max_calls and self.size() < want:
+            # Counted once: the pool then grows by what is added here and
+            # shrinks by what jobs take meanwhile, so the count can only be
+            # high, and a refill that stops short is topped up by the next one.
+            # (Counting after every call cost more than the call's own
+            # writes, with a hundred entries waiting.)
+            waiting = self.size()
+            while calls < max_calls and waiting < want:
                 state = self.gate.read()
                 if self.gate.is_closed(state):
                     break
@@ -126,6 +132,7 @@ class PhotoPool:
                 except TransientPhotoError:
                     break
                 self.store.add(photos, self._clock())
+                waiting += len(photos)
         return calls
 
     def size(self) -> int:

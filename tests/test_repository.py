@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -9,7 +10,7 @@ import random
 import pytest
 
 from filestore.ids import new_id
-from filestore.repository import JobExists, JobNotFound, JobRepository
+from filestore.repository import LIST_LEAF_AT, JobExists, JobNotFound, JobRepository
 from jobs.model import STATUSES
 
 # The start of a 17-minute "middle" bucket (2**20 ms), so jobs spaced a few
@@ -30,6 +31,10 @@ def _make(repo: JobRepository, at: float, status: str = "pending", **fields) -> 
 def quick_writes(monkeypatch):
     """Skip fsync while filling a store: these tests are about reads."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
+def json_bytes(document: dict) -> bytes:
+    return json.dumps(document).encode()
 
 
 def _ids(documents) -> list[str]:
@@ -510,3 +515,58 @@ def test_a_known_leaf_removed_under_a_change_is_made_again(repo):
     assert removed
     assert repo.get(job["id"]) == applied.item
     assert applied.item["status"] == "running"
+
+
+# --- batch changes: finding the jobs' names ------------------------------------
+
+
+def _completed(job: dict) -> dict:
+    return {**job, "status": "completed"}
+
+
+def test_a_batch_spread_over_leaves_reads_its_jobs_by_name(repo, quick_writes, monkeypatch):
+    # Jobs due together were created at different times: each in a leaf full of others.
+    batch = [_make(repo, BASE + 2 * second) for second in range(3)]
+    for second in range(3):
+        for i in range(20):
+            _make(repo, BASE + 2 * second + 0.01 * (i + 1))
+    assert len({repo.leaf_dir(job["id"]) for job in batch}) == 3
+    spy = ReadSpy(monkeypatch, repo.jobs_dir)
+
+    applied = repo.apply_many([(job["id"], _completed) for job in batch])
+
+    assert spy.listings == 0  # no leaf of twenty names listed for one job
+    assert [result.item["status"] for result in applied] == ["completed"] * 3
+    # Each job's name was tried for every status (only the pending one existed).
+    assert sorted(spy.files) == sorted(
+        f"{job['id']}_{status}.json" for job in batch for status in STATUSES
+    )
+
+
+def test_a_leaf_holding_many_jobs_of_a_batch_is_listed_once(repo, quick_writes, monkeypatch):
+    batch = [_make(repo, BASE + 0.001 * i) for i in range(LIST_LEAF_AT)]
+    assert len({repo.leaf_dir(job["id"]) for job in batch}) == 1
+    spy = ReadSpy(monkeypatch, repo.jobs_dir)
+
+    applied = repo.apply_many([(job["id"], _completed) for job in batch])
+
+    assert spy.listings == 1
+    assert sorted(spy.files) == sorted(f"{job['id']}_pending.json" for job in batch)
+    assert all(result.item["status"] == "completed" for result in applied)
+
+
+@pytest.mark.parametrize("batch_size", [1, LIST_LEAF_AT])
+def test_a_batch_change_finds_both_names_a_crash_left_and_keeps_the_newer(repo, batch_size):
+    jobs = [_make(repo, BASE + 0.001 * i) for i in range(batch_size)]
+    job = jobs[0]
+    # A crash between a status change's rename and the removal of the old name.
+    newer = {**job, "status": "running", "revision": 2, "note": "newer"}
+    repo.path_for(job["id"], "running").write_bytes(json_bytes(newer))
+
+    applied = repo.apply_many([(each["id"], _completed) for each in jobs])
+
+    assert applied[0].item["note"] == "newer"
+    assert applied[0].item["revision"] == 3
+    assert os.listdir(repo.leaf_dir(job["id"])).count(f"{job['id']}_completed.json") == 1
+    assert not repo.path_for(job["id"], "pending").exists()
+    assert not repo.path_for(job["id"], "running").exists()

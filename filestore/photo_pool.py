@@ -36,9 +36,12 @@ uses its photos (and writes back what it does not need, under a new name);
 the rest move on to the next entry. Names are never reused (the part
 number grows), so a claim cannot hit a newer entry of the same name. The
 claim and the rest written back are made durable before a photo is
-returned, so after a crash a handed-out photo cannot come back; a crash
-between the claim and the write-back loses the rest, which costs only
-photos fetched for nothing.
+shown, so after a crash a handed-out photo cannot come back: before
+``take_many`` returns, or, when its caller asks to flush them itself
+(``flush=False``, the worker's batches), with the caller's next flush,
+which includes ``claim_paths()`` and comes before any job shows a photo.
+A crash between the claim and the write-back loses the rest, which costs
+only photos fetched for nothing.
 """
 
 from __future__ import annotations
@@ -171,7 +174,7 @@ class FilePhotoPoolStore:
 
     # --- Photos ---
 
-    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+    def take_many(self, count: int, now: float, *, flush: bool = True) -> list[dict[str, Any]]:
         taken: list[dict[str, Any]] = []
         claimed = False
         # An entry lost to another caller may come back at once as the rest of
@@ -192,11 +195,17 @@ class FilePhotoPoolStore:
             patient = waited is not False
             if not waited and not lost:
                 break
-        if claimed:
-            # Durable before any photo is handed out: a power cut must not
-            # bring back a photo that a job already shows.
+        if claimed and flush:
+            # Durable before any photo is shown: a power cut must not bring
+            # back a photo that a job already shows. (A caller that flushes
+            # anyway before showing them flushes claim_paths() with it.)
             fsync_dir(self.entries_dir)
         return taken
+
+    def claim_paths(self) -> list[str]:
+        # A claim takes names out of the pool's directory (and puts the rest
+        # of a batch back in): its entries are what must reach the disk.
+        return [os.fspath(self.entries_dir)]
 
     def _take_into(self, taken: list[dict[str, Any]], count: int, now: float) -> tuple[bool, bool]:
         """One pass over the pool, claiming entries until ``taken`` holds ``count`` photos.

@@ -279,6 +279,7 @@ class JobRepository(Generic[T]):
         changes: Sequence[tuple[str, Callable[[T], T | None]]],
         *,
         durable: bool = True,
+        flush_first: Iterable[str | os.PathLike[str]] = (),
     ) -> list[Applied[T] | None]:
         """Apply one change to each of several jobs; their new states become durable together.
 
@@ -290,6 +291,11 @@ class JobRepository(Generic[T]):
         crash-safety as :meth:`update` (no name ever points at unflushed
         data; two names of one job resolve by revision). Job ids must be
         distinct.
+
+        ``flush_first``: paths (on the store's file system) whose changes the
+        new states depend on, flushed with the new documents (one flush for
+        all), before any of them is in place: a photo's claim before the job
+        that shows it. They are flushed even when no job changes.
         """
         self.setup()
         ids = [job_id for job_id, _ in changes]
@@ -317,8 +323,9 @@ class JobRepository(Generic[T]):
                     item = self.codec.revised(changed, new["revision"])
                     planned.append(_Planned(len(results), tmp, target, paths, item))
                     results.append(None)  # filled in once written
-                if durable:
-                    sync(plan.tmp for plan in planned)
+                first = [*flush_first, *(plan.tmp for plan in planned if durable)]
+                if first:
+                    sync(first)
                 for plan in planned:
                     self._rename_into_place(plan.tmp, plan.target)
                     placed += 1

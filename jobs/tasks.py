@@ -30,7 +30,8 @@ before the write leaves the job ``pending`` and its message leased, to be
 delivered again, as a crash before step 1 would; one after it leaves the
 job final, and the next delivery finds nothing to do. The write saved is
 the ``running`` document and its read-back: about a third of a job's
-file operations.
+file operations. The photos' claims are flushed with the jobs' new
+documents (``apply_many``'s ``flush_first``), before any job shows one.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
     is_dead = DeadOwners(now=now)
 
     refusals: dict[str, ClaimRefusal] = {}
-    # Photos already in the pool: jobs claimed with one are finished in the same write.
-    at_hand = photos.photos_at_hand(len(ids))
+    # Photos already in the pool: jobs claimed with one are finished in the same write,
+    # whose first flush makes the photos' claims durable too.
+    at_hand, claim_paths = photos.photos_at_hand(len(ids))
     used = 0
 
     def claim(job: Job) -> Job | None:
@@ -121,7 +123,9 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
         # A claim alone is not flushed: lost in a power cut, it only means the
         # job runs again. A job finished with its claim is flushed like any outcome.
         claims = store.repository().apply_many(
-            [(job_id, claim) for job_id in ids], durable=bool(at_hand)
+            [(job_id, claim) for job_id in ids],
+            durable=bool(at_hand),
+            flush_first=claim_paths if at_hand else (),
         )
     finally:
         photos.put_back(at_hand[used:])

@@ -121,7 +121,8 @@ class RedisPhotoPoolStore:
 
     # --- Photos ---
 
-    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+    def take_many(self, count: int, now: float, *, flush: bool = True) -> list[dict[str, Any]]:
+        # A claim is one script run: as durable as Redis keeps anything, at once.
         if count < 1:
             return []
         with reporting_unavailable(self.client):
@@ -136,6 +137,9 @@ class RedisPhotoPoolStore:
                 # Popped already: an unreadable entry cannot come back.
                 logger.error("Discarded an unreadable photo pool entry")
         return taken
+
+    def claim_paths(self) -> list[str]:
+        return []
 
     def add(self, photos: list[dict[str, Any]], now: float) -> None:
         if not photos:

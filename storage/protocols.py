@@ -235,12 +235,20 @@ class PhotoPoolStore(RateLimitGateStore, Protocol):
     one clock decides what has expired. The pool's fetch lock is the gate's.
     """
 
-    def take_many(self, count: int, now: float) -> list[dict[str, Any]]:
+    def take_many(self, count: int, now: float, *, flush: bool = True) -> list[dict[str, Any]]:
         """Claim up to ``count`` photos no other caller gets, oldest first, in one pass.
 
         Fewer (none) when fewer are fresh; photos older than the store's time
-        to live are discarded on the way.
+        to live are discarded on the way. The claims are durable on return;
+        with ``flush=False`` they are durable once :meth:`claim_paths` are
+        flushed, which the caller does before it shows any of the photos
+        (with a flush of its own that it makes anyway).
         """
+        ...
+
+    def claim_paths(self) -> list[str]:
+        """What to flush to make the claims of ``take_many(flush=False)`` durable
+        (nothing for a store whose claims are durable at once)."""
         ...
 
     def add(self, photos: list[dict[str, Any]], now: float) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from filestore import atomic
+from filestore import atomic, photo_pool, repository
 from jobs import photos, services, store
 from jobs.model import Job, Status
 from jobs.photos import BATCH_SIZE, TransientPhotoError
@@ -195,6 +195,36 @@ def test_jobs_with_photos_at_hand_go_from_pending_to_completed_in_one_write(now,
         assert job.status is Status.COMPLETED and job.attempts == 1 and job.lease is None
         assert [event.event for event in job.history][-2:] == ["started", "completed"]
     assert photos.pool().size() == 0
+
+
+def test_the_photos_claims_are_flushed_with_the_jobs_before_any_job_shows_one(
+    now, fake_unsplash, monkeypatch
+):
+    ids = due_jobs(now, 3)
+    _stock(now, 3)
+    pool_dir = photos.pool().claim_paths()
+    flushes: list[list[str]] = []
+    real_sync = repository.sync
+    monkeypatch.setattr(
+        repository,
+        "sync",
+        lambda paths: flushes.append([str(p) for p in paths]) or real_sync(paths),
+    )
+    monkeypatch.setattr(photo_pool, "fsync_dir", lambda path: flushes.append([f"alone: {path}"]))
+    steps: list[tuple[str, str]] = []
+    atomic.hooks.before = lambda step, path: steps.append((step, str(path)))
+
+    assert run_jobs(ids) == ["completed"] * 3
+
+    # No flush of its own: the pool's directory goes with the jobs' new documents,
+    # in the flush made before the first of them is renamed into place.
+    first, directories = flushes
+    assert first[: len(pool_dir)] == pool_dir and len(first) == len(pool_dir) + 3
+    assert all(path.endswith(".tmp") for path in first[len(pool_dir) :])
+    flush_step = steps.index(("fsync_dir", pool_dir[0]))
+    first_rename = next(i for i, (step, path) in enumerate(steps) if "/jobs/" in path)
+    assert flush_step < first_rename
+    assert len(directories) == 1  # the jobs' leaf
 
 
 def test_a_photo_taken_for_a_job_claimed_elsewhere_goes_back_to_the_pool(now, fake_unsplash):

@@ -65,9 +65,12 @@ def take_photos(count: int) -> list[dict[str, Any] | PhotoSourceError]:
     return pool().take_many(source().fetch_batch, count)
 
 
-def photos_at_hand(count: int) -> list[dict[str, Any]]:
-    """Up to ``count`` photos already in the pool, without calling the source."""
-    return pool().take_at_hand(count)
+def photos_at_hand(count: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Up to ``count`` photos already in the pool, without calling the source, and the
+    paths to flush before any of them is shown (their claims are not flushed yet: the
+    caller flushes these with the job files it writes)."""
+    at_hand = pool()
+    return at_hand.take_at_hand(count, flush=False), at_hand.claim_paths()
 
 
 def put_back(photos: list[dict[str, Any]]) -> None:

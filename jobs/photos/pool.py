@@ -90,9 +90,19 @@ class PhotoPool:
             photos += [error] * (count - len(photos))
         return photos
 
-    def take_at_hand(self, count: int) -> list[dict[str, Any]]:
-        """Up to ``count`` photos the pool holds now, each no other caller gets; never fetches."""
-        return list(self.store.take_many(count, self._clock())) if count > 0 else []
+    def take_at_hand(self, count: int, *, flush: bool = True) -> list[dict[str, Any]]:
+        """Up to ``count`` photos the pool holds now, each no other caller gets; never fetches.
+
+        With ``flush=False`` the claims become durable only with a flush of
+        :meth:`claim_paths`, which must come before any of the photos is shown.
+        """
+        if count < 1:
+            return []
+        return list(self.store.take_many(count, self._clock(), flush=flush))
+
+    def claim_paths(self) -> list[str]:
+        """What to flush to make the claims of ``take_at_hand(flush=False)`` durable."""
+        return self.store.claim_paths()
 
     def put_back(self, photos: list[dict[str, Any]]) -> None:
         """Return photos taken and not used (their jobs turned out to be claimed elsewhere)."""

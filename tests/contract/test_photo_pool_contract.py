@@ -93,6 +93,19 @@ def test_it_hands_out_several_photos_at_once_oldest_first(make_store):
     assert store.take_many(3, START + 2) == []
 
 
+def test_claims_left_for_the_caller_to_flush_are_claims_all_the_same(make_store):
+    store = make_store()
+    store.add(photos("a", "b", "c"), START)
+
+    first = store.take_many(2, START + 1, flush=False)
+    rest = make_store().take_many(3, START + 1)
+
+    assert ids(first) == ["a", "b"]
+    assert ids(rest) == ["c"]
+    # What the caller flushes: the pool's directory on files, nothing on Redis.
+    assert all(os.path.isdir(path) for path in store.claim_paths())
+
+
 def test_a_photo_comes_back_whole(store):
     [photo] = photos("a")
 

@@ -92,10 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="sustained: seconds of arrivals per rate (env BENCH_SUSTAINED_SECONDS; default 20)",
     )
+    parser.add_argument(
+        "--mixed-rate",
+        type=int,
+        default=None,
+        help="sustained: jobs/s of the product's run with mixed delays, 0 for none "
+        "(env BENCH_SUSTAINED_MIXED_RATE; default 1000)",
+    )
     args = parser.parse_args(argv)
     profile = SMOKE if args.smoke else FULL
     try:
-        sustained_options = sustained.options_for(profile, rates=args.rates, duration=args.duration)
+        sustained_options = sustained.options_for(
+            profile, rates=args.rates, duration=args.duration, mixed_rate=args.mixed_rate
+        )
     except ValueError as exc:
         parser.error(str(exc))
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(MEASUREMENTS)

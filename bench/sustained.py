@@ -54,6 +54,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -61,7 +62,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +93,12 @@ from bench.timing import fake_unsplash_class, percentile
 from jobsite.machine_load import MachineLoad
 
 DELAY_SECONDS = 5
+# The delays of the product's mixed run, one per request in turn. With one
+# delay for all, the jobs due together were created together (one leaf of
+# the store, one bucket); in real use delays differ, and a batch of jobs due
+# together was created at as many different times. The yardstick takes one
+# delay for all its jobs (or random ones up to 5 min): it has no such run.
+MIXED_DELAYS = (5, 10, 15, 20)
 # Server CPU per create (web) and per job run (worker): the budget per job.
 CPU_BUDGET_MS = 0.5
 # Creating a file costs far more CPU for minutes after many files were
@@ -147,20 +154,35 @@ class Options:
     max_connections: int = 512
     request_timeout: float = 10.0
     quiet_wait: float = 240.0  # seconds a run may wait for a quiet file system
+    mixed_rate: int = 0  # jobs/s of the product's run with MIXED_DELAYS (0: none)
+    mixed_delays: tuple[int, ...] = MIXED_DELAYS
 
 
-FULL_OPTIONS = Options(rates=(300, 600, 1000, 1500, 2000, 3000), duration=20, drain_timeout=30)
-SMOKE_OPTIONS = Options(rates=(20,), duration=2, drain_timeout=20, quiet_wait=0)
+FULL_OPTIONS = Options(
+    rates=(300, 600, 1000, 1500, 2000, 3000), duration=20, drain_timeout=30, mixed_rate=GOAL_RATE
+)
+SMOKE_OPTIONS = Options(
+    rates=(20,), duration=2, drain_timeout=20, quiet_wait=0, mixed_rate=20, mixed_delays=(5, 10)
+)
 
 
 def options_for(
-    profile: Profile, *, rates: str | None = None, duration: float | None = None
+    profile: Profile,
+    *,
+    rates: str | None = None,
+    duration: float | None = None,
+    mixed_rate: int | None = None,
 ) -> Options:
-    """The profile's options, with ``--rates``/``--duration`` (or their env) applied."""
+    """The profile's options, with ``--rates``/``--duration``/``--mixed-rate`` (or their
+    env) applied."""
     base = SMOKE_OPTIONS if profile.name == "smoke" else FULL_OPTIONS
     rates = rates or os.environ.get("BENCH_SUSTAINED_RATES")
     if duration is None and os.environ.get("BENCH_SUSTAINED_SECONDS"):
         duration = float(os.environ["BENCH_SUSTAINED_SECONDS"])
+    if mixed_rate is None and os.environ.get("BENCH_SUSTAINED_MIXED_RATE"):
+        mixed_rate = int(os.environ["BENCH_SUSTAINED_MIXED_RATE"])
+    if mixed_rate is not None and mixed_rate < 0:
+        raise ValueError(f"the mixed run's rate must be 0 (none) or positive, not {mixed_rate}")
     chosen = base.rates
     if rates:
         chosen = tuple(int(part) for part in rates.split(",") if part.strip())
@@ -172,6 +194,8 @@ def options_for(
         drain_timeout=base.drain_timeout,
         max_connections=base.max_connections,
         request_timeout=base.request_timeout,
+        mixed_rate=base.mixed_rate if mixed_rate is None else mixed_rate,
+        mixed_delays=base.mixed_delays,
     )
 
 
@@ -192,7 +216,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport  # asyncio has set TCP_NODELAY
         if self.request is not None:
-            transport.write(self.client.request_bytes)
+            transport.write(self.client.request_for(self.request))
             self.client.sent[self.request] = self.client.loop.time()
         else:
             self.client.ready(self)
@@ -200,7 +224,7 @@ class _Connection(asyncio.Protocol):
     def send(self, index: int) -> None:
         self.request = index
         self.buffer.clear()
-        self.transport.write(self.client.request_bytes)
+        self.transport.write(self.client.request_for(index))
         self.client.sent[index] = self.client.loop.time()
 
     def data_received(self, data: bytes) -> None:
@@ -266,7 +290,7 @@ class Arrivals:
     def __init__(
         self,
         port: int,
-        request_bytes: bytes,
+        requests: Sequence[bytes],
         job_id: Callable[[bytes, bytes], str | None],
         *,
         rate: float,
@@ -275,7 +299,9 @@ class Arrivals:
         request_timeout: float,
     ) -> None:
         self.port = port
-        self.request_bytes = request_bytes
+        if isinstance(requests, bytes | bytearray):
+            raise TypeError("requests: a sequence of requests, not one")
+        self.requests = list(requests)  # sent in turn: request i is requests[i % len]
         self.job_id = job_id
         self.count = max(1, round(rate * duration))
         self.interval = 1.0 / rate
@@ -402,6 +428,9 @@ class Arrivals:
 
     # -- results ------------------------------------------------------------
 
+    def request_for(self, index: int) -> bytes:
+        return self.requests[index % len(self.requests)]
+
     def wall(self, loop_time: float) -> float:
         return loop_time + self.wall_offset
 
@@ -426,7 +455,8 @@ class Outcome:
 class RunningSystem:
     name: str
     port: int
-    request_bytes: bytes
+    requests: list[bytes]  # sent in turn, each creating a job due after its delay
+    delays: tuple[int, ...]  # the delay of each of ``requests``, in seconds
     job_id: Callable[[bytes, bytes], str | None]
     trees: dict[str, int]  # role -> root pid of its process tree
     servers: list[Server]
@@ -563,7 +593,7 @@ def _children(pid: int) -> dict[int, str]:
 
 
 @contextlib.contextmanager
-def _product(scratch: Scratch, fake_url: str):
+def _product(scratch: Scratch, fake_url: str, delays: tuple[int, ...] = (DELAY_SECONDS,)):
     env = product_env(
         scratch.data,
         UNSPLASH_ACCESS_KEY="bench",
@@ -584,11 +614,12 @@ def _product(scratch: Scratch, fake_url: str):
             return len(roles) == 2
 
         wait_for(found_both, timeout=20, what="the web and worker processes of serve")
-        body = json.dumps({"delay_seconds": DELAY_SECONDS}).encode()
+        bodies = [json.dumps({"delay_seconds": delay}).encode() for delay in delays]
         yield RunningSystem(
             name="product",
             port=serve.port,
-            request_bytes=_request("/api/jobs", serve.port, body),
+            requests=[_request("/api/jobs", serve.port, body) for body in bodies],
+            delays=delays,
             job_id=_product_job_id,
             trees=roles,
             servers=[serve],
@@ -608,7 +639,8 @@ def _yardstick(scratch: Scratch, fake_url: str):
         yield RunningSystem(
             name="yardstick",
             port=node.port,
-            request_bytes=_request("/jobs", node.port, b"{}"),
+            requests=[_request("/jobs", node.port, b"{}")],
+            delays=(DELAY_SECONDS,),
             job_id=_yardstick_job_id,
             trees={"web": node.pid},
             servers=[node],
@@ -704,7 +736,7 @@ def _warm_up(system: RunningSystem, options: Options) -> set[str]:
     """A few creates before the measured ones (first requests pay for lazy imports and JITs)."""
     client = Arrivals(
         system.port,
-        system.warmup_bytes,
+        [system.warmup_bytes],
         system.job_id,
         rate=WARMUP_RATE,
         duration=WARMUP_SECONDS,
@@ -752,7 +784,7 @@ def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use
     warm = _warm_up(system, options)
     client = Arrivals(
         system.port,
-        system.request_bytes,
+        system.requests,
         system.job_id,
         rate=rate,
         duration=options.duration,
@@ -773,7 +805,8 @@ def _drive(system: RunningSystem, rate: int, options: Options, fake: Server, use
         asyncio.run(client.run())
         client_cpu = time.process_time() - client_before
         acked = [i for i in range(client.count) if client.ids[i] is not None]
-        due = {client.ids[i]: client.wall(client.acked[i]) + DELAY_SECONDS for i in acked}
+        delays = system.delays
+        due = {client.ids[i]: client.wall(client.acked[i]) + delays[i % len(delays)] for i in acked}
         last_due = max(due.values(), default=time.time())
         # Nothing can be final before the last job is due; then watch the names.
         time.sleep(max(0.0, last_due - time.time()))
@@ -1033,45 +1066,101 @@ def _cells(result: dict) -> dict[str, str]:
     }
 
 
+def _mixed_label(options: Options) -> str:
+    delays = options.mixed_delays
+    return f"{options.mixed_rate:,}/s, delays {min(delays)}-{max(delays)} s mixed"
+
+
+def _mixed_rows(section: Section, result: dict, label: str) -> None:
+    """The product's run with mixed delays: the rows of a rate, without a yardstick."""
+    cells = _cells(result)
+    section.row(
+        f"{label}: 2xx/s, 503s, other errors",
+        cells["creates"],
+        yardstick="no such run: one delay for all jobs",
+    )
+    section.row(f"{label}: create p50 / p99 (from due send)", cells["create_latency"])
+    section.row(f"{label}: late p50 / p99 / max", cells["lateness"])
+    section.row(
+        f"{label}: CPU ms per create (web) + per job (worker)",
+        cells["cost"],
+        target=f"<= {CPU_BUDGET_MS} + {CPU_BUDGET_MS}",
+        verdict=_within_budget(result),
+    )
+    section.row(f"{label}: per job: file calls, flushes, all syscalls", cells["calls"])
+    accounted = "error" not in result and not (
+        result["lost"] or result["run_twice"] or result["not_final"]
+    )
+    section.row(
+        f"{label}: final, lost, run twice",
+        cells["final"],
+        target="all final, 0, 0",
+        verdict=verdict(accounted),
+    )
+    section.row(f"{label}: held", cells["held"])
+
+
+def _run(
+    name: str, system, rate: int, options: Options, use_perf: bool, section: Section, label: str
+) -> dict:
+    """One system's run at ``rate``: its summary, or the error it failed with (noted)."""
+    flush_pending_writes()
+    create_us = _wait_for_quiet_disk(options.quiet_wait)
+    run_scratch = Scratch.make(f"sustained-{name}-{rate}")
+    try:
+        # A fake Unsplash of its own for each run: a system far behind
+        # (the yardstick at 3,000 jobs/s) leaves thousands of calls
+        # queued at the fake, which went on answering them through the
+        # next run, and that run measured the fake's backlog (a load
+        # average of 900 at its start, 96 s of the fake's CPU in it).
+        fake = _start_fake(run_scratch)
+        with running(fake):
+            with system(run_scratch, fake.url) as running_system:
+                seen = _drive(running_system, rate, options, fake, use_perf)
+            # Read after the system stopped: no name changes under the reader.
+            outcomes = running_system.outcomes()
+        result = _summary(name, rate, options, seen, outcomes)
+        result["file_create_us_at_start"] = create_us
+        result["fake_unsplash_pid"] = fake.pid
+        for role, how in result["exited"].items():
+            section.notes.append(f"{label}, {name}: its {role} process {how}")
+    except Exception as exc:
+        # One run that fails (a server that never got healthy)
+        # is reported as such; the other runs still count.
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        result = {"rate": rate, "error": error, "held": False}
+        section.notes.append(f"{label}, {name}: failed: {error}")
+    finally:
+        run_scratch.release()
+    return result
+
+
 def measure(profile: Profile, options: Options | None = None) -> Section:
     options = options or options_for(profile)
     section = Section("7 sustained")
     use_perf = perf_usable()
     results: dict[str, dict[str, dict]] = {}
     for rate in options.rates:
-        results[str(rate)] = {}
-        for name, system in (("product", _product), ("yardstick", _yardstick)):
-            flush_pending_writes()
-            create_us = _wait_for_quiet_disk(options.quiet_wait)
-            run_scratch = Scratch.make(f"sustained-{name}-{rate}")
-            try:
-                # A fake Unsplash of its own for each run: a system far behind
-                # (the yardstick at 3,000 jobs/s) leaves thousands of calls
-                # queued at the fake, which went on answering them through the
-                # next run, and that run measured the fake's backlog (a load
-                # average of 900 at its start, 96 s of the fake's CPU in it).
-                fake = _start_fake(run_scratch)
-                with running(fake):
-                    with system(run_scratch, fake.url) as running_system:
-                        seen = _drive(running_system, rate, options, fake, use_perf)
-                    # Read after the system stopped: no name changes under the reader.
-                    outcomes = running_system.outcomes()
-                results[str(rate)][name] = _summary(name, rate, options, seen, outcomes)
-                results[str(rate)][name]["file_create_us_at_start"] = create_us
-                results[str(rate)][name]["fake_unsplash_pid"] = fake.pid
-                for role, how in results[str(rate)][name]["exited"].items():
-                    section.notes.append(f"{rate:,}/s, {name}: its {role} process {how}")
-            except Exception as exc:
-                # One run that fails (a server that never got healthy)
-                # is reported as such; the other runs still count.
-                error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                results[str(rate)][name] = {"rate": rate, "error": error, "held": False}
-                section.notes.append(f"{rate:,}/s, {name}: failed: {error}")
-            finally:
-                run_scratch.release()
+        results[str(rate)] = {
+            name: _run(name, system, rate, options, use_perf, section, f"{rate:,}/s")
+            for name, system in (("product", _product), ("yardstick", _yardstick))
+        }
+    mixed = None
+    if options.mixed_rate:
+        mixed_label = _mixed_label(options)
+        mixed = _run(
+            "product",
+            functools.partial(_product, delays=options.mixed_delays),
+            options.mixed_rate,
+            options,
+            use_perf,
+            section,
+            mixed_label,
+        )
     section.data = {
         "options": options.__dict__,
         "delay_seconds": DELAY_SECONDS,
+        "mixed_delays": {"delays": list(options.mixed_delays), "product": mixed} if mixed else None,
         "unsplash_latency_ms": UNSPLASH_LATENCY_MS,
         "syscalls_counted_by": f"perf stat ({_perf_events()})" if use_perf else None,
         "rates": results,
@@ -1127,6 +1216,8 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
             verdict=verdict(accounted),
         )
         section.row(f"{label}: held", product["held"], yardstick=yardstick["held"])
+    if mixed is not None:
+        _mixed_rows(section, mixed, _mixed_label(options))
     goal = min(GOAL_RATE, max(options.rates))
     section.row(
         "highest rate held",
@@ -1152,6 +1243,13 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
         f"{UNSPLASH_LATENCY_MS} ms + its own time "
         "(the yardstick calls it once per job); product create throttle off"
     )
+    if mixed is not None:
+        section.notes.append(
+            f"{_mixed_label(options)}: the product alone, each request in turn asking for "
+            f"a delay of {', '.join(map(str, options.mixed_delays))} s, so that jobs due "
+            "together were created at different times, as in real use (with one delay "
+            "for all they were created together, in one second's directory of the store)"
+        )
     section.notes.append(
         "late = finish - (2xx + delay); held = >= 99.9 % answered 2xx, create p99 <= 1 s "
         f"(from the instant it was due to be sent), late p99 <= 1 s, every job final within "

@@ -118,3 +118,18 @@ def test_it_runs_a_sustained_stream_on_both_systems_and_accounts_for_every_job(s
         run["fake_unsplash_pid"] for pair in section["rates"].values() for run in pair.values()
     ]
     assert len(set(fakes)) == len(fakes) == 2 * len(section["rates"])
+
+
+def test_it_runs_the_product_with_mixed_delays_and_accounts_for_every_job(smoke_run):
+    _, output = smoke_run
+    section = json.loads(output.read_text())["measurements"]["7 sustained"]["data"]
+    mixed = section["mixed_delays"]
+    assert len(mixed["delays"]) > 1
+    run = mixed["product"]
+    assert run["offered"] > 0 and run["answered_2xx"] > 0, run["statuses"]
+    assert run["lost"] == 0 and run["run_twice"] == 0, run
+    assert run["final"] == run["answered_2xx"], run
+    assert run["exited"] == {}, run["exited"]
+    assert all(value > 0 for value in run["cpu_ms_per_job"].values()), run
+    # Lateness is counted from each job's own delay: none finished before it was due.
+    assert run["lateness"]["p50_ms"] is not None and run["lateness"]["p50_ms"] > -1000

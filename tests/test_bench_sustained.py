@@ -5,15 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from bench import sustained
 from bench.processes import Server, pid_alive, start
+from bench.profiles import FULL
+from bench.report import MISS
 
 
 def _system(tmp_path, servers: list[Server], trees: dict[str, int]) -> sustained.RunningSystem:
     return sustained.RunningSystem(
         name="test",
         port=0,
-        request_bytes=b"",
+        requests=[b""],
+        delays=(sustained.DELAY_SECONDS,),
         job_id=lambda head, body: None,
         trees=trees,
         servers=servers,
@@ -101,3 +106,70 @@ def test_a_process_that_ended_shows_no_cpu_figure_and_misses_the_budget():
     )
     assert sustained._cells(result)["cost"] == "-+0.48 ms (the web process ended)"
     assert sustained._within_budget(result) == sustained.verdict(False)
+
+
+def test_requests_are_sent_in_turn_each_with_its_own_delay():
+    client = sustained.Arrivals(
+        0,
+        [b"five", b"ten", b"fifteen"],
+        lambda head, body: None,
+        rate=10,
+        duration=1,
+        max_connections=1,
+        request_timeout=1,
+    )
+
+    assert [client.request_for(i) for i in range(5)] == [
+        b"five",
+        b"ten",
+        b"fifteen",
+        b"five",
+        b"ten",
+    ]
+
+
+def test_the_mixed_run_is_on_by_default_and_can_be_turned_off(monkeypatch):
+    monkeypatch.delenv("BENCH_SUSTAINED_MIXED_RATE", raising=False)
+    full = sustained.options_for(FULL)
+    assert full.mixed_rate == sustained.GOAL_RATE
+    assert full.mixed_delays == sustained.MIXED_DELAYS
+    assert sustained.options_for(FULL, mixed_rate=0).mixed_rate == 0
+    monkeypatch.setenv("BENCH_SUSTAINED_MIXED_RATE", "300")
+    assert sustained.options_for(FULL).mixed_rate == 300
+    with pytest.raises(ValueError, match="mixed"):
+        sustained.options_for(FULL, mixed_rate=-1)
+
+
+def test_the_mixed_run_has_rows_of_its_own_and_is_held_to_the_budget():
+    section = sustained.Section("7 sustained")
+    result = {
+        "achieved_per_second": 998.0,
+        "refused_503": 0,
+        "errors": 0,
+        "create_latency_from_due_send": {"p50_ms": 2.0, "p99_ms": 9.0},
+        "sent_late": 0,
+        "lateness": {"p50_ms": 50.0, "p99_ms": 120.0, "max_ms": 200.0},
+        "lateness_includes_unfinished_lower_bounds": 0,
+        "drain_seconds": 0.2,
+        "drain_timeout_seconds": 30,
+        "cpu_ms_per_job": {"web": 0.45, "worker": 0.62},
+        "exited": {},
+        "file_calls_per_job": {"web": 5.0, "worker": 12.0},
+        "flushes_per_job": {"web": 0.1, "worker": 0.2},
+        "syscalls_per_job": {"web": 30.0, "worker": 20.0},
+        "final": 19960,
+        "answered_2xx": 19960,
+        "lost": 0,
+        "run_twice": 0,
+        "not_final": 0,
+        "held": True,
+    }
+
+    sustained._mixed_rows(section, result, "1,000/s, delays 5-20 s mixed")
+
+    rows = {row.figure: row for row in section.rows}
+    cost = rows["1,000/s, delays 5-20 s mixed: CPU ms per create (web) + per job (worker)"]
+    assert cost.product == "0.45+0.62 ms"
+    assert cost.verdict == MISS  # the worker's 0.62 ms is over the 0.5 ms budget
+    assert rows["1,000/s, delays 5-20 s mixed: held"].product == "held"
+    assert "one delay" in rows["1,000/s, delays 5-20 s mixed: 2xx/s, 503s, other errors"].yardstick

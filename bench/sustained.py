@@ -94,11 +94,15 @@ from jobsite.machine_load import MachineLoad
 
 DELAY_SECONDS = 5
 # The delays of the product's mixed run, one per request in turn. With one
-# delay for all, the jobs due together were created together (one leaf of
-# the store, one bucket); in real use delays differ, and a batch of jobs due
-# together was created at as many different times. The yardstick takes one
-# delay for all its jobs (or random ones up to 5 min): it has no such run.
-MIXED_DELAYS = (5, 10, 15, 20)
+# delay for all, the jobs due together were created together (in one
+# second's directory of the store). In real use delays differ (5 s to
+# 5 min in 5 s steps), and the jobs due in one second were created in up to
+# sixty different seconds. A 20 s stream can show that only with delays a
+# second apart: the run sets JOBS_DELAY_STEP=1, so that twenty seconds of
+# creates lie behind each due second. The yardstick takes one delay for
+# all its jobs (or random ones up to 5 min): it has no such run.
+MIXED_DELAYS = tuple(range(5, 25))
+MIXED_DELAY_STEP = 1
 # Server CPU per create (web) and per job run (worker): the budget per job.
 CPU_BUDGET_MS = 0.5
 # Creating a file costs far more CPU for minutes after many files were
@@ -162,7 +166,7 @@ FULL_OPTIONS = Options(
     rates=(300, 600, 1000, 1500, 2000, 3000), duration=20, drain_timeout=30, mixed_rate=GOAL_RATE
 )
 SMOKE_OPTIONS = Options(
-    rates=(20,), duration=2, drain_timeout=20, quiet_wait=0, mixed_rate=20, mixed_delays=(5, 10)
+    rates=(20,), duration=2, drain_timeout=20, quiet_wait=0, mixed_rate=20, mixed_delays=(5, 6, 7)
 )
 
 
@@ -593,13 +597,20 @@ def _children(pid: int) -> dict[int, str]:
 
 
 @contextlib.contextmanager
-def _product(scratch: Scratch, fake_url: str, delays: tuple[int, ...] = (DELAY_SECONDS,)):
+def _product(
+    scratch: Scratch,
+    fake_url: str,
+    delays: tuple[int, ...] = (DELAY_SECONDS,),
+    delay_step: int | None = None,
+):
     env = product_env(
         scratch.data,
         UNSPLASH_ACCESS_KEY="bench",
         UNSPLASH_API_URL=fake_url,
         JOBS_THROTTLE_CREATE_RATE="0",
     )
+    if delay_step is not None:
+        env["JOBS_DELAY_STEP"] = str(delay_step)
     serve = start_serve(scratch, env)
     with running(serve):
         wait_http(serve, "/api/health", want=(200,), timeout=90)
@@ -1150,7 +1161,7 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
         mixed_label = _mixed_label(options)
         mixed = _run(
             "product",
-            functools.partial(_product, delays=options.mixed_delays),
+            functools.partial(_product, delays=options.mixed_delays, delay_step=MIXED_DELAY_STEP),
             options.mixed_rate,
             options,
             use_perf,
@@ -1245,10 +1256,11 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
     )
     if mixed is not None:
         section.notes.append(
-            f"{_mixed_label(options)}: the product alone, each request in turn asking for "
-            f"a delay of {', '.join(map(str, options.mixed_delays))} s, so that jobs due "
-            "together were created at different times, as in real use (with one delay "
-            "for all they were created together, in one second's directory of the store)"
+            f"{_mixed_label(options)}: the product alone (JOBS_DELAY_STEP="
+            f"{MIXED_DELAY_STEP}), each request in turn asking for the next delay of "
+            f"{min(options.mixed_delays)}-{max(options.mixed_delays)} s, so that the jobs due "
+            "in one second were created in many different seconds, as in real use (with one "
+            "delay for all they were created together, in one second's directory of the store)"
         )
     section.notes.append(
         "late = finish - (2xx + delay); held = >= 99.9 % answered 2xx, create p99 <= 1 s "

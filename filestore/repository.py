@@ -468,7 +468,7 @@ class JobRepository(Generic[T]):
 
     def _resolve(self, job_id: str) -> tuple[_Stored[T], list[Path]]:
         """The current version of a job and every path that holds a version of it."""
-        names = [self.path_for(job_id, status) for status in self.statuses]
+        names = self._candidate_names(job_id)
         for _ in range(5):
             versions = self._versions(names)
             if versions:
@@ -481,7 +481,7 @@ class JobRepository(Generic[T]):
                 break
         raise JobNotFound(job_id)
 
-    def _names_of_locked(self, job_ids: list[str]) -> dict[str, list[Path]]:
+    def _names_of_locked(self, job_ids: list[str]) -> dict[str, list[Path | str]]:
         """The names to read for each job, for jobs whose locks are held.
 
         With the locks held no name of these jobs can change, so either way
@@ -497,13 +497,13 @@ class JobRepository(Generic[T]):
         by_leaf: dict[Path, list[str]] = {}
         for job_id in job_ids:
             by_leaf.setdefault(self.leaf_dir(job_id), []).append(job_id)
-        names: dict[str, list[Path]] = {}
+        names: dict[str, list[Path | str]] = {}
         for leaf, leaf_ids in by_leaf.items():
             if len(leaf_ids) < LIST_LEAF_AT:
                 for job_id in leaf_ids:
-                    names[job_id] = [leaf / file_name(job_id, status) for status in self.statuses]
+                    names[job_id] = self._candidate_names(job_id)
                 continue
-            listed: dict[str, list[Path]] = {job_id: [] for job_id in leaf_ids}
+            listed: dict[str, list[Path | str]] = {job_id: [] for job_id in leaf_ids}
             for name in listdir(leaf):
                 # Only the names that start with a wanted id are worth parsing.
                 if name[:ID_LENGTH] not in listed:
@@ -514,9 +514,23 @@ class JobRepository(Generic[T]):
             names.update(listed)
         return names
 
-    def _versions(self, paths: Iterable[Path]) -> list[tuple[_Stored[T], Path]]:
-        """The readable versions of a job among ``paths``, each with its path."""
-        return [(stored, path) for path in paths if (stored := self._read(path)) is not None]
+    def _versions(self, paths: Iterable[Path | str]) -> list[tuple[_Stored[T], Path]]:
+        """The readable versions of a job among ``paths``, each with its path (a Path)."""
+        versions = []
+        for path in paths:
+            stored = self._read(path)
+            if stored is not None:
+                versions.append((stored, path if isinstance(path, Path) else Path(path)))
+        return versions
+
+    def _candidate_names(self, job_id: str) -> list[str]:
+        """Every name ``job_id`` may have, one per status, as text.
+
+        Most of them do not exist: a Path is made only for those found
+        (:meth:`_versions`).
+        """
+        leaf = os.fspath(self.leaf_dir(job_id))
+        return [f"{leaf}/{file_name(job_id, status)}" for status in self.statuses]
 
     @staticmethod
     def _newest(versions: list[tuple[_Stored[T], Path]]) -> tuple[_Stored[T], list[Path]]:
@@ -527,7 +541,7 @@ class JobRepository(Generic[T]):
     def _any_name(self, job_id: str) -> bool:
         return any(self.path_for(job_id, status).exists() for status in self.statuses)
 
-    def _read(self, path: Path, *, again: bool = True) -> _Stored[T] | None:
+    def _read(self, path: Path | str, *, again: bool = True) -> _Stored[T] | None:
         """The job in ``path``; None when the name does not exist or cannot be read.
 
         Whatever sits under a job's name and cannot be read as one (bad
@@ -547,11 +561,11 @@ class JobRepository(Generic[T]):
             return None
         except OSError as exc:
             # EISDIR, EACCES, EIO...: not a readable job file.
-            self.quarantine.move(path, exc)
+            self.quarantine.move(Path(path), exc)
             return None
         try:
             document = atomic.loads(data)
-            entry = parse_name(path.name, self.statuses)
+            entry = parse_name(os.path.basename(path), self.statuses)
             if (
                 not isinstance(document, dict)
                 or entry is None
@@ -565,7 +579,7 @@ class JobRepository(Generic[T]):
         except (ValueError, TypeError, KeyError, RecursionError, CorruptJobFile) as exc:
             if again:
                 return self._read(path, again=False)
-            self.quarantine.move(path, exc)
+            self.quarantine.move(Path(path), exc)
             return None
         return _Stored(document, item)
 

@@ -52,8 +52,8 @@ class ReadSpy:
         inside = str(root) + os.sep
 
         def spy_read(repo, path):
-            if str(path).startswith(inside):
-                self.files.append(path.name)
+            if os.fspath(path).startswith(inside):
+                self.files.append(os.path.basename(path))
             return read(repo, path)
 
         def spy_listdir(path="."):

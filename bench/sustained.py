@@ -1082,33 +1082,39 @@ def _mixed_label(options: Options) -> str:
     return f"{options.mixed_rate:,}/s, delays {min(delays)}-{max(delays)} s mixed"
 
 
-def _mixed_rows(section: Section, result: dict, label: str) -> None:
-    """The product's run with mixed delays: the rows of a rate, without a yardstick."""
-    cells = _cells(result)
-    section.row(
-        f"{label}: 2xx/s, 503s, other errors",
-        cells["creates"],
-        yardstick="no such run: one delay for all jobs",
+def _rate_rows(
+    section: Section, label: str, rate: int, result: dict, yardstick: dict | None = None
+) -> None:
+    """The rows of one rate: the product's ``result`` beside the yardstick's, if it ran."""
+    product = _cells(result)
+    other = (
+        _cells(yardstick)
+        if yardstick is not None
+        else {"creates": "no such run: one delay for all jobs"}
     )
-    section.row(f"{label}: create p50 / p99 (from due send)", cells["create_latency"])
-    section.row(f"{label}: late p50 / p99 / max", cells["lateness"])
-    section.row(
-        f"{label}: CPU ms per create (web) + per job (worker)",
-        cells["cost"],
+
+    def row(figure: str, cell: str, **kwargs) -> None:
+        section.row(f"{label}: {figure}", product[cell], yardstick=other.get(cell, ""), **kwargs)
+
+    row("2xx/s, 503s, other errors", "creates")
+    row("create p50 / p99 (from due send)", "create_latency")
+    row("late p50 / p99 / max", "lateness")
+    row("drain after last due", "drain")
+    row(
+        "CPU ms per create (web) + per job (worker)",
+        "cost",
         target=f"<= {CPU_BUDGET_MS} + {CPU_BUDGET_MS}",
         verdict=_within_budget(result),
     )
-    section.row(f"{label}: per job: file calls, flushes, all syscalls", cells["calls"])
-    accounted = "error" not in result and not (
-        result["lost"] or result["run_twice"] or result["not_final"]
-    )
-    section.row(
-        f"{label}: final, lost, run twice",
-        cells["final"],
-        target="all final, 0, 0",
-        verdict=verdict(accounted),
-    )
-    section.row(f"{label}: held", cells["held"])
+    row("per job: file calls, flushes, all syscalls", "calls")
+    if "error" in result:
+        accounted = False
+    elif result["held"] or rate <= GOAL_RATE:
+        accounted = not result["lost"] and not result["run_twice"] and not result["not_final"]
+    else:  # falling behind is the held row's business; losing jobs never is
+        accounted = not result["lost"] and not result["run_twice"]
+    row("final, lost, run twice", "final", target="all final, 0, 0", verdict=verdict(accounted))
+    row("held", "held")
 
 
 def _run(
@@ -1182,53 +1188,9 @@ def measure(profile: Profile, options: Options | None = None) -> Section:
     }
     section.data["highest_rate_held"] = held
     for rate, pair in results.items():
-        product, yardstick = _cells(pair["product"]), _cells(pair["yardstick"])
-        label = f"{int(rate):,}/s"
-        section.row(
-            f"{label}: 2xx/s, 503s, other errors",
-            product["creates"],
-            yardstick=yardstick["creates"],
-        )
-        section.row(
-            f"{label}: create p50 / p99 (from due send)",
-            product["create_latency"],
-            yardstick=yardstick["create_latency"],
-        )
-        section.row(
-            f"{label}: late p50 / p99 / max", product["lateness"], yardstick=yardstick["lateness"]
-        )
-        section.row(
-            f"{label}: drain after last due", product["drain"], yardstick=yardstick["drain"]
-        )
-        section.row(
-            f"{label}: CPU ms per create (web) + per job (worker)",
-            product["cost"],
-            yardstick=yardstick["cost"],
-            target=f"<= {CPU_BUDGET_MS} + {CPU_BUDGET_MS}",
-            verdict=_within_budget(pair["product"]),
-        )
-        section.row(
-            f"{label}: per job: file calls, flushes, all syscalls",
-            product["calls"],
-            yardstick=yardstick["calls"],
-        )
-        p = pair["product"]
-        if "error" in p:
-            accounted = False
-        elif p["held"] or int(rate) <= GOAL_RATE:
-            accounted = not p["lost"] and not p["run_twice"] and not p["not_final"]
-        else:  # falling behind is the held row's business; losing jobs never is
-            accounted = not p["lost"] and not p["run_twice"]
-        section.row(
-            f"{label}: final, lost, run twice",
-            product["final"],
-            yardstick=yardstick["final"],
-            target="all final, 0, 0",
-            verdict=verdict(accounted),
-        )
-        section.row(f"{label}: held", product["held"], yardstick=yardstick["held"])
+        _rate_rows(section, f"{int(rate):,}/s", int(rate), pair["product"], pair["yardstick"])
     if mixed is not None:
-        _mixed_rows(section, mixed, _mixed_label(options))
+        _rate_rows(section, _mixed_label(options), options.mixed_rate, mixed)
     goal = min(GOAL_RATE, max(options.rates))
     section.row(
         "highest rate held",

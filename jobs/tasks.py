@@ -125,7 +125,7 @@ def _run_batch(ids: list[str], *, token: str) -> dict[str, str]:
         claims = store.repository().apply_many(
             [(job_id, claim) for job_id in ids],
             durable=bool(at_hand),
-            flush_first=claim_paths if at_hand else (),
+            flush_first=claim_paths,
         )
     finally:
         photos.put_back(at_hand[used:])

@@ -144,7 +144,7 @@ def test_the_mixed_run_has_rows_of_its_own_and_is_held_to_the_budget():
     section = sustained.Section("7 sustained")
     result = _result(cpu_ms_per_job={"web": 0.45, "worker": 0.62}, not_final=0)
 
-    sustained._mixed_rows(section, result, "1,000/s, delays 5-24 s mixed")
+    sustained._rate_rows(section, "1,000/s, delays 5-24 s mixed", 1000, result)
 
     rows = {row.figure: row for row in section.rows}
     cost = rows["1,000/s, delays 5-24 s mixed: CPU ms per create (web) + per job (worker)"]

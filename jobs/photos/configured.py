@@ -68,9 +68,10 @@ def take_photos(count: int) -> list[dict[str, Any] | PhotoSourceError]:
 def photos_at_hand(count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Up to ``count`` photos already in the pool, without calling the source, and the
     paths to flush before any of them is shown (their claims are not flushed yet: the
-    caller flushes these with the job files it writes)."""
+    caller flushes these with the job files it writes; none when nothing was taken)."""
     at_hand = pool()
-    return at_hand.take_at_hand(count, flush=False), at_hand.claim_paths()
+    taken = at_hand.take_at_hand(count, flush=False)
+    return taken, at_hand.claim_paths() if taken else []
 
 
 def put_back(photos: list[dict[str, Any]]) -> None:

@@ -38,6 +38,18 @@ own creates only, so a reading near the limit is taken again sooner
 within that moment. With a quarter of a second throughout, two processes
 under a stream three times what the workers run accepted a quarter more
 than the limit, and the accepted jobs ran up to a second late.
+
+A reading of a second that this process adds few jobs to serves longer,
+near the limit or not: up to ``QUIET_TTL``, while its own creates since
+the reading stay under ``QUIET_SHARE`` of the limit. Jobs with different
+delays fall due in different seconds: with delays of 5 to 24 s, one
+second's creates go to twenty due seconds, each filled over twenty
+seconds, and readings by time alone listed each due second's bucket (up
+to a thousand names) four times a second, and fifty times a second in
+the two seconds each spent near the limit. A process runs a second over
+the limit only by what it admits into it itself while its reading is
+stale; past ``NEAR_TTL`` or ``COUNT_TTL`` that is fewer than
+``QUIET_SHARE`` of the limit before it reads again.
 """
 
 from __future__ import annotations
@@ -56,10 +68,15 @@ from jobs.errors import JobError
 COUNT_TTL = 0.25
 # ... and once the reading and this process's own creates since come within
 # NEAR_SHARE of the limit, for this long: the other processes' creates are
-# then seen within 20 ms, at the price of one listing per 20 ms per second
-# of due times being filled.
+# then seen within 20 ms of this process's next creates into that second,
+# at the price of one listing per 20 ms per second of due times being
+# filled fast.
 NEAR_SHARE = 0.9
 NEAR_TTL = 0.02
+# Past either, a reading serves on for up to this long while this process
+# has added fewer than QUIET_SHARE of the limit to its second since.
+QUIET_TTL = 1.0
+QUIET_SHARE = 0.01
 LATENESS_TTL = 0.5
 # The share of the measured capacity admission fills: the rest absorbs what
 # the measure cannot see (what is admitted now runs only after its delay,
@@ -190,11 +207,12 @@ class Admission:
                 self._admitted += 1
 
     def _fresh(self, reading: _Reading, max_due: int) -> bool:
-        """Whether a count read earlier may still decide (see ``NEAR_TTL``)."""
+        """Whether a count read earlier may still decide (see ``NEAR_TTL``, ``QUIET_TTL``)."""
         age = self._clock() - reading.at
-        if reading.value + reading.added >= NEAR_SHARE * max_due:
-            return age < NEAR_TTL
-        return age < COUNT_TTL
+        near = reading.value + reading.added >= NEAR_SHARE * max_due
+        if age < (NEAR_TTL if near else COUNT_TTL):
+            return True
+        return age < QUIET_TTL and reading.added < QUIET_SHARE * max_due
 
     def _current_lateness(self) -> float:
         with self._lock:

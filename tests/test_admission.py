@@ -98,6 +98,42 @@ def test_a_count_far_from_the_limit_serves_a_quarter_second(settings, monkeypatc
     assert counts.reads == 1
 
 
+def test_a_count_this_process_adds_little_to_serves_up_to_a_second(settings, monkeypatch):
+    # Jobs with many different delays: each due second gets a few of this process's creates.
+    settings.JOBS_MAX_DUE_PER_SECOND = 1000
+    settings.JOBS_MAX_LATENESS = 0
+    counts, clock = _Counts(), [0.0]
+    gate = _admission_over(monkeypatch, counts, clock)
+    quiet = int(admission.QUIET_SHARE * 1000)
+
+    for step in range(quiet - 1):
+        clock[0] = step * (admission.QUIET_TTL / quiet)
+        gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 1
+
+    clock[0] = admission.QUIET_TTL
+    gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 2
+
+
+def test_a_count_this_process_adds_much_to_is_read_again_after_a_quarter_second(
+    settings, monkeypatch
+):
+    settings.JOBS_MAX_DUE_PER_SECOND = 1000
+    settings.JOBS_MAX_LATENESS = 0
+    counts, clock = _Counts(), [0.0]
+    gate = _admission_over(monkeypatch, counts, clock)
+    for _ in range(int(admission.QUIET_SHARE * 1000)):
+        gate.admit(due_at=1_000_030.5)
+
+    counts.value = 1000  # other processes filled the second meanwhile
+    clock[0] = admission.COUNT_TTL
+
+    with pytest.raises(admission.Overloaded):
+        gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 2
+
+
 def test_a_count_near_the_limit_is_read_again_soon_so_other_processes_creates_count(
     settings, monkeypatch
 ):
@@ -113,6 +149,26 @@ def test_a_count_near_the_limit_is_read_again_soon_so_other_processes_creates_co
 
     with pytest.raises(admission.Overloaded):
         gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 2
+
+
+def test_near_the_limit_a_count_this_process_adds_little_to_is_not_read_at_every_create(
+    settings, monkeypatch
+):
+    settings.JOBS_MAX_DUE_PER_SECOND = 1000
+    settings.JOBS_MAX_LATENESS = 0
+    counts, clock = _Counts(), [0.0]
+    gate = _admission_over(monkeypatch, counts, clock)
+    counts.value = 950  # nearly full, filled slowly by jobs created over many seconds
+    quiet = int(admission.QUIET_SHARE * 1000)
+
+    for step in range(quiet):
+        clock[0] = step * 2 * admission.NEAR_TTL
+        gate.admit(due_at=1_000_030.5)
+    assert counts.reads == 1
+
+    clock[0] += 2 * admission.NEAR_TTL
+    gate.admit(due_at=1_000_030.5)
     assert counts.reads == 2
 
 

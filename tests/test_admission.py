@@ -85,11 +85,17 @@ def _admission_over(monkeypatch, counts: _Counts, clock: list[float]) -> admissi
     return admission.Admission(clock=lambda: clock[0])
 
 
-def test_a_count_far_from_the_limit_serves_a_quarter_second(settings, monkeypatch):
-    settings.JOBS_MAX_DUE_PER_SECOND = 100
+def _counting_gate(settings, monkeypatch, *, limit: int):
+    """An admission with ``limit`` jobs a second and no lateness rule, over a queue
+    the test fills (``counts``) and a clock it moves (``clock[0]``)."""
+    settings.JOBS_MAX_DUE_PER_SECOND = limit
     settings.JOBS_MAX_LATENESS = 0
     counts, clock = _Counts(), [0.0]
-    gate = _admission_over(monkeypatch, counts, clock)
+    return _admission_over(monkeypatch, counts, clock), counts, clock
+
+
+def test_a_count_far_from_the_limit_serves_a_quarter_second(settings, monkeypatch):
+    gate, counts, clock = _counting_gate(settings, monkeypatch, limit=100)
 
     for step in range(20):
         clock[0] = step * 0.01
@@ -100,10 +106,7 @@ def test_a_count_far_from_the_limit_serves_a_quarter_second(settings, monkeypatc
 
 def test_a_count_this_process_adds_little_to_serves_up_to_a_second(settings, monkeypatch):
     # Jobs with many different delays: each due second gets a few of this process's creates.
-    settings.JOBS_MAX_DUE_PER_SECOND = 1000
-    settings.JOBS_MAX_LATENESS = 0
-    counts, clock = _Counts(), [0.0]
-    gate = _admission_over(monkeypatch, counts, clock)
+    gate, counts, clock = _counting_gate(settings, monkeypatch, limit=1000)
     quiet = int(admission.QUIET_SHARE * 1000)
 
     for step in range(quiet - 1):
@@ -119,10 +122,7 @@ def test_a_count_this_process_adds_little_to_serves_up_to_a_second(settings, mon
 def test_a_count_this_process_adds_much_to_is_read_again_after_a_quarter_second(
     settings, monkeypatch
 ):
-    settings.JOBS_MAX_DUE_PER_SECOND = 1000
-    settings.JOBS_MAX_LATENESS = 0
-    counts, clock = _Counts(), [0.0]
-    gate = _admission_over(monkeypatch, counts, clock)
+    gate, counts, clock = _counting_gate(settings, monkeypatch, limit=1000)
     for _ in range(int(admission.QUIET_SHARE * 1000)):
         gate.admit(due_at=1_000_030.5)
 
@@ -137,10 +137,7 @@ def test_a_count_this_process_adds_much_to_is_read_again_after_a_quarter_second(
 def test_a_count_near_the_limit_is_read_again_soon_so_other_processes_creates_count(
     settings, monkeypatch
 ):
-    settings.JOBS_MAX_DUE_PER_SECOND = 100
-    settings.JOBS_MAX_LATENESS = 0
-    counts, clock = _Counts(), [0.0]
-    gate = _admission_over(monkeypatch, counts, clock)
+    gate, counts, clock = _counting_gate(settings, monkeypatch, limit=100)
     counts.value = 90  # another process filled the second nearly up
     gate.admit(due_at=1_000_030.5)
 
@@ -155,10 +152,7 @@ def test_a_count_near_the_limit_is_read_again_soon_so_other_processes_creates_co
 def test_near_the_limit_a_count_this_process_adds_little_to_is_not_read_at_every_create(
     settings, monkeypatch
 ):
-    settings.JOBS_MAX_DUE_PER_SECOND = 1000
-    settings.JOBS_MAX_LATENESS = 0
-    counts, clock = _Counts(), [0.0]
-    gate = _admission_over(monkeypatch, counts, clock)
+    gate, counts, clock = _counting_gate(settings, monkeypatch, limit=1000)
     counts.value = 950  # nearly full, filled slowly by jobs created over many seconds
     quiet = int(admission.QUIET_SHARE * 1000)
 

@@ -67,10 +67,9 @@ from jobs.errors import JobError
 # How long a reading of the queue serves the creates of one process.
 COUNT_TTL = 0.25
 # ... and once the reading and this process's own creates since come within
-# NEAR_SHARE of the limit, for this long: the other processes' creates are
-# then seen within 20 ms of this process's next creates into that second,
-# at the price of one listing per 20 ms per second of due times being
-# filled fast.
+# NEAR_SHARE of the limit, for this long: a process filling that second
+# fast then sees the other processes' creates within 20 ms, at the price of
+# one listing per 20 ms per second of due times being filled fast.
 NEAR_SHARE = 0.9
 NEAR_TTL = 0.02
 # Past either, a reading serves on for up to this long while this process

@@ -114,6 +114,8 @@ class FakeUnsplash:
         self.access_key = access_key
         # Edits each generated photo in place before it is sent (to make one ill-typed...).
         self.photo_hook: Callable[[dict[str, Any]], None] | None = None
+        # A Set-Cookie header sent with every API answer (a CDN in front may set one).
+        self.set_cookie: str | None = None
         self._host = host
         self._port = port
         self._public_url = public_url
@@ -328,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
             "X-Ratelimit-Limit": str(fake.limit),
             "X-Ratelimit-Remaining": str(fake.limit - 1 if remaining is None else remaining),
         }
+        if fake.set_cookie:
+            rate["Set-Cookie"] = fake.set_cookie
         if behaviour == "drop":
             # SO_LINGER with a zero timeout makes close() send a reset.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

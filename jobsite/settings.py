@@ -166,11 +166,6 @@ JOBS_MAX_BODY_BYTES = 16 * 1024
 # Requests waiting for a web thread beyond which new ones are refused at
 # once with 503 (jobsite/rsgi.py); 0: wait however long it takes.
 JOBS_WEB_QUEUE_LIMIT = envint("JOBS_WEB_QUEUE_LIMIT", 64, minimum=0)
-# Once the oldest create not yet answered has waited this many milliseconds,
-# new creates are refused at once with 503 (jobsite/rsgi.py); 0: never for
-# their wait. Half the create p99 the service aims at: a pause of the disk
-# shorter than that refuses nothing.
-JOBS_CREATE_QUEUE_SECONDS = envint("JOBS_CREATE_QUEUE_MS", 500, minimum=0, maximum=60_000) / 1000
 # A create arriving within this many milliseconds of another waits up to as
 # long for more to share its batch's flushes (jobsite/rsgi.py); 0: never waits.
 JOBS_CREATE_GATHER_SECONDS = envint("JOBS_CREATE_GATHER_MS", 40, minimum=0, maximum=1000) / 1000

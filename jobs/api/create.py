@@ -209,14 +209,9 @@ class CreateEndpoint:
                 self._hosts[key] = allowed
         return allowed
 
-    @staticmethod
-    def may_serve(method: str, path: str) -> bool:
-        """Whether this request may be a create (:meth:`serves` tells for sure)."""
-        return method == "POST" and path in CREATE_PATHS
-
     def serves(self, method: str, path: str, environ: Mapping[str, Any]) -> bool:
         """Whether this request is a create the gateway may answer itself."""
-        if not self.may_serve(method, path):
+        if method != "POST" or path not in CREATE_PATHS:
             return False
         # Django redirects plain http to https when asked to: leave that to it.
         return not self.redirect_http or self.is_secure(environ)

@@ -459,3 +459,25 @@ def test_a_batch_that_fails_unexpectedly_answers_each_create_with_a_500_and_the_
     assert "A batch of 1 creates failed" in caplog.text
     assert served.answers[0][0] == 202
     assert gateway.creates == [] and gateway.create_batches == 0 and gateway.in_flight == 0
+
+
+def test_a_create_answer_is_compact_utf8_json_whatever_the_job_holds():
+    """The gateway writes the answer with orjson: the bytes json.dumps would
+    write compactly without escaping (a replay may show a finished job, with
+    a photo's text in any language)."""
+    from jobs.api import create
+    from jobs.services import Created
+
+    job = {
+        "id": "0" * 26,
+        "url": "/api/jobs/" + "0" * 26,
+        "status": "completed",
+        "delay_seconds": 5,
+        "attempts": 1,
+        "pending_reason": None,
+        "result": {"photo": {"description": "Crème brûlée, 焼き鳥 🍢", "width": 4000}},
+    }
+    answer = create._accepted(Created(job["id"], True, {"job": job, "retry_after": 0}))
+
+    assert answer.body == json.dumps(job, separators=(",", ":"), ensure_ascii=False).encode()
+    assert ("Idempotent-Replayed", "true") in answer.headers

@@ -152,3 +152,78 @@ def test_the_mixed_run_has_rows_of_its_own_and_is_held_to_the_budget():
     assert cost.verdict == MISS  # the worker's 0.62 ms is over the 0.5 ms budget
     assert rows["1,000/s, delays 5-24 s mixed: held"].product == "held"
     assert "one delay" in rows["1,000/s, delays 5-24 s mixed: 2xx/s, 503s, other errors"].yardstick
+
+
+def test_cpu_per_job_leaves_out_perfs_window():
+    # 12 s of CPU over 10,000 jobs, of which 3 s over the 2,000 of the window.
+    assert sustained.per_job_outside(12.0, 3.0, 10_000, 2_000) == 1.125
+    # No window (perf not run): the whole run.
+    assert sustained.per_job_outside(12.0, None, 10_000, 0) == 1.2
+    # A tree that ended has no figure.
+    assert sustained.per_job_outside(None, 3.0, 10_000, 2_000) is None
+
+
+def test_the_window_counts_creates_for_the_web_and_runs_for_the_worker(tmp_path):
+    window = sustained.PerfWindow({}, tmp_path, start_in=0, seconds=0)
+    acked = [9.9, 10.0, 10.5, 11.9, 12.0]
+    due = [14.9, 15.0, 10.2, 11.0, 17.0]
+    assert window.jobs("web", acked, due) == 0  # not run: no window, no jobs
+    window.started, window.ended = 10.0, 12.0
+
+    assert window.jobs("web", acked, due) == 3  # acknowledged in [10, 12)
+    assert window.jobs("worker", acked, due) == 2  # due in [10, 12)
+
+
+def test_calls_per_job_are_per_job_of_the_window():
+    counts = {"web": {"fsync": 3, "syncfs": 7, "all": 500}, "worker": None}
+    jobs = {"web": 10, "worker": 12}
+
+    assert sustained._per_job(counts, sustained.FLUSH_CALLS, jobs) == {"web": 1.0, "worker": None}
+    assert sustained._per_job(counts, ("all",), {"web": 0}) == {"web": None, "worker": None}
+
+
+def test_a_perf_window_measures_the_trees_cpu_and_stops_perf(tmp_path, monkeypatch):
+    stopped = []
+
+    class Counter:
+        def __init__(self, name, root, log_dir, *, paused):
+            assert paused  # counting from the window's start only
+            self.name = name
+            self.told = []
+
+        def resume(self):
+            self.told.append("enable")
+            return True
+
+        def pause(self):
+            self.told.append("disable")
+            return True
+
+        def stop(self):
+            stopped.append(self.name)
+            assert self.told == ["enable", "disable"]
+            return {"all": 42}
+
+    monkeypatch.setattr(sustained, "FlushCount", Counter)
+    monkeypatch.setattr(sustained, "PERF_ATTACH_SECONDS", 0)
+    used = iter([1.0, 5.0, 1.5, 5.25])
+    monkeypatch.setattr(sustained, "tree_cpu_seconds", lambda root: next(used))
+    window = sustained.PerfWindow({"web": 1, "worker": 2}, tmp_path, start_in=0, seconds=0.05)
+
+    window.start()
+    window.finish()
+
+    assert window.cpu == {"web": 0.5, "worker": 0.25}
+    assert window.started is not None and window.ended > window.started
+    assert sorted(stopped) == ["perf-web", "perf-worker"]
+    assert window.counts == {"web": {"all": 42}, "worker": {"all": 42}}
+
+
+def test_a_run_that_ends_before_the_window_opens_never_starts_perf(tmp_path, monkeypatch):
+    monkeypatch.setattr(sustained, "FlushCount", lambda *a: pytest.fail("perf started"))
+    window = sustained.PerfWindow({"web": 1}, tmp_path, start_in=30, seconds=10)
+
+    window.start()
+    window.finish()
+
+    assert window.started is None and window.counts == {}

@@ -766,7 +766,6 @@ class FlushCount:
                 elif len(fields) > 2 and fields[2] == ALL_CALLS_EVENT:
                     with contextlib.suppress(ValueError):
                         counts["all"] = int(fields[0])
-
         return counts or None
 
 

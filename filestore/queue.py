@@ -76,7 +76,13 @@ from filestore.atomic import (
     write_temp_name,
 )
 from filestore.directories import listdir, remove_if_empty, unlink_all
-from filestore.queue_names import MessageName, bucket_name, is_bucket_name, parse_ack_id
+from filestore.queue_names import (
+    MessageName,
+    bucket_name,
+    is_bucket_name,
+    parse_ack_id,
+    time_text,
+)
 from storage import dead_letters
 from storage.messages import KEY_PATTERN, MessageInfo, QueueCounts, State, check_lease_settings
 from storage.times import to_ms
@@ -285,7 +291,7 @@ class FileQueue:
         look into six seconds of a thousand messages each.
         """
         horizon_ms = to_ms(self.clock() + seconds)
-        horizon = bucket_name(horizon_ms)  # the time as a message's name starts with it
+        horizon = time_text(horizon_ms)  # as a message's name starts with it
         digits = len(horizon)
         count = 0
         for bucket_start in self._bucket_starts():

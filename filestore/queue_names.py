@@ -87,7 +87,7 @@ class MessageName:
     def __str__(self) -> str:
         key = self.key or _NO_KEY
         owner = f"_{self.owner}" if self.owner else ""
-        return f"{self.at_ms:015d}_{self.deliveries}_{self.message_id}_{key}{owner}"
+        return f"{time_text(self.at_ms)}_{self.deliveries}_{self.message_id}_{key}{owner}"
 
 
 def parse_ack_id(ack_id: str) -> MessageName:
@@ -103,8 +103,14 @@ def parse_ack_id(ack_id: str) -> MessageName:
     return lease
 
 
+def time_text(at_ms: int) -> str:
+    """A time in milliseconds as names write it: 15 digits, so that as text
+    the names sort (and compare) as their times do."""
+    return f"{at_ms:015d}"
+
+
 def bucket_name(start_ms: int) -> str:
-    return f"{start_ms:015d}"
+    return time_text(start_ms)
 
 
 def is_bucket_name(name: str) -> bool:

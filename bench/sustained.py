@@ -709,23 +709,24 @@ def _perf_events() -> str:
 
 class FlushCount:
     """``perf stat`` counting the system calls of a process tree (and of its new children):
-    the flushes, the calls on files, and all of them."""
+    the flushes, the calls on files, and all of them, while turned on (:meth:`resume`)."""
 
-    def __init__(self, name: str, root: int, log_dir: Path, *, paused: bool = False) -> None:
+    def __init__(self, name: str, root: int, log_dir: Path) -> None:
         self.output = log_dir / f"{name}.perf.csv"
         pids = ",".join(str(pid) for pid in process_tree(root))
-        command = ["perf", "stat", "-e", _perf_events(), "-x,", "-o", str(self.output), "-p", pids]
-        self._control: tuple[int, int] | None = None
-        if paused:
-            # Attached with its counters off, until resume(): perf's control
-            # fifos, each opened read-write so that neither open blocks.
-            fifos = (log_dir / f"{name}.ctl", log_dir / f"{name}.ack")
-            for fifo in fifos:
-                with contextlib.suppress(FileNotFoundError):
-                    fifo.unlink()
-                os.mkfifo(fifo, 0o600)
-            self._control = (os.open(fifos[0], os.O_RDWR), os.open(fifos[1], os.O_RDWR))
-            command[2:2] = ["-D", "-1", f"--control=fifo:{fifos[0]},{fifos[1]}"]
+        # Attached with its counters off, until resume(): perf's control
+        # fifos, each opened read-write so that neither open blocks.
+        fifos = (log_dir / f"{name}.ctl", log_dir / f"{name}.ack")
+        for fifo in fifos:
+            with contextlib.suppress(FileNotFoundError):
+                fifo.unlink()
+            os.mkfifo(fifo, 0o600)
+        self._control: tuple[int, int] | None = (
+            os.open(fifos[0], os.O_RDWR),
+            os.open(fifos[1], os.O_RDWR),
+        )
+        command = ["perf", "stat", "-e", _perf_events(), "-x,", "-o", str(self.output)]
+        command += ["-D", "-1", f"--control=fifo:{fifos[0]},{fifos[1]}", "-p", pids]
         self.server = start(name, command, env=dict(os.environ), log_dir=log_dir)
 
     def resume(self) -> bool:
@@ -923,7 +924,7 @@ class PerfWindow:
         if self._stop.wait(self.start_in):
             return
         counters = {
-            role: FlushCount(f"perf-{role}", root, self.log_dir, paused=True)
+            role: FlushCount(f"perf-{role}", root, self.log_dir)
             for role, root in self.trees.items()
         }
         try:

@@ -16,15 +16,17 @@ time. Two rules, both settings, and what the refusals cost:
   before any job is late, not once it is. Jobs with other delays land in
   other seconds and are not refused.
 - **Refusals cost too.** A refused create is still read, checked and
-  answered. A measured capacity counts that (it is read while the refusals
-  go on); the start capacity, a guess for a machine running the stream it
-  admits, does not. So until the workers have measured, each create this
-  process refused in the last second per one it admitted takes
-  :data:`REFUSAL_COST` of a job from the start capacity: under a stream
-  three times what the machine runs, fewer jobs are admitted in its first
-  seconds, before any of them is due and measured (about 820 a second
-  instead of 1,040 on two cores). A stream below the limit has nothing
-  refused, and is admitted whole.
+  answered, and how many are refused is up to the clients, not to
+  admission: under a stream beyond the limit, work admission cannot shed
+  shares the cores with the jobs it admitted, and its swings show as their
+  lateness. So each create this process refused in the last second per
+  one it admitted takes :data:`REFUSAL_COST` of a job from the capacity
+  admission fills (the start capacity or a measured one): a stream below
+  the limit has nothing refused and is let in up to :data:`HEADROOM` of
+  the capacity; under a stream three times what the machine runs, 1.5 to
+  2.5 refused per admitted bring it down to 0.72-0.78 (in the first
+  seconds, before any job is due and measured, about 970 a second are
+  admitted instead of 1,170 on two cores).
 - **Lateness now** (``JOBS_MAX_LATENESS``): while the oldest due job has
   waited longer than that, the worker is behind whatever the counts say (a
   slow disk, a slow photo source), and creates are refused until it
@@ -77,20 +79,21 @@ NEAR_TTL = 0.02
 QUIET_TTL = 1.0
 QUIET_SHARE = 0.01
 LATENESS_TTL = 0.5
-# The share of the measured capacity admission fills: the rest absorbs what
-# the measure cannot see (what is admitted now runs only after its delay,
-# when the machine may be busier) and the refusals' own cost under
-# overload. It was 0.7 while the capacity grew by a few percent a beat:
-# at 0.8, accepted lateness p99 at 1,500 jobs/s offered then ranged over
-# 0.75-2.6 s. With the capacity projected from the machine's load
-# (jobs.capacity), 0.8 kept the accepted jobs' p99 at 0.55 s at 3,000
-# jobs/s offered on two cores, and let a steady 1,000 jobs/s in whole.
-HEADROOM = 0.8
+# The share of the capacity admission fills while it refuses nothing: the
+# rest absorbs what the measure cannot see (what is admitted now runs only
+# after its delay, when the machine may be busier). Refusals lower it (see
+# REFUSAL_COST). At 0.8, a steady 1,000 jobs/s on two cores was refused in
+# part in four runs of six (the machine 75-85 % busy: a limit of 940-1,070);
+# at 0.9 without the refusals' cost, in none, but the jobs accepted at 3,000
+# offered ran up to 0.97 s late (p99) instead of 0.33-0.52 s.
+HEADROOM = 0.9
 # What a refused create costs the machine, as a share of an admitted job's
 # whole work (its create and its run). On two cores at 3,000 creates/s
 # offered, 1.7 refused per admitted, the web's CPU per admitted create was
 # 0.55-0.8 ms against 0.45 ms at 1,000/s with none refused: about 0.1 ms a
-# refusal, against about 1 ms for a job's create and run.
+# refusal, against about 1 ms for a job's create and run. Taken from the
+# capacity admission fills, it brings the share admitted under that
+# stream (1.5-2.5 refused per admitted) back to 0.72-0.78.
 REFUSAL_COST = 0.1
 # Refusals per admitted create counted at most: however many are refused,
 # the start capacity is at most halved by them (10 x REFUSAL_COST = 1; all
@@ -146,9 +149,9 @@ class Admission:
         # (the meter grows from it, see jobs.capacity.Meter).
         measured = capacity.measured()
         if measured is None:
-            refusals = REFUSAL_COST * self._refused_per_admitted
-            measured = settings.JOBS_START_CAPACITY / (1 + refusals)
-        return max(1, int(HEADROOM * measured))
+            measured = settings.JOBS_START_CAPACITY
+        refusals = REFUSAL_COST * self._refused_per_admitted
+        return max(1, int(HEADROOM * measured / (1 + refusals)))
 
     def admit(self, *, due_at: float) -> None:
         """Count a job due at ``due_at``; raise :class:`Overloaded` if it could not run on time."""

@@ -58,8 +58,11 @@ def behind_seconds() -> float:
 # Weight of the newest reading in the smoothed capacity.
 SMOOTHING = 0.5
 # Running at this share of the capacity admission lets in, and keeping up,
-# the workers are limited by admission, not by what they can do...
-NEAR_LIMIT = 0.9
+# the workers are limited by admission, not by what they can do. Admission
+# lets in less than its share while it refuses creates (down to 0.72 of the
+# capacity at 2.5 refused per admitted, see jobs.admission.REFUSAL_COST):
+# 0.8 of 0.9 still counts that as running close to it...
+NEAR_LIMIT = 0.8
 # ...and the capacity grows by this factor at each beat: slowly, since what
 # admission lets in now runs only after its delay, and a capacity grown too
 # far shows only then, as lateness.

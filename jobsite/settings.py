@@ -263,8 +263,9 @@ if JOBS_QUEUE_RETRY <= JOBS_TASK_TIMEOUT:
 # Backpressure (jobs/admission.py): a create is refused with 503 when more
 # than JOBS_MAX_DUE_PER_SECOND jobs already fall due in its second, or while
 # the oldest due job has waited more than JOBS_MAX_LATENESS seconds. 0: off.
-# "auto": 80 % of the capacity the workers measure (jobs/capacity.py), or of
-# JOBS_START_CAPACITY jobs a second until they have measured it.
+# "auto": 90 % of the capacity the workers measure (jobs/capacity.py), or of
+# JOBS_START_CAPACITY jobs a second until they have measured it, less what
+# the creates it refuses cost (jobs/admission.py).
 JOBS_MAX_DUE_PER_SECOND = (
     "auto"
     if envstr("JOBS_MAX_DUE_PER_SECOND", "auto") == "auto"

@@ -103,6 +103,23 @@ def test_keeping_up_on_a_busy_machine_projects_what_all_of_it_would_run(counters
     assert beat(330, capacity.LEAST_BUSY / 2) == pytest.approx(current * capacity.GROWTH)
 
 
+def test_admitting_less_while_refusing_still_counts_as_running_close_to_the_limit(counters):
+    # Under a stream far beyond the limit admission lets in less than its
+    # share (the refusals' cost): the workers keep up with what it lets in,
+    # and the machine's load still says what they could run.
+    ticks = Ticks()
+    meter = capacity.Meter(start=1000, share_admitted=admission.HEADROOM, clock=ticks)
+    let_in = admission.HEADROOM / (1 + admission.REFUSAL_COST * 2.4) * 1000
+    assert 720 < let_in < 730
+
+    capacity.record(2 * 725)
+    ticks.now += 2.0
+
+    assert meter.read(behind=False, busy=0.8) == pytest.approx(
+        1000 + capacity.SMOOTHING * (725 / 0.8 - 1000)
+    )
+
+
 def test_the_machine_load_is_the_busy_share_of_every_core_between_readings(tmp_path):
     stat = tmp_path / "stat"
 

@@ -427,6 +427,29 @@ def test_rate_limit_state_reports_the_budget(pool, clock):
     assert state["consecutive_rate_limits"] == 1
 
 
+def test_an_open_gate_notes_the_budget_at_most_once_a_second(pool, clock, monkeypatch):
+    writes = []
+    write_gate = pool.store.write_gate
+    monkeypatch.setattr(
+        pool.store, "write_gate", lambda state: (writes.append(state), write_gate(state))
+    )
+
+    pool.refill(Source(remaining=41), want=1)
+    clock.advance(0.5)
+    pool.refill(Source(remaining=40), want=2 * BATCH_SIZE)  # younger than a second: not written
+    assert [state["remaining"] for state in writes] == [41]
+    assert pool.rate_limit_state()["remaining"] == 41
+
+    clock.advance(0.5)
+    pool.refill(Source(remaining=39), want=3 * BATCH_SIZE)
+    assert [state["remaining"] for state in writes] == [41, 39]
+
+    # Spending the budget closes the gate, however recent the note.
+    pool.refill(Source(remaining=0), want=4 * BATCH_SIZE)
+    assert writes[-1]["remaining"] == 0
+    assert pool.rate_limit_state()["blocked"] is True
+
+
 def test_an_unreadable_state_file_leaves_the_gate_open(tmp_path, clock, fetch):
     pool = make_pool(tmp_path, clock)
     (tmp_path / "photos" / "rate_limit.json").write_text("{broken")
@@ -481,7 +504,9 @@ def test_a_budget_of_50_calls_completes_500_takes(tmp_path, clock):
         assert len(set(ids)) == 500
         assert fake.calls == math.ceil(500 / BATCH_SIZE)
         assert fake.remaining == 50 - fake.calls
-        assert pool.rate_limit_state()["remaining"] == fake.remaining
+        # The clock stood still: the open gate noted the budget of its first
+        # call only (RateLimitGate.NOTE_SECONDS).
+        assert pool.rate_limit_state()["remaining"] == 49
 
 
 def test_a_spent_budget_is_probed_and_recovers(tmp_path, clock):

@@ -68,6 +68,8 @@ class GateState:
 class RateLimitGate:
     FIRST_PROBE_SECONDS = 15.0
     MAX_PROBE_SECONDS = 300.0
+    # How old the note of the budget may grow while the gate stays open (see on_success).
+    NOTE_SECONDS = 1.0
 
     def __init__(
         self,
@@ -119,8 +121,18 @@ class RateLimitGate:
             error.retry_after = self._close_for_error(state, error)
 
     def on_success(self, state: GateState, batch: list[Any]) -> None:
-        """Open the gate after a call that returned photos, and note the budget."""
+        """Open the gate after a call that returned photos, and note the budget.
+
+        A gate already open, whose note of the budget is younger than
+        :data:`NOTE_SECONDS`, is not written again: under a stream the pool
+        calls the source tens of times a second, and each write replaced
+        the state's file (a rename over the old one). The note read by the
+        admin page and ``jobs health`` is then at most that old; a call that
+        spends the budget, or opens a closed gate, is always written.
+        """
         now = self._clock()
+        noted = state.observed_at
+        was_open = not (state.strikes or state.blocked_until or state.reason)
         state.remaining = getattr(batch, "remaining", None)
         state.limit = getattr(batch, "limit", None)
         state.observed_at = now
@@ -132,6 +144,8 @@ class RateLimitGate:
             return
         state.strikes = 0
         state.blocked_until = state.reason = state.code = state.message = None
+        if was_open and noted is not None and 0 <= now - noted < self.NOTE_SECONDS:
+            return
         self.store.write_gate(state.to_stored())
 
     def close_for_rate_limit(

@@ -96,9 +96,9 @@ HEADROOM = 0.9
 # stream (1.5-2.5 refused per admitted) back to 0.72-0.78.
 REFUSAL_COST = 0.1
 # Refusals per admitted create counted at most: however many are refused,
-# the start capacity is at most halved by them (10 x REFUSAL_COST = 1; all
-# refused, e.g. while the workers are behind, would otherwise leave it near
-# nothing for a while after they catch up).
+# the capacity admission fills is at most halved by them (10 x REFUSAL_COST
+# = 1; all refused, e.g. while the workers are behind, would otherwise
+# leave it near nothing for a while after they catch up).
 MOST_REFUSED_PER_ADMITTED = 10.0
 # Admitted and refused creates are counted over this long.
 TALLY_SECONDS = 1.0

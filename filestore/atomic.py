@@ -176,28 +176,6 @@ def write_temp_name(
     return tmp
 
 
-def take_spare_emptied(tmp_dir: str | os.PathLike[str]) -> str | None:
-    """A spare file of ``tmp_dir`` cut to nothing, under a new temp name; None when none is ready.
-
-    For a file that must be created empty (a queue message whose payload is
-    implied): reusing a spare allocates no inode, and keeps the pool from
-    growing by one file per job and then freeing one (see
-    :mod:`filestore.spares`). The file's mode is left as it was: nothing is
-    written into it.
-    """
-    directory = os.fspath(tmp_dir)
-    tmp = _temp_name(directory)
-    if not spares_of(directory).take(tmp):
-        return None
-    try:
-        hooks.step("truncate", tmp)
-        os.truncate(tmp, 0)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    return tmp
-
-
 def write_atomic(path: Path, data: bytes, *, tmp_dir: Path, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (and durably, unless told not to)."""
     tmp = write_temp(tmp_dir, data, durable=durable)

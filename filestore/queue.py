@@ -15,14 +15,13 @@ Crash safety, step by step:
   make the bucket again and retry: ``rmdir`` never removes a bucket that
   holds a message.
 - ``enqueue`` of the queue's implied payload (see ``implied_payload``):
-  the message is an empty file, and only its bucket is fsynced. It is a
-  spare file (:mod:`filestore.spares`) cut to nothing in ``tmp_dir`` and
-  then renamed into its bucket, as above; with no spare ready, it is
-  created in its bucket with ``O_CREAT | O_EXCL``. Either way nothing is
-  written into the file under its name, so there is no content to tear:
-  from the instant the name exists it is a complete message. Dying after
-  the cut leaves a temp file, not a message. The same retry covers a
-  bucket removed under it.
+  the message is an empty file, and only its bucket is fsynced. It is
+  made in its bucket as a hard link to an empty file the process shares
+  between its messages (:mod:`filestore.empty_files`, in ``empty/`` under
+  ``root``): one ``link()``, no inode allocated. Nothing is ever written
+  into a message, so there is no content to tear: from the instant the
+  name exists it is a complete message. The same retry covers a bucket
+  removed under it.
 - ``dequeue`` claims a message by renaming it from its bucket into
   ``leased/`` under a name carrying the lease expiry and the incremented
   delivery count. A rename is atomic, so of several consumers (threads or
@@ -32,9 +31,13 @@ Crash safety, step by step:
   A claimed message that cannot be read (a directory planted under a
   message's name, a disk error) is dead-lettered there and then, so one
   bad entry never stops the queue.
-- ``acknowledge`` unlinks the leased file, without an fsync: if a power
-  cut (or a death before the unlink) brings the lease back, it runs out
-  and the message is delivered again, which at-least-once allows.
+- ``acknowledge`` removes the leased file's name, without an fsync: if a
+  power cut (or a death before the removal) brings the lease back, it
+  runs out and the message is delivered again, which at-least-once
+  allows. A file with no other name is kept as a spare to write again
+  (:mod:`filestore.spares`); one with other names (an empty message, a
+  link to the shared empty file) is unlinked, since a spare is written
+  into when reused, and that would write into every name of the file.
 - Lease expiry renames a leased message whose lease ran out back into a
   bucket (due now) or, once it was delivered ``max_deliveries`` times,
   into ``dead/``; again one rename decides, so two processes expiring
@@ -64,18 +67,17 @@ from pathlib import Path
 
 from filestore import queue_inspection
 from filestore.atomic import (
-    PRIVATE_FILE_MODE,
     ensure_dir,
     fsync_dir,
     hooks,
     read_bytes,
     retire,
-    take_spare_emptied,
     unlink_durable,
     write_temp,
     write_temp_name,
 )
 from filestore.directories import listdir, remove_if_empty, unlink_all
+from filestore.empty_files import SharedEmptyFile
 from filestore.queue_names import (
     MessageName,
     bucket_name,
@@ -99,14 +101,6 @@ _EXPIRY_CHECK_SECONDS = 1.0
 # removes the bucket under it; each retry needs a new, empty, past bucket
 # to vanish again, so a few attempts are plenty.
 _MOVE_ATTEMPTS = 5
-
-# A message created in place: the name must be new (message ids are random).
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-
-
-def _create_empty_file(path: str) -> None:
-    hooks.step("create", path)
-    os.close(os.open(path, _CREATE_FLAGS, PRIVATE_FILE_MODE))
 
 
 def _read_payload(path: str) -> bytes:
@@ -160,6 +154,7 @@ class FileQueue:
         self._ready_dir = os.fspath(self._ready)
         self._leased_dir = os.fspath(self._leased)
         self._tmp_dir = os.fspath(tmp_dir)
+        self._empty = SharedEmptyFile(os.fspath(root / "empty"))
         self._next_expiry_check = float("-inf")
         # Set by dequeue when it found nothing more due: when the next message
         # falls due (None: nothing waiting), so a consumer can sleep until then.
@@ -340,8 +335,19 @@ class FileQueue:
         parse_ack_id(ack_id)
         # Not fsynced: if a power cut brings the lease back, the message is
         # delivered again once it runs out, which at-least-once allows. Its
-        # file is kept to be written again (filestore.spares).
-        retire(f"{self._leased_dir}/{ack_id}", tmp_dir=self._tmp_dir)
+        # file is kept to be written again (filestore.spares), unless other
+        # names lead to it (see the module docstring).
+        path = f"{self._leased_dir}/{ack_id}"
+        try:
+            shared = os.lstat(path).st_nlink > 1
+        except FileNotFoundError:
+            return
+        if shared:
+            hooks.step("unlink", path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            retire(path, tmp_dir=self._tmp_dir)
 
     def fail(self, ack_id: str) -> None:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""
@@ -504,11 +510,7 @@ class FileQueue:
 
     def _create_empty(self, name: MessageName, *, durable: bool) -> None:
         """Create the message ``name`` in its bucket as an empty file (see ``enqueue``)."""
-        spare = take_spare_emptied(self._tmp_dir)
-        if spare is not None:
-            self._place_temp(spare, name, durable)
-            return
-        self._into_bucket(name, _create_empty_file, durable=durable)
+        self._into_bucket(name, self._empty.link, durable=durable)
 
     def _empty_payload(self, message: MessageName) -> bytes:
         """What an empty message file holds: the implied payload of its key, else nothing."""

@@ -17,7 +17,9 @@ its message is handed out. An empty file with a key stands for the
 queue's implied payload for that key, when it has one: in the file
 broker's queues, the batch run of the job the key names
 (:func:`storage.scheduled_tasks.implied_payloads`), so the message a create
-writes for its job is a name made in its bucket and no data. The ack id
+writes for its job is a name made in its bucket and no data: a link to an
+empty file of its process, ``empty/<pid>.<token>`` under ``root``
+(:mod:`filestore.empty_files`). The ack id
 of a leased message is its name in ``leased/``. A leased name may end in
 the lease's owner, the worker cluster that took it (``<pid scope>-<pid>``,
 :mod:`storage.owners`); names written before owners were recorded lack

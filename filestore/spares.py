@@ -17,7 +17,10 @@ rather than unlinked. A new temp file
 temp name, then overwrites it and cuts it to its new length. Creates then
 mostly reuse inodes instead of allocating them, and steady work frees
 none. The pool is bounded (:data:`LIMIT`): past it, a retired file is
-unlinked as before.
+unlinked as before. Only a file with no other name may be retired: a
+spare is written into when reused, and so would be every name of it (the
+queue's empty messages are links to one file, :mod:`filestore.empty_files`,
+and are unlinked instead).
 
 Why reusing is safe:
 

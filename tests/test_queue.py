@@ -252,14 +252,44 @@ def test_the_implied_payload_is_stored_as_an_empty_file_made_in_its_bucket(
 
     [bucket] = (implying_queue.root / "ready").iterdir()
     [message] = bucket.iterdir()
+    [shared] = (implying_queue.root / "empty").iterdir()
     assert message.read_bytes() == b""
     assert message.name.endswith(f"_{JOB_ID}")
     assert oct(message.stat().st_mode & 0o777) == oct(atomic.PRIVATE_FILE_MODE)
-    # No temp file, no data to write or flush, no rename: one create, then its bucket's flush.
-    assert steps[-2:] == [("create", str(message)), ("fsync_dir", str(bucket))]
+    # A name of the process's shared empty file, which was made and flushed first.
+    assert message.stat().st_ino == shared.stat().st_ino
+    assert steps[:3] == [
+        ("create", str(shared)),
+        ("fsync", str(shared)),
+        ("fsync_dir", str(shared.parent)),
+    ]
+    # No temp file, no data to write or flush, no rename: a link, then its bucket's flush.
+    assert steps[-2:] == [("link", str(message)), ("fsync_dir", str(bucket))]
     assert [step for step, _ in steps].count("write") == 0
     assert list(implying_queue.tmp_dir.iterdir()) == []
     assert implying_queue.dequeue(10) == [(_leased_name(implying_queue), implied(JOB_ID))]
+
+
+def test_empty_messages_are_names_of_one_file_removed_without_a_spare(implying_queue):
+    from filestore.spares import spares_of
+
+    for key in (JOB_ID, OTHER_JOB_ID):
+        implying_queue.enqueue(implied(key), key=key, durable=False)
+    implying_queue.enqueue(b"package", key=JOB_ID)
+    [shared] = (implying_queue.root / "empty").iterdir()
+    assert shared.stat().st_nlink == 3
+
+    for ack_id, _ in implying_queue.dequeue(10):
+        implying_queue.acknowledge(ack_id)
+
+    # A spare is written into when reused, which would write into every
+    # name of a shared file: only the message with a file of its own is one.
+    spare_dir = spares_of(implying_queue.tmp_dir).directory
+    [spare] = spare_dir.iterdir()
+    assert spare.read_bytes() == b"package"
+    assert shared.stat().st_nlink == 1
+    assert shared.read_bytes() == b""
+    assert list((implying_queue.root / "leased").iterdir()) == []
 
 
 def _leased_name(queue: FileQueue) -> str:
@@ -268,14 +298,16 @@ def _leased_name(queue: FileQueue) -> str:
 
 
 def test_an_empty_message_without_durability_skips_the_bucket_flush(implying_queue, monkeypatch):
-    implying_queue.enqueue(b"other", key=OTHER_JOB_ID)  # makes the bucket
+    implying_queue.enqueue(implied(OTHER_JOB_ID), key=OTHER_JOB_ID)  # the bucket, the shared file
     steps: list[str] = []
     monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
 
     implying_queue.enqueue(implied(JOB_ID), key=JOB_ID, durable=False)
 
-    assert steps == ["create"]
-    assert sorted(payloads(implying_queue.dequeue(10))) == [b"other", implied(JOB_ID)]
+    assert steps == ["link"]
+    assert sorted(payloads(implying_queue.dequeue(10))) == sorted(
+        [implied(OTHER_JOB_ID), implied(JOB_ID)]
+    )
 
 
 def test_other_payloads_of_an_implying_queue_keep_their_content(implying_queue):
@@ -397,7 +429,7 @@ def test_an_empty_message_survives_its_bucket_vanishing(implying_queue, monkeypa
     assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
 
 
-def test_an_empty_message_reuses_a_spare_cut_to_nothing(implying_queue, monkeypatch):
+def test_an_empty_message_leaves_the_spares_to_files_with_content(implying_queue, monkeypatch):
     from filestore import spares
 
     monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
@@ -405,32 +437,24 @@ def test_an_empty_message_reuses_a_spare_cut_to_nothing(implying_queue, monkeypa
     old.write_bytes(b'{"a document": "the store is done with"}')
     inode = old.stat().st_ino
     assert atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
-    steps: list[str] = []
-    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append(step))
 
     implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    implying_queue.enqueue(b"package", key=OTHER_JOB_ID)
 
-    [message] = (implying_queue.root / "ready").glob("*/*")
-    assert (message.stat().st_ino, message.read_bytes()) == (inode, b"")
-    assert steps[:2] == ["truncate", "rename"] and "create" not in steps
+    by_content = {
+        path.read_bytes(): path.stat().st_ino
+        for path in (implying_queue.root / "ready").glob("*/*")
+    }
+    assert by_content[b"package"] == inode
+    assert by_content[b""] != inode
     assert list(implying_queue.tmp_dir.iterdir()) == []
-    assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]
+    assert sorted(payloads(implying_queue.dequeue(10))) == sorted([implied(JOB_ID), b"package"])
 
 
-@pytest.mark.parametrize(
-    ("failing_step", "spare_ready"), [("create", False), ("truncate", True), ("rename", True)]
-)
+@pytest.mark.parametrize("failing_step", ["create", "fsync", "fsync_dir", "link"])
 def test_a_failure_while_making_an_empty_message_leaves_no_message_and_no_temp_file(
-    implying_queue, monkeypatch, failing_step, spare_ready
+    implying_queue, monkeypatch, failing_step
 ):
-    from filestore import spares
-
-    if spare_ready:
-        monkeypatch.setattr(spares, "REUSE_AFTER_SECONDS", 0)
-        old = implying_queue.tmp_dir / "old-document.json"
-        old.write_bytes(b"{}")
-        atomic.retire(old, tmp_dir=implying_queue.tmp_dir)
-
     def crash(step, path):
         if step == failing_step:
             raise OSError("disk gone")
@@ -442,3 +466,6 @@ def test_a_failure_while_making_an_empty_message_leaves_no_message_and_no_temp_f
 
     assert list((implying_queue.root / "ready").rglob("*_*")) == []
     assert list(implying_queue.tmp_dir.iterdir()) == []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: None)
+    implying_queue.enqueue(implied(JOB_ID), key=JOB_ID)
+    assert payloads(implying_queue.dequeue(10)) == [implied(JOB_ID)]

@@ -34,10 +34,13 @@ Crash safety, step by step:
 - ``acknowledge`` removes the leased file's name, without an fsync: if a
   power cut (or a death before the removal) brings the lease back, it
   runs out and the message is delivered again, which at-least-once
-  allows. A file with no other name is kept as a spare to write again
-  (:mod:`filestore.spares`); one with other names (an empty message, a
-  link to the shared empty file) is unlinked, since a spare is written
-  into when reused, and that would write into every name of the file.
+  allows. A message without a key is kept as a spare file to write again
+  (:mod:`filestore.spares`). A keyed one is unlinked: it may be an empty
+  message, a name of a file shared with other messages, and a spare is
+  written into when reused, which would write into every name of it. (A
+  keyed message with a payload of its own is unlinked too: it costs its
+  inode, not safety.) The rule needs no ``stat`` and no setting: a queue
+  opened without ``implied_payload`` removes the same way.
 - Lease expiry renames a leased message whose lease ran out back into a
   bucket (due now) or, once it was delivered ``max_deliveries`` times,
   into ``dead/``; again one rename decides, so two processes expiring
@@ -332,22 +335,17 @@ class FileQueue:
 
     def acknowledge(self, ack_id: str) -> None:
         """Remove a leased message for good; an unknown or already removed ack id is fine."""
-        parse_ack_id(ack_id)
+        lease = parse_ack_id(ack_id)
         # Not fsynced: if a power cut brings the lease back, the message is
-        # delivered again once it runs out, which at-least-once allows. Its
-        # file is kept to be written again (filestore.spares), unless other
-        # names lead to it (see the module docstring).
+        # delivered again once it runs out, which at-least-once allows.
         path = f"{self._leased_dir}/{ack_id}"
-        try:
-            shared = os.lstat(path).st_nlink > 1
-        except FileNotFoundError:
+        if lease.key is None:
+            retire(path, tmp_dir=self._tmp_dir)  # kept to be written again (filestore.spares)
             return
-        if shared:
-            hooks.step("unlink", path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        else:
-            retire(path, tmp_dir=self._tmp_dir)
+        # Maybe a name of a shared empty file: never a spare (module docstring).
+        hooks.step("unlink", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
     def fail(self, ack_id: str) -> None:
         """Move a leased message to ``dead/`` and report it through ``on_dead``."""

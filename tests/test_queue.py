@@ -270,12 +270,12 @@ def test_the_implied_payload_is_stored_as_an_empty_file_made_in_its_bucket(
     assert implying_queue.dequeue(10) == [(_leased_name(implying_queue), implied(JOB_ID))]
 
 
-def test_empty_messages_are_names_of_one_file_removed_without_a_spare(implying_queue):
+def test_empty_messages_are_names_of_one_file_and_keyed_ones_are_never_spares(implying_queue):
     from filestore.spares import spares_of
 
     for key in (JOB_ID, OTHER_JOB_ID):
         implying_queue.enqueue(implied(key), key=key, durable=False)
-    implying_queue.enqueue(b"package", key=JOB_ID)
+    implying_queue.enqueue(b"package")
     [shared] = (implying_queue.root / "empty").iterdir()
     assert shared.stat().st_nlink == 3
 
@@ -283,9 +283,8 @@ def test_empty_messages_are_names_of_one_file_removed_without_a_spare(implying_q
         implying_queue.acknowledge(ack_id)
 
     # A spare is written into when reused, which would write into every
-    # name of a shared file: only the message with a file of its own is one.
-    spare_dir = spares_of(implying_queue.tmp_dir).directory
-    [spare] = spare_dir.iterdir()
+    # name of a shared file: a keyed message is never made one.
+    [spare] = spares_of(implying_queue.tmp_dir).directory.iterdir()
     assert spare.read_bytes() == b"package"
     assert shared.stat().st_nlink == 1
     assert shared.read_bytes() == b""

@@ -19,10 +19,10 @@ Why it is safe:
 
 - *The shared file stays empty.* Messages are renamed, read and removed,
   never written. The one path that writes into a file some name still
-  leads to is a spare's reuse; so a message whose file has other names
-  (``st_nlink > 1``) is unlinked when it is done with, never retired as a
-  spare (:meth:`filestore.queue.FileQueue.acknowledge`), and this
-  directory is not a temp or spare directory.
+  leads to is a spare's reuse; so a keyed message (every link to a shared
+  file is one) is unlinked when it is done with, never retired as a spare
+  (:meth:`filestore.queue.FileQueue.acknowledge`), and this directory is
+  not a temp or spare directory.
 - *A crash at any step.* ``link()`` is atomic: the name exists, a complete
   empty message, or it does not. The shared file is flushed, with its
   directory, before its first link, so no flushed name ever leads to a

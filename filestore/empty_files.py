@@ -12,8 +12,9 @@ busy. So an empty message is a new name of an empty file that already
 exists: a directory entry and nothing else.
 
 Layout: ``<directory>/<pid>.<token>`` (the queue's ``empty/``), one file
-per process, made on first use, so that processes do not contend for one
-inode's lock.
+per process (:func:`shared_empty_file` gives every queue object of a
+process the same one), made on first use, so that processes do not
+contend for one inode's lock.
 
 Why it is safe:
 
@@ -123,3 +124,17 @@ class SharedEmptyFile:
                         os.unlink(entry.path)
                         removed += 1
         return removed
+
+
+_shared_files: dict[str, SharedEmptyFile] = {}
+_shared_files_lock = threading.Lock()
+
+
+def shared_empty_file(directory: str | os.PathLike[str]) -> SharedEmptyFile:
+    """The :class:`SharedEmptyFile` of ``directory``: one object per directory and process."""
+    key = os.fspath(directory)
+    shared = _shared_files.get(key)
+    if shared is None:
+        with _shared_files_lock:
+            shared = _shared_files.setdefault(key, SharedEmptyFile(key))
+    return shared

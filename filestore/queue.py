@@ -80,7 +80,7 @@ from filestore.atomic import (
     write_temp_name,
 )
 from filestore.directories import listdir, remove_if_empty, unlink_all
-from filestore.empty_files import SharedEmptyFile
+from filestore.empty_files import shared_empty_file
 from filestore.queue_names import (
     MessageName,
     bucket_name,
@@ -157,7 +157,7 @@ class FileQueue:
         self._ready_dir = os.fspath(self._ready)
         self._leased_dir = os.fspath(self._leased)
         self._tmp_dir = os.fspath(tmp_dir)
-        self._empty = SharedEmptyFile(os.fspath(root / "empty"))
+        self._empty = shared_empty_file(root / "empty")
         self._next_expiry_check = float("-inf")
         # Set by dequeue when it found nothing more due: when the next message
         # falls due (None: nothing waiting), so a consumer can sleep until then.

@@ -106,3 +106,10 @@ def test_making_a_shared_file_removes_the_idle_ones_nothing_links_to(tmp_path):
     assert "unused" not in names
     assert "linked" in names  # a message still leads to it
     assert len(names) == 3  # and the two processes' shared files, each linked to
+
+
+def test_the_queues_of_a_process_on_one_directory_share_one_file(tmp_path):
+    first = empty_files.shared_empty_file(tmp_path / "empty")
+
+    assert empty_files.shared_empty_file(str(tmp_path / "empty")) is first
+    assert empty_files.shared_empty_file(tmp_path / "other") is not first

@@ -13,7 +13,9 @@ Crash safety, step by step:
   message survives a power cut. If a dequeue removes the (empty, past)
   bucket between our ``mkdir`` and our rename, the rename fails and we
   make the bucket again and retry: ``rmdir`` never removes a bucket that
-  holds a message.
+  holds a message. ``enqueue_many`` does the same for each message and
+  fsyncs each bucket once, after the last rename: a message is durable
+  when the call returns, as with ``enqueue``.
 - ``enqueue`` of the queue's implied payload (see ``implied_payload``):
   the message is an empty file, and only its bucket is fsynced. It is
   made in its bucket as a hard link to an empty file the process shares
@@ -64,7 +66,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,7 +91,14 @@ from filestore.queue_names import (
     time_text,
 )
 from storage import dead_letters
-from storage.messages import KEY_PATTERN, MessageInfo, QueueCounts, State, check_lease_settings
+from storage.messages import (
+    KEY_PATTERN,
+    MessageInfo,
+    NewMessage,
+    QueueCounts,
+    State,
+    check_lease_settings,
+)
 from storage.times import to_ms
 
 logger = logging.getLogger(__name__)
@@ -190,23 +199,49 @@ class FileQueue:
         file, no data, no rename. So, with an implied payload, a keyed
         message cannot have an empty payload of its own (``ValueError``).
         """
+        (message_id,) = self.enqueue_many([NewMessage(payload, due_at, key)], durable=durable)
+        return message_id
+
+    def enqueue_many(self, messages: Sequence[NewMessage], *, durable: bool = True) -> list[str]:
+        """Add messages, in order, each as :meth:`enqueue` would; return their ids.
+
+        Every message is checked before any is written (``ValueError``).
+        With ``durable``, each bucket that received one is fsynced once, at
+        the end: the messages survive a power cut once this returns. A
+        failure part way raises, and the messages placed before it stay.
+        """
+        now = self.clock()
+        named = [self._named(message, now) for message in messages]
+        buckets: dict[str, None] = {}
+        for name, payload in named:
+            if payload is None:
+                self._into_bucket(name, self._empty.link, durable=False)
+            else:
+                self._place_temp(write_temp_name(self._tmp_dir, payload, durable=durable), name)
+            buckets[self._bucket(name.at_ms)] = None
+        if durable:
+            for bucket in buckets:
+                fsync_dir(bucket)
+        return [name.message_id for name, _ in named]
+
+    def _named(self, message: NewMessage, now: float) -> tuple[MessageName, bytes | None]:
+        """A new message's name, and the payload to write (None: an empty file stands for it)."""
+        payload, due_at, key = message
         if key is not None and KEY_PATTERN.fullmatch(key) is None:
             raise ValueError(f"invalid message key {key!r}")
         if isinstance(payload, str):
             payload = payload.encode()
-        at = self.clock() if due_at is None else due_at
+        at = now if due_at is None else due_at
         name = MessageName(at_ms=to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
         if key is not None and self.implied_payload is not None:
             if payload == self.implied_payload(key):
-                self._create_empty(name, durable=durable)
-                return name.message_id
+                return name, None
             if not payload:
                 raise ValueError(
                     "an empty payload cannot be queued with a key here: "
                     "an empty message stands for the queue's implied payload"
                 )
-        self._place_temp(write_temp_name(self._tmp_dir, payload, durable=durable), name, durable)
-        return name.message_id
+        return name, payload
 
     def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
         """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
@@ -497,18 +532,15 @@ class FileQueue:
             errno.ENOENT, f"bucket keeps vanishing while a message is put in it: {bucket}"
         )
 
-    def _place_temp(self, tmp: str, name: MessageName, durable: bool) -> None:
-        """Rename the temp file ``tmp`` into its bucket as ``name``; remove it if that fails."""
+    def _place_temp(self, tmp: str, name: MessageName) -> None:
+        """Rename the temp file ``tmp`` into its bucket as ``name`` (its bucket not
+        flushed); remove it if that fails."""
         try:
-            self._move_into_ready(tmp, name, durable=durable)
+            self._move_into_ready(tmp, name, durable=False)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-
-    def _create_empty(self, name: MessageName, *, durable: bool) -> None:
-        """Create the message ``name`` in its bucket as an empty file (see ``enqueue``)."""
-        self._into_bucket(name, self._empty.link, durable=durable)
 
     def _empty_payload(self, message: MessageName) -> bytes:
         """What an empty message file holds: the implied payload of its key, else nothing."""

@@ -28,7 +28,7 @@ from jobs.errors import (
     JobNotFound,
 )
 from jobs.model import FINAL_STATUSES, STATUSES, Job
-from jobs.queueing import enqueue_job
+from jobs.queueing import enqueue_jobs
 from storage.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def job_create(
         except repo.JobNotFound:
             job = _store_new_job(job_id, delay=delay, now=now, may_exist=True)
         else:
-            _enqueue(job)
+            _enqueue([job])
     else:
         try:
             admission.admit(due_at=now + delay)
@@ -225,8 +225,7 @@ def _announce(jobs: list[Job], *, created: bool) -> None:
     """What follows the durable writes of jobs: count them, queue their runs, tell the streams."""
     if created:
         metrics.job_created(len(jobs))
-    for job in jobs:
-        _enqueue(job)
+    _enqueue(jobs)
     events.publish_many(jobs)
 
 
@@ -240,24 +239,37 @@ def _stored(job_id: str) -> bool:
     return True
 
 
-def _enqueue(job: Job) -> None:
-    """Queue the job's run for its due time.
+def _enqueue(jobs: list[Job]) -> None:
+    """Queue the jobs' runs for their due times, with one call to the queue.
 
     The job file is the record of an accepted job: once it exists, a queue
     that cannot take the message (full, read-only, or out of reach: Redis
     down) does not undo the create, and the client is told the job was
     accepted. Answering 503 instead would invite a retry that creates a
     second job. The recovery pass queues any pending job that has no
-    message, once the queue takes messages again.
+    message, once the queue takes messages again (so also the jobs of a
+    batch after the one the queue failed on).
     """
+    if not jobs:
+        return
     try:
-        enqueue_job(job.id, due_at=job.due_at, broker=store.broker())
+        enqueue_jobs([(job.id, job.due_at) for job in jobs], broker=store.broker())
     except StoreUnavailable as unavailable:
         logger.error(
-            "Could not queue job %s (%s); the recovery pass will queue it", job.id, unavailable
+            "Could not queue %s (%s); the recovery pass will queue them",
+            _job_ids_text(jobs),
+            unavailable,
         )
     except Exception:
-        logger.exception("Could not queue job %s; the recovery pass will queue it", job.id)
+        logger.exception(
+            "Could not queue %s; the recovery pass will queue them", _job_ids_text(jobs)
+        )
+
+
+def _job_ids_text(jobs: list[Job]) -> str:
+    if len(jobs) == 1:
+        return f"job {jobs[0].id}"
+    return f"{len(jobs)} jobs ({jobs[0].id} ... {jobs[-1].id})"
 
 
 # --- read ------------------------------------------------------------------
@@ -341,7 +353,7 @@ def job_retry(*, job_id: str) -> Job:
     job = _update(job_id, lambda job: job.retry(now=now))
     # A dead-lettered message of the earlier run has nothing more to say.
     store.broker().delete_key(job_id)
-    _enqueue(job)
+    _enqueue([job])
     events.publish(job)
     return job
 

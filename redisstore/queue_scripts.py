@@ -49,16 +49,19 @@ local function holds_lease(id, deliveries)
 end
 """
 
-# ARGV: message id, due ms, payload, key ('' for none)
+# ARGV: for each message, its id, due ms, payload and key ('' for none).
 _ENQUEUE = """
-redis.call('HSET', BODY, ARGV[1], ARGV[3])
-redis.call('HSET', DELIVERIES, ARGV[1], 0)
-if ARGV[4] ~= '' then
-    redis.call('HSET', KEY, ARGV[1], ARGV[4])
-    redis.call('ZADD', BYKEY, 0, ARGV[4] .. '/' .. ARGV[1])
+for i = 1, #ARGV, 4 do
+    local id, due, payload, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    redis.call('HSET', BODY, id, payload)
+    redis.call('HSET', DELIVERIES, id, 0)
+    if key ~= '' then
+        redis.call('HSET', KEY, id, key)
+        redis.call('ZADD', BYKEY, 0, key .. '/' .. id)
+    end
+    redis.call('ZADD', READY, due, id)
 end
-redis.call('ZADD', READY, ARGV[2], ARGV[1])
-return 1
+return #ARGV / 4
 """
 
 # ARGV: now ms, limit, lease ms, max deliveries, expire batch, owner ('' for none)

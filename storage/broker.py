@@ -32,14 +32,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
-from storage.messages import DEFAULT_MAX_DELIVERIES, MessageInfo, QueueCounts
+from storage.messages import DEFAULT_MAX_DELIVERIES, MessageInfo, NewMessage, QueueCounts
 from storage.owners import current_owner
 from storage.protocols import MessageQueue
 from storage.scheduled_tasks import (
@@ -170,12 +170,32 @@ class QueueBroker(Broker):
         ``batch``, ``func`` takes a list of keys and is called once for the
         messages of ``func`` handed out together.
         """
-        message = ScheduledTask(func=func, key=key, batch=batch).encode()
+        (message_id,) = self.schedule_many(func, [(key, due_at)], durable=durable, batch=batch)
+        return message_id
+
+    def schedule_many(
+        self,
+        func: str,
+        runs: Sequence[tuple[str, float]],
+        *,
+        durable: bool = True,
+        batch: bool = False,
+    ) -> list[str]:
+        """:meth:`schedule` for each ``(key, due_at)``, with one call to the queue
+        (:meth:`storage.protocols.MessageQueue.enqueue_many`)."""
         # The queue keeps whole milliseconds and drops the rest: rounded up,
         # a message never becomes visible before ``due_at`` (its task would
         # find the job not due and put it back).
-        return self.connection.enqueue(
-            message, due_at=round_up_to_ms(due_at), key=key, durable=durable
+        return self.connection.enqueue_many(
+            [
+                NewMessage(
+                    ScheduledTask(func=func, key=key, batch=batch).encode(),
+                    round_up_to_ms(due_at),
+                    key,
+                )
+                for key, due_at in runs
+            ],
+            durable=durable,
         )
 
     def due_within(self, seconds: float) -> int:

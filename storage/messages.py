@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Literal, NamedTuple, TypedDict
 
 State = Literal["ready", "leased", "dead"]
 
@@ -18,6 +18,14 @@ KEY_PATTERN = re.compile(r"[0-9A-Z]{26}")
 
 # Deliveries before a message is dead-lettered, unless JOBS_MAX_DELIVERIES says otherwise.
 DEFAULT_MAX_DELIVERIES = 5
+
+
+class NewMessage(NamedTuple):
+    """A message to add (``MessageQueue.enqueue_many``): what ``enqueue`` takes, as one value."""
+
+    payload: bytes | str
+    due_at: float | None = None  # None: due now
+    key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ The values they exchange live beside this module: :mod:`storage.messages`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from storage.dead_letters import DeadLetterHandler
-from storage.messages import MessageInfo, QueueCounts
+from storage.messages import MessageInfo, NewMessage, QueueCounts
 
 # --- the queue and its broker ----------------------------------------------------------
 
@@ -122,6 +122,16 @@ class MessageQueue(KeyedQueue, Protocol):
         """
         ...
 
+    def enqueue_many(self, messages: Sequence[NewMessage], *, durable: bool = True) -> list[str]:
+        """Add several messages, in order, as :meth:`enqueue` would; return their ids.
+
+        Every key is checked before any message is added (``ValueError``).
+        A failure part way raises, and the messages added before it stay,
+        as after as many :meth:`enqueue` calls. The point is the cost: one
+        call (one round trip, one flush per directory) for the batch.
+        """
+        ...
+
     def dequeue(self, limit: int, *, owner: str | None = None) -> list[tuple[str, bytes]]:
         """Lease up to ``limit`` due messages, oldest due first, as ``(ack_id, payload)``.
 
@@ -170,6 +180,22 @@ class SchedulingBroker(KeyedQueue, Protocol):
         Returns the message id. ``durable=False`` may lose the message in a
         power cut, for callers that can schedule it again from state of
         their own.
+        """
+        ...
+
+    def schedule_many(
+        self,
+        func: str,
+        runs: Sequence[tuple[str, float]],
+        *,
+        durable: bool = True,
+        batch: bool = False,
+    ) -> list[str]:
+        """:meth:`schedule` for each ``(key, due_at)`` of ``runs``, in one call to the queue.
+
+        Returns the message ids, in order; fails as
+        :meth:`MessageQueue.enqueue_many` does (the runs scheduled before a
+        failure stay scheduled).
         """
         ...
 

@@ -235,14 +235,14 @@ def test_it_refuses_a_key_reused_with_another_body(client):
 
 def test_it_answers_409_while_the_first_request_is_still_running(client, monkeypatch):
     entered, release = threading.Event(), threading.Event()
-    enqueue = services.enqueue_job
+    enqueue = services.enqueue_jobs
 
     def slow_enqueue(*args, **kwargs):
         entered.set()
         assert release.wait(timeout=10)
         return enqueue(*args, **kwargs)
 
-    monkeypatch.setattr(services, "enqueue_job", slow_enqueue)
+    monkeypatch.setattr(services, "enqueue_jobs", slow_enqueue)
     results = {}
     first = threading.Thread(
         target=lambda: results.update(

@@ -184,6 +184,42 @@ def test_the_service_refuses_a_bad_delay_alone_and_stores_the_rest_with_two_flus
     assert [event["job"]["id"] for _, event in published] == [o.job_id for o in created]
 
 
+def test_the_service_queues_a_batchs_runs_with_one_call_to_the_broker(monkeypatch):
+    calls = []
+    schedule_many = store.broker().schedule_many
+
+    def counted(func, runs, **options):
+        calls.append(list(runs))
+        return schedule_many(func, runs, **options)
+
+    monkeypatch.setattr(store.broker(), "schedule_many", counted)
+
+    outcomes = services.job_create_many([5, 10, 300])
+
+    jobs = [store.repository().get(outcome.job_id) for outcome in outcomes]
+    assert calls == [[(job.id, job.due_at) for job in jobs]]
+
+
+def test_a_batch_the_queue_refuses_is_still_created_and_recovery_queues_every_job(
+    monkeypatch, caplog
+):
+    from jobs.recovery import recover_jobs
+
+    def down(func, runs, **options):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store.broker(), "schedule_many", down)
+    outcomes = services.job_create_many([5, 10])
+    monkeypatch.undo()
+
+    assert all(isinstance(outcome, services.Created) for outcome in outcomes)
+    ids = [outcome.job_id for outcome in outcomes]
+    assert all(store.broker().find(job_id) == [] for job_id in ids)
+    assert "Could not queue 2 jobs" in caplog.text
+    assert sorted(recover_jobs(grace=0).requeued) == sorted(ids)
+    assert all(len(store.broker().find(job_id)) == 1 for job_id in ids)
+
+
 def test_the_service_admits_each_create_of_a_batch_on_its_own(settings):
     settings.JOBS_MAX_DUE_PER_SECOND = 3
 

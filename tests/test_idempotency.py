@@ -219,7 +219,7 @@ def _die_at_enqueue() -> None:
     def die(*args, **kwargs):
         os._exit(17)
 
-    services.enqueue_job = die
+    services.enqueue_jobs = die
 
 
 @pytest.mark.parametrize(

@@ -142,14 +142,14 @@ def test_a_finished_request_is_replayed_on_a_full_disk(client):
 def test_a_job_stored_before_its_queue_failed_keeps_its_key(client, now, monkeypatch):
     from jobs import services
 
-    working_queue = services.enqueue_job
+    working_queue = services.enqueue_jobs
 
     def broken_queue(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(services, "enqueue_job", broken_queue)
+    monkeypatch.setattr(services, "enqueue_jobs", broken_queue)
     first = _create(client)
-    monkeypatch.setattr(services, "enqueue_job", working_queue)
+    monkeypatch.setattr(services, "enqueue_jobs", working_queue)
     retry = _create(client)
 
     assert first.status_code == 202

@@ -17,6 +17,7 @@ from filestore import atomic
 from filestore import queue as queue_module
 from filestore.queue import FileQueue
 from filestore.queue_names import MessageName
+from storage.messages import NewMessage
 from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
@@ -289,6 +290,33 @@ def test_empty_messages_are_names_of_one_file_and_keyed_ones_are_never_spares(im
     assert shared.stat().st_nlink == 1
     assert shared.read_bytes() == b""
     assert list((implying_queue.root / "leased").iterdir()) == []
+
+
+def test_enqueue_many_flushes_each_bucket_once_after_its_messages(implying_queue, monkeypatch):
+    steps: list[tuple[str, str]] = []
+    monkeypatch.setattr(atomic.hooks, "before", lambda step, path: steps.append((step, path)))
+
+    implying_queue.enqueue_many(
+        [
+            NewMessage(implied(JOB_ID), START + 10, JOB_ID),
+            NewMessage(b"a package", START + 10),
+            NewMessage(implied(OTHER_JOB_ID), START + 10.5, OTHER_JOB_ID),
+        ]
+    )
+
+    [bucket] = (implying_queue.root / "ready").iterdir()
+    messages = sorted(bucket.iterdir())
+    assert len(messages) == 3
+    placed = [(step, path) for step, path in steps if step in ("link", "rename")]
+    # (A link is tried again once the new bucket is made.)
+    assert {path for _, path in placed} == {str(message) for message in messages}
+    # The one flush of the bucket comes after the last message is in it.
+    assert steps[-1] == ("fsync_dir", str(bucket))
+    assert steps.count(("fsync_dir", str(bucket))) == 1
+    # The package's own data was flushed before its rename, as with enqueue.
+    write = next(index for index, (step, _) in enumerate(steps) if step == "write")
+    assert steps[write + 1][0] == "fsync"
+    assert list(implying_queue.tmp_dir.iterdir()) == []
 
 
 def _leased_name(queue: FileQueue) -> str:

@@ -403,6 +403,27 @@ def test_a_scheduled_task_is_handed_out_not_before_its_due_time(broker, clock, s
     assert SignedPackage.loads(package)["args"] == (JOB_ID,)
 
 
+def test_schedule_many_schedules_each_run_for_its_own_time(broker, clock, sleeps):
+    first, second = _job_ids(2)
+    ids = broker.schedule_many(RECORD_RUN, [(first, START + 5.0504), (second, START + 60)])
+
+    assert [info.message_id for info in broker.find(first)] == [ids[0]]
+    assert [info.message_id for info in broker.find(second)] == [ids[1]]
+    assert [info.due_at for info in broker.find(first)] == [START + 5.051]
+    clock.now = START + 5.051
+    [(_, package)] = broker.dequeue()
+    assert SignedPackage.loads(package)["args"] == (first,)
+    assert broker.dequeue() is None
+    assert broker.schedule_many(RECORD_RUN, []) == []
+
+
+def test_schedule_many_schedules_nothing_when_one_key_is_not_a_job_id(broker):
+    with pytest.raises(ValueError):
+        broker.schedule_many(RECORD_RUN, [(JOB_ID, time.time()), ("../etc", time.time())])
+
+    assert broker.keys() == set()
+
+
 def test_a_scheduled_task_survives_a_restart_of_the_broker(broker, broker_class):
     broker.schedule(RECORD_RUN, key=JOB_ID, due_at=time.time() - 1)
 
@@ -478,8 +499,9 @@ def _push_a_batch(broker, monkeypatch, job_ids: list[str], *, workers: int = 1) 
     hands to ``workers`` workers, taking up to 100 messages."""
     monkeypatch.setattr(Conf, "BULK", 100)
     monkeypatch.setattr(Conf, "WORKERS", workers)
-    for job_id in job_ids:
-        broker.schedule(RECORD_BATCH, key=job_id, due_at=time.time() - 1, batch=True)
+    broker.schedule_many(
+        RECORD_BATCH, [(job_id, time.time() - 1) for job_id in job_ids], batch=True
+    )
     return push_once(broker)
 
 

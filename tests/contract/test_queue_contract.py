@@ -15,6 +15,7 @@ import pytest
 from filestore.queue import FileQueue
 from redisstore import connect
 from redisstore.queue import RedisQueue
+from storage.messages import NewMessage
 from tests.clocks import FakeClock
 
 JOB_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
@@ -141,6 +142,41 @@ def test_it_has_no_next_due_time_when_nothing_waits(queue):
 def test_it_rejects_a_key_that_is_not_a_job_id(queue):
     with pytest.raises(ValueError):
         queue.enqueue(b"x", key="../../etc")
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_enqueue_many_adds_each_message_as_enqueue_would(queue, clock, durable):
+    ids = queue.enqueue_many(
+        [
+            NewMessage(b"later", START + 60, JOB_ID),
+            NewMessage("now", None, OTHER_JOB_ID),
+            NewMessage(b"no key", START - 5),
+        ],
+        durable=durable,
+    )
+
+    assert len(ids) == len(set(ids)) == 3
+    assert [info.message_id for info in queue.find(JOB_ID)] == [ids[0]]
+    assert [info.message_id for info in queue.find(OTHER_JOB_ID)] == [ids[1]]
+    due = queue.dequeue(10)
+    assert payloads(due) == [b"no key", b"now"]
+    for ack_id, _ in due:
+        queue.acknowledge(ack_id)
+    clock.advance(60)
+    assert payloads(queue.dequeue(10)) == [b"later"]
+
+
+def test_enqueue_many_adds_nothing_when_one_key_is_bad(queue):
+    with pytest.raises(ValueError):
+        queue.enqueue_many([NewMessage(b"fine", None, JOB_ID), NewMessage(b"x", None, "../etc")])
+
+    assert queue.dequeue(10) == []
+    assert queue.keys() == set()
+
+
+def test_enqueue_many_of_nothing_adds_nothing(queue):
+    assert queue.enqueue_many([]) == []
+    assert queue.dequeue(10) == []
 
 
 def test_a_message_enqueued_without_durability_is_delivered_too(queue):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import redis
 
 from redisstore.connection import reporting_unavailable
@@ -39,17 +40,26 @@ SEQ_BITS = 20
 _SEQ_LIMIT = 1 << SEQ_BITS
 _FIELD = b"e"
 
-# KEYS: the stream. ARGV: max events, payload. Returns the new entry's id.
+# KEYS: the stream. ARGV: max events, then one payload per event, in order.
+# Returns the id of the last entry added.
 _APPEND = f"""
-local id = '*'
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last then
-    local ms, seq = string.match(last[1], '^(%d+)-(%d+)$')
-    if tonumber(seq) >= {_SEQ_LIMIT - 1} then
-        id = string.format('%d-0', tonumber(ms) + 1)
+local function next_id(last)
+    if last then
+        local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+        if tonumber(seq) >= {_SEQ_LIMIT - 1} then
+            return string.format('%d-0', tonumber(ms) + 1)
+        end
     end
+    return '*'
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, '{_FIELD.decode()}', ARGV[2])
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local last = newest and newest[1]
+for i = 2, #ARGV do
+    last = redis.call(
+        'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], next_id(last), '{_FIELD.decode()}', ARGV[i]
+    )
+end
+return last
 """
 
 
@@ -66,21 +76,19 @@ class RedisEventLog:
 
     def append(self, event: dict[str, Any]) -> int:
         """Add ``event``; return its id."""
-        payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-        with reporting_unavailable(self.client):
-            entry_id = self._append(keys=[self.key], args=[self.max_events, payload])
-        return position_of(entry_id)
+        return position_of(self._append_all([event]))
 
     def append_many(self, events: list[dict[str, Any]]) -> None:
-        """Add ``events`` in order, in one round trip (a pipeline of the appends)."""
-        if not events:
-            return
+        """Add ``events`` in order, with one script call (one round trip)."""
+        if events:
+            self._append_all(events)
+
+    def _append_all(self, events: list[dict[str, Any]]) -> bytes | str:
+        # The JSON of json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        # as the file log writes it (orjson: a batch of creates' events passes here).
+        payloads = [orjson.dumps(event) for event in events]
         with reporting_unavailable(self.client):
-            pipe = self.client.pipeline(transaction=False)
-            for event in events:
-                payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-                self._append(keys=[self.key], args=[self.max_events, payload], client=pipe)
-            pipe.execute()
+            return self._append(keys=[self.key], args=[self.max_events, *payloads])
 
     def latest_id(self) -> int:
         """The id of the newest event: reading after it yields only new events."""

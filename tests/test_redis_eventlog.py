@@ -62,6 +62,41 @@ def test_it_moves_to_the_next_millisecond_before_a_sequence_number_overflows(log
     assert [event_id for event_id, _ in events][1:] == [first, second]
 
 
+def test_a_batch_moves_to_the_next_millisecond_within_it_too(log):
+    far_ms = 99_999_999_999_999
+    log.client.xadd(log.key, {b"e": b'{"n":0}'}, id=f"{far_ms}-{(1 << SEQ_BITS) - 3}")
+
+    log.append_many([{"n": n} for n in range(1, 5)])
+
+    ids = [entry_id.decode() for entry_id, _ in log.client.xrange(log.key)]
+    top = (1 << SEQ_BITS) - 1
+    assert ids == [
+        f"{far_ms}-{top - 2}",
+        f"{far_ms}-{top - 1}",
+        f"{far_ms}-{top}",
+        f"{far_ms + 1}-0",
+        f"{far_ms + 1}-1",
+    ]
+    events, _ = log.read_after(0)
+    assert [event for _, event in events] == [{"n": n} for n in range(5)]
+
+
+def test_a_batch_is_one_call_to_redis(log, monkeypatch):
+    log.append({"n": -1})  # the script is loaded into the server on its first use
+    calls = []
+    execute = log.client.execute_command
+    monkeypatch.setattr(
+        log.client,
+        "execute_command",
+        lambda *args, **kw: calls.append(args[0]) or execute(*args, **kw),
+    )
+
+    log.append_many([{"n": n} for n in range(20)])
+
+    assert calls == ["EVALSHA"]
+    assert len(log.read_after(0)[0]) == 21
+
+
 def test_it_caps_the_stream_near_max_events(redis_url):
     client = connect(redis_url)
     log = RedisEventLog(client, max_events=100)

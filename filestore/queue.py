@@ -92,7 +92,6 @@ from filestore.queue_names import (
 )
 from storage import dead_letters
 from storage.messages import (
-    KEY_PATTERN,
     MessageInfo,
     NewMessage,
     QueueCounts,
@@ -212,26 +211,19 @@ class FileQueue:
         """
         now = self.clock()
         named = [self._named(message, now) for message in messages]
-        buckets: dict[str, None] = {}
         for name, payload in named:
             if payload is None:
                 self._into_bucket(name, self._empty.link, durable=False)
             else:
                 self._place_temp(write_temp_name(self._tmp_dir, payload, durable=durable), name)
-            buckets[self._bucket(name.at_ms)] = None
         if durable:
-            for bucket in buckets:
+            for bucket in dict.fromkeys(self._bucket(name.at_ms) for name, _ in named):
                 fsync_dir(bucket)
         return [name.message_id for name, _ in named]
 
     def _named(self, message: NewMessage, now: float) -> tuple[MessageName, bytes | None]:
         """A new message's name, and the payload to write (None: an empty file stands for it)."""
-        payload, due_at, key = message
-        if key is not None and KEY_PATTERN.fullmatch(key) is None:
-            raise ValueError(f"invalid message key {key!r}")
-        if isinstance(payload, str):
-            payload = payload.encode()
-        at = now if due_at is None else due_at
+        payload, at, key = message.checked(now)
         name = MessageName(at_ms=to_ms(at), deliveries=0, message_id=secrets.token_hex(10), key=key)
         if key is not None and self.implied_payload is not None:
             if payload == self.implied_payload(key):

@@ -142,17 +142,11 @@ class RedisQueue:
         now = self.clock()
         ids: list[str] = []
         args: list[object] = []
-        for payload, due_at, key in messages:
-            if key is not None and KEY_PATTERN.fullmatch(key) is None:
-                raise ValueError(f"invalid message key {key!r}")
+        for message in messages:
+            payload, at, key = message.checked(now)
             message_id = secrets.token_hex(10)
             ids.append(message_id)
-            args += (
-                message_id,
-                to_ms(now if due_at is None else due_at),
-                payload.encode() if isinstance(payload, str) else payload,
-                key or "",
-            )
+            args += (message_id, to_ms(at), payload, key or "")
         if args:
             self._run("enqueue", *args)
         return ids

@@ -27,6 +27,16 @@ class NewMessage(NamedTuple):
     due_at: float | None = None  # None: due now
     key: str | None = None
 
+    def checked(self, now: float) -> tuple[bytes, float, str | None]:
+        """Its payload as bytes, its due time (``now`` when it has none) and its key;
+        ``ValueError`` for a key that is not a job id. What every queue checks first."""
+        payload, due_at, key = self
+        if key is not None and KEY_PATTERN.fullmatch(key) is None:
+            raise ValueError(f"invalid message key {key!r}")
+        if isinstance(payload, str):
+            payload = payload.encode()
+        return payload, now if due_at is None else due_at, key
+
 
 @dataclass(frozen=True)
 class MessageInfo:

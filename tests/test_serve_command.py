@@ -1,17 +1,22 @@
-"""``manage.py serve`` runs the web server and the worker as its children: if
-either dies, it stops the other and fails, and a new ``serve`` on the same
-data finishes the jobs the old one had accepted, once."""
+"""``manage.py serve`` runs the web server and the worker as its children: it
+refuses at once an address it cannot listen on, says where it runs once it
+does, and if either child dies, it stops the other and fails; a new
+``serve`` on the same data finishes the jobs the old one had accepted, once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.system import System, wait_for
+from tests.django_process import PROJECT, environment, manage
+from tests.system import System, free_port, wait_for
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -81,3 +86,67 @@ def test_a_killed_child_stops_the_other_and_a_new_serve_finishes_the_jobs(tmp_pa
         assert [listed["id"] for listed in second.jobs()] == [job["id"]]
     finally:
         second.stop()
+
+
+def test_a_port_in_use_is_refused_with_a_clear_message_before_anything_starts(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = manage("serve", "--port", str(port), env=environment(tmp_path / "data"), timeout=30)
+    assert done.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use by another program" in done.stderr
+    assert f"PORT={port + 1} make run" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "is running at" not in done.stdout
+
+
+def test_an_address_not_of_this_machine_is_refused(tmp_path):
+    host = "192.0.2.1"  # TEST-NET-1: never a local address
+    done = manage(
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(free_port()),
+        env=environment(tmp_path / "data"),
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "192.0.2.1 is not an address of this machine" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_it_says_where_it_runs_once_the_web_server_accepts_connections(tmp_path):
+    env = environment(tmp_path / "data")
+    migrated = manage("migrate", "--noinput", "-v0", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "is running at" in line:
+                break
+        assert f"Jobs is running at http://127.0.0.1:{port}/" in lines[-1], "".join(lines)
+        # Said only once it is true.
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,53 @@ _PR_SET_PDEATHSIG = 1
 # (jobs.api.events.MAX_ASYNC_STREAMS), so the API keeps room. See the
 # README's "Serving" section.
 WEB_CONCURRENCY = 12_000
+# How long the web server may take to accept connections before the
+# command says where it runs anyway (a slow first start compiles and
+# imports a lot).
+LISTEN_WAIT_SECONDS = 60.0
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail with a clear message when ``host:port`` cannot be listened on.
+
+    The web server would find out too, but as a Rust stack trace after
+    the command had said where it runs. Checked with ``SO_REUSEADDR``, as
+    the server binds: a port left in ``TIME_WAIT`` by a server just
+    stopped is free to it, one another process listens on is not.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(f"--host {host!r} is not an address: {exc.strerror}.") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"Port {port} on {host} is already in use by another program. Stop it, "
+                    f"or choose another port: PORT={port + 1 if port < 65535 else 8000} "
+                    "make run (or manage.py serve --port N)."
+                ) from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise CommandError(
+                    f"{host} is not an address of this machine (--host, JOBS_HOST)."
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise CommandError(
+                    f"Port {port} needs privileges this user lacks; use a port above 1023."
+                ) from None
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _die_with_parent() -> None:
@@ -103,6 +152,7 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
+        check_address(host, port)
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         children = {
@@ -110,6 +160,34 @@ class Command(BaseCommand):
             "worker": self._spawn([sys.executable, "manage.py", "qcluster"]),
         }
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        # Where it runs is said once the web server accepts connections (a
+        # failure to start is reported below instead).
+        deadline = time.monotonic() + LISTEN_WAIT_SECONDS
+        while (
+            not stopping
+            and children["web"].poll() is None
+            and time.monotonic() < deadline
+            and not _accepts(shown_host, port)
+        ):
+            time.sleep(0.1)
+        if not stopping and children["web"].poll() is None:
+            self._say_where(shown_host, port)
+        failed = None
+        while not stopping and failed is None:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    failed = name
+            time.sleep(0.2)
+        if failed:
+            self.stderr.write(
+                f"The {failed} process exited ({children[failed].returncode}); stopping the rest."
+            )
+        self._stop_all(children.values())
+        if failed:
+            raise CommandError(f"the {failed} process stopped unexpectedly")
+        self.stdout.write("Stopped.")
+
+    def _say_where(self, shown_host: str, port: int) -> None:
         # Imported here: bench/systems.py imports this module (for its
         # server flags) before Django is set up.
         from jobs.photos import source_name
@@ -130,20 +208,6 @@ class Command(BaseCommand):
             "and DJANGO_SUPERUSER_PASSWORD before `make run`)"
         )
         self.stdout.write(f"Data: {settings.JOBS_DATA_DIR}    Stop: Ctrl-C")
-        failed = None
-        while not stopping and failed is None:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    failed = name
-            time.sleep(0.2)
-        if failed:
-            self.stderr.write(
-                f"The {failed} process exited ({children[failed].returncode}); stopping the rest."
-            )
-        self._stop_all(children.values())
-        if failed:
-            raise CommandError(f"the {failed} process stopped unexpectedly")
-        self.stdout.write("Stopped.")
 
     @staticmethod
     def _spawn(command: list[str]) -> subprocess.Popen:

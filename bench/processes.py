@@ -219,6 +219,20 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *descendants_of({pid})]
 
 
+def children_of(pid: int) -> dict[int, str]:
+    """The live children of ``pid`` (not their descendants), with their command lines."""
+    found = {}
+    for child in process_tree(pid)[1:]:
+        if parent_of(child) != pid:
+            continue
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                found[child] = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+    return found
+
+
 def parent_of(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:

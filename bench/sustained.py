@@ -79,6 +79,7 @@ from bench.processes import (
     CLOCK_TICKS,
     PYTHON,
     Server,
+    children_of,
     free_port,
     pid_alive,
     process_tree,
@@ -588,22 +589,6 @@ def _yardstick_outcomes(data_dir: Path) -> dict[str, Outcome]:
     return outcomes
 
 
-def _children(pid: int) -> dict[int, str]:
-    """Child pids of ``pid`` with their command lines."""
-    found = {}
-    for child in process_tree(pid)[1:]:
-        try:
-            with open(f"/proc/{child}/stat", "rb") as handle:
-                stat = handle.read()
-            if int(stat[stat.rfind(b")") + 2 :].split()[1]) != pid:
-                continue
-            with open(f"/proc/{child}/cmdline", "rb") as handle:
-                found[child] = handle.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 @contextlib.contextmanager
 def _product(
     scratch: Scratch,
@@ -625,7 +610,7 @@ def _product(
         roles: dict[str, int] = {}
 
         def found_both() -> bool:
-            for pid, command in _children(serve.pid).items():
+            for pid, command in children_of(serve.pid).items():
                 if "granian" in command:
                     roles["web"] = pid
                 elif "qcluster" in command:

@@ -11,43 +11,20 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from bench.processes import children_of, pid_alive
 from tests.django_process import PROJECT, environment, manage
 from tests.system import System, free_port, wait_for
-
-
-def _children(pid: int) -> dict[int, str]:
-    """The direct children of ``pid``, with their command lines."""
-    children = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split():
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-            except FileNotFoundError:
-                continue
-            children[int(child)] = command.decode(errors="replace")
-    return children
 
 
 def _child(system: System, role: str) -> int:
     assert system.process is not None
     marker = "qcluster" if role == "worker" else "granian"
-    found = [pid for pid, command in _children(system.process.pid).items() if marker in command]
-    assert len(found) == 1, _children(system.process.pid)
+    found = [pid for pid, command in children_of(system.process.pid).items() if marker in command]
+    assert len(found) == 1, children_of(system.process.pid)
     return found[0]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie waiting for its parent to reap it is gone too.
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state == "Z"
 
 
 @pytest.mark.slow
@@ -68,7 +45,7 @@ def test_a_killed_child_stops_the_other_and_a_new_serve_finishes_the_jobs(tmp_pa
             pytest.fail(f"serve went on without its {killed}: {first.log.read_text()[-2000:]}")
         assert code != 0
         assert f"The {killed} process exited (-9); stopping the rest." in first.log.read_text()
-        wait_for(lambda: _gone(other_pid), timeout=20, message=f"the {other} to stop")
+        wait_for(lambda: not pid_alive(other_pid), timeout=20, message=f"the {other} to stop")
     finally:
         first.stop()
 
